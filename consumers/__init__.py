@@ -1,0 +1,1 @@
+"""Kafka loops that translate messages into application calls (the pipeline issue)."""

@@ -1,0 +1,160 @@
+"""Dead letters: bad input from ``lead.touchpoints`` kept byte for byte on the DLQ topic.
+
+The headers are the ones Spring Kafka's DeadLetterPublishingRecoverer writes (partition as a
+4-byte and offset and timestamp as 8-byte big-endian integers), so existing tools read them.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from kafka import KafkaProducer, TopicPartition
+from kafka.consumer.fetcher import ConsumerRecord
+from kafka.errors import KafkaTimeoutError
+
+from consumers import kafka
+from lifecycle.settings import Settings
+
+PREFIX = "kafka_dlt-"
+TOPIC = f"{PREFIX}original-topic"
+PARTITION = f"{PREFIX}original-partition"
+OFFSET = f"{PREFIX}original-offset"
+TIMESTAMP = f"{PREFIX}original-timestamp"
+TIMESTAMP_TYPE = f"{PREFIX}original-timestamp-type"
+EXCEPTION_FQCN = f"{PREFIX}exception-fqcn"
+EXCEPTION_MESSAGE = f"{PREFIX}exception-message"
+
+
+def dead_letter_headers(message: ConsumerRecord, error: Exception) -> list[tuple[str, bytes]]:
+    """The original headers plus where the message came from and why it was refused."""
+    cls = type(error)
+    return [
+        *message.headers,
+        (TOPIC, message.topic.encode()),
+        (PARTITION, message.partition.to_bytes(4, "big", signed=True)),
+        (OFFSET, message.offset.to_bytes(8, "big", signed=True)),
+        (TIMESTAMP, int(message.timestamp).to_bytes(8, "big", signed=True)),
+        (TIMESTAMP_TYPE, b"CreateTime" if message.timestamp_type == 0 else b"LogAppendTime"),
+        (EXCEPTION_FQCN, f"{cls.__module__}.{cls.__qualname__}".encode()),
+        (EXCEPTION_MESSAGE, str(error).encode()),
+    ]
+
+
+def send_dead_letters(
+    producer: KafkaProducer,
+    topic: str,
+    refused: Sequence[tuple[ConsumerRecord, Exception]],
+    *,
+    timeout: float = 30.0,
+) -> None:
+    """Send the refused messages and wait until the broker acknowledged every one."""
+    futures = [
+        producer.send(
+            topic, key=message.key, value=message.value, headers=dead_letter_headers(message, error)
+        )
+        for message, error in refused
+    ]
+    producer.flush(timeout=timeout)
+    for future in futures:
+        future.get(timeout=timeout)  # raises if the broker refused it
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """One message on the DLQ, with the reason it is there."""
+
+    partition: int
+    offset: int
+    original_topic: str
+    original_partition: int | None
+    original_offset: int | None
+    exception: str
+    reason: str
+    key: bytes | None
+    value: bytes | None
+    headers: list[tuple[str, bytes]]
+
+    @property
+    def ref(self) -> str:
+        """How ``dlq redrive`` names it: ``PARTITION:OFFSET`` on the DLQ topic."""
+        return f"{self.partition}:{self.offset}"
+
+    @property
+    def original_headers(self) -> list[tuple[str, bytes]]:
+        """The headers the message had before it was dead-lettered."""
+        return [(name, value) for name, value in self.headers if not name.startswith(PREFIX)]
+
+
+def _read(message: ConsumerRecord) -> DeadLetter:
+    headers: dict[str, bytes] = dict(message.headers)
+
+    def number(name: str) -> int | None:
+        raw = headers.get(name)
+        return int.from_bytes(raw, "big", signed=True) if raw else None
+
+    return DeadLetter(
+        partition=message.partition,
+        offset=message.offset,
+        original_topic=headers.get(TOPIC, b"").decode(errors="replace"),
+        original_partition=number(PARTITION),
+        original_offset=number(OFFSET),
+        exception=headers.get(EXCEPTION_FQCN, b"").decode(errors="replace"),
+        reason=headers.get(EXCEPTION_MESSAGE, b"").decode(errors="replace"),
+        key=message.key,
+        value=message.value,
+        headers=list(message.headers),
+    )
+
+
+def read_dead_letters(settings: Settings, *, timeout_ms: int = 10_000) -> list[DeadLetter]:
+    """Every message now on the DLQ topic, oldest first per partition."""
+    topic = settings.dead_letter_topic
+    consumer = kafka.consumer(settings, group_id=None)
+    try:
+        partitions = consumer.partitions_for_topic(topic) or set()
+        assigned = [TopicPartition(topic, p) for p in sorted(partitions)]
+        if not assigned:
+            return []
+        consumer.assign(assigned)
+        consumer.seek_to_beginning(*assigned)
+        ends: dict[Any, int] = consumer.end_offsets(assigned)  # a lower bound, see below
+        letters: list[DeadLetter] = []
+        deadline = time.monotonic() + timeout_ms / 1000
+        # A fetch may come back empty before the end, and the bundled broker reports end
+        # offsets too low when records were produced in batches: so read past the reported
+        # ends until a fetch brings nothing more.
+        quiet = False
+        while not quiet or any(consumer.position(tp) < ends[tp] for tp in assigned):
+            if time.monotonic() > deadline:
+                raise KafkaTimeoutError(f"could not read {topic} to its end in time")
+            batches = consumer.poll(timeout_ms=500)
+            quiet = not batches
+            for messages in batches.values():
+                letters.extend(_read(m) for m in messages)
+        return sorted(letters, key=lambda letter: (letter.partition, letter.offset))
+    finally:
+        consumer.close(autocommit=False)
+
+
+def redrive(settings: Settings, letters: Iterable[DeadLetter]) -> int:
+    """Send dead letters back to the touchpoints topic as they first arrived; how many."""
+    producer = kafka.producer(settings)
+    try:
+        futures = [
+            producer.send(
+                settings.touchpoints_topic,
+                key=letter.key,
+                value=letter.value,
+                headers=letter.original_headers,
+            )
+            for letter in letters
+        ]
+        producer.flush()
+        for future in futures:
+            future.get(timeout=30)
+        return len(futures)
+    finally:
+        producer.close()

@@ -1,0 +1,217 @@
+"""The relay: publishes the event store's lead and campaign events to ``lead.events``.
+
+It reads the notification log from its own position, sends a batch, waits until the broker has
+acknowledged all of it, and only then records the batch's last notification id: every event
+reaches the topic at least once, and a crash only repeats the unacknowledged batch.
+
+Positions are tracking records in the event store, which only accept increasing numbers. To
+start over (``from_start``, or a topic that is missing or empty while we have published to it,
+as after a restart of the in-memory local broker) the relay starts a new *epoch*: the record
+``<relay name>:<topic>:epoch`` holds the epoch number and ``<relay name>:<topic>#<epoch>`` the
+position within it, which begins at zero.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+
+import structlog
+from eventsourcing.persistence import IntegrityError, Notification, Tracking
+from kafka import KafkaProducer, TopicPartition
+from kafka.errors import KafkaError, KafkaTimeoutError
+
+from consumers.kafka import consumer, producer
+from lifecycle.application import LeadLifecycle
+from lifecycle.broker import create_topics
+from lifecycle.lead_events import PUBLISHED_TOPICS, to_lead_event
+from lifecycle.metrics import BATCH_SECONDS, count
+from lifecycle.settings import Settings
+
+log = structlog.get_logger()
+
+DEFAULT_PARTITIONS = 6
+IDLE_SECONDS = 0.2
+MAX_BACKOFF_SECONDS = 5.0
+# publish_pending gives up after this many failed attempts in a row; run() never does.
+MAX_ATTEMPTS = 6
+# A lost broker must surface as a failed send (and a retry) within seconds, not minutes; and
+# the topic must not be auto-created on a new broker: the relay creates it and starts an epoch.
+BOOTSTRAP_TIMEOUT_MS = 5_000
+PRODUCER_OPTIONS = {
+    "bootstrap_timeout_ms": BOOTSTRAP_TIMEOUT_MS,
+    "max_block_ms": 10_000,
+    "request_timeout_ms": 10_000,
+    "delivery_timeout_ms": 20_000,
+    "allow_auto_create_topics": False,
+}
+# Longer than the delivery timeout, so that flushing ends with every send failed or acknowledged.
+FLUSH_TIMEOUT_SECONDS = 30.0
+
+
+class Relay:
+    """Publishes every lead and campaign event in the store to ``lead.events``, at least once."""
+
+    name = "relay"
+
+    def __init__(
+        self, *, app: LeadLifecycle, settings: Settings, partitions: int = DEFAULT_PARTITIONS
+    ) -> None:
+        self.app = app
+        self.settings = settings
+        self.topic = settings.lead_events_topic
+        self.partitions = partitions
+        self._epoch_name = f"{settings.relay_name}:{self.topic}:epoch"
+
+    def run(self, stop: threading.Event, *, from_start: bool = False) -> None:
+        """Publish new events as they are recorded until ``stop`` is set."""
+        self._loop(stop, from_start=from_start, until_caught_up=False)
+
+    def publish_pending(self, *, from_start: bool = False) -> int:
+        """Publish everything in the store not yet published; how many events were sent."""
+        return self._loop(threading.Event(), from_start=from_start, until_caught_up=True)
+
+    def position(self) -> int:
+        """The last notification id published and acknowledged in the current epoch."""
+        return self.app.position(self._position_name(self._epoch())) or 0
+
+    def _loop(self, stop: threading.Event, *, from_start: bool, until_caught_up: bool) -> int:
+        published = failures = 0
+        session: _Session | None = None
+        try:
+            while not stop.is_set():
+                try:
+                    if session is None:
+                        session = self._open(from_start=from_start)
+                        from_start = False  # the new epoch is recorded: a retry keeps it
+                    selected, sent = session.publish_batch()
+                except KafkaError as error:
+                    failures += 1
+                    if until_caught_up and failures >= MAX_ATTEMPTS:
+                        raise
+                    delay = min(0.1 * 2 ** (failures - 1), MAX_BACKOFF_SECONDS)
+                    log.warning(
+                        "relay_broker_error", error=repr(error), attempt=failures, retry_in=delay
+                    )
+                    if session is not None:
+                        session.close()
+                        session = None
+                    stop.wait(delay)
+                    continue
+                failures = 0
+                published += sent
+                if selected < self.settings.batch_size:
+                    if until_caught_up:
+                        break
+                    stop.wait(IDLE_SECONDS)
+        finally:
+            if session is not None:
+                session.close()
+        return published
+
+    def _open(self, *, from_start: bool) -> _Session:
+        """Make sure the topic exists, start a new epoch if needed, and connect a producer."""
+        epoch = self._epoch()
+        position = self.app.position(self._position_name(epoch)) or 0
+        empty = self._prepare_topic()
+        reason = "from_start" if from_start else "topic_empty" if empty and position else None
+        if reason is not None:
+            log.info(
+                "relay_epoch_started",
+                topic=self.topic,
+                epoch=epoch + 1,
+                reason=reason,
+                previous_position=position,
+            )
+            epoch += 1
+            try:
+                self.app.process_recorder.insert_tracking(Tracking(self._epoch_name, epoch))
+            except IntegrityError:
+                epoch = self._epoch()  # another relay started this epoch: join it
+            position = self.app.position(self._position_name(epoch)) or 0
+        return _Session(self, self._position_name(epoch), position)
+
+    def _epoch(self) -> int:
+        return self.app.position(self._epoch_name) or 0
+
+    def _position_name(self, epoch: int) -> str:
+        return f"{self.settings.relay_name}:{self.topic}#{epoch}"
+
+    def _prepare_topic(self) -> bool:
+        """Create the topic if it is missing; whether it is empty (has never held a message)."""
+        client = consumer(self.settings, group_id=None, bootstrap_timeout_ms=BOOTSTRAP_TIMEOUT_MS)
+        try:
+            if self.topic not in client.topics():
+                create_topics(
+                    self.settings.kafka_bootstrap, [self.topic], partitions=self.partitions
+                )
+            ids = client.partitions_for_topic(self.topic)
+            partitions = [TopicPartition(self.topic, p) for p in sorted(ids)]
+            ends = client.end_offsets(partitions, timeout_ms=10_000) if partitions else {}
+            return not any(ends.values())
+        finally:
+            client.close()
+
+
+class _Session:
+    """One producer connection, publishing batches from a position in one epoch."""
+
+    def __init__(self, relay: Relay, position_name: str, position: int) -> None:
+        self.relay = relay
+        self.position_name = position_name
+        self.position = position
+        self.producer: KafkaProducer = producer(relay.settings, **PRODUCER_OPTIONS)
+
+    def publish_batch(self) -> tuple[int, int]:
+        """Send the next batch and record its position once acknowledged: (selected, sent)."""
+        relay = self.relay
+        notifications = relay.app.recorder.select_notifications(
+            self.position or None,
+            relay.settings.batch_size,
+            topics=PUBLISHED_TOPICS,
+            inclusive_of_start=not self.position,
+        )
+        if not notifications:
+            return 0, 0
+        with BATCH_SECONDS.labels(worker="relay").time():
+            sent = self._send(notifications)
+            last = notifications[-1].id
+            try:
+                relay.app.process_recorder.insert_tracking(Tracking(self.position_name, last))
+            except IntegrityError:
+                # Another relay with the same name got there first: both published the batch
+                # (consumers drop repeats by ce_id); carry on from wherever it is now.
+                last = max(last, relay.app.position(self.position_name) or 0)
+                log.info("relay_position_taken_by_another_relay", position=last)
+            self.position = last
+        count(relay.topic, "published", sent)
+        log.info("relay_batch_published", topic=relay.topic, count=sent, position=last)
+        return len(notifications), sent
+
+    def _send(self, notifications: Sequence[Notification]) -> int:
+        relay = self.relay
+        futures = []
+        for notification in notifications:
+            outgoing = to_lead_event(
+                relay.app.mapper.to_domain_event(notification),
+                published_properties=relay.settings.published_properties,
+                campaign_key=relay.app.campaign_key,
+            )
+            if outgoing is not None:
+                futures.append(
+                    self.producer.send(
+                        relay.topic, outgoing.value, key=outgoing.key, headers=outgoing.headers
+                    )
+                )
+        self.producer.flush(timeout=FLUSH_TIMEOUT_SECONDS)
+        for future in futures:
+            if not future.succeeded():
+                raise future.exception or KafkaTimeoutError("a message was not acknowledged")
+        return len(futures)
+
+    def close(self) -> None:
+        """Close the producer, once whatever is still in flight was delivered or expired."""
+        try:
+            self.producer.close(timeout=FLUSH_TIMEOUT_SECONDS)
+        except KafkaError as error:
+            log.warning("relay_producer_not_closed", error=repr(error))

@@ -1,0 +1,1 @@
+"""An event-sourced lead lifecycle engine."""

@@ -1,0 +1,5 @@
+"""``python -m lifecycle`` runs the CLI."""
+
+from lifecycle.cli import main
+
+main()

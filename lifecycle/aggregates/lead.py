@@ -1,0 +1,135 @@
+"""Lead: the facts about one person, from the first anonymous visit to the last purchase.
+
+Only two event types carry personal data: ``IdentifierAdded`` (e-mail, phone, ids) and
+``ProfileUpdated`` (names, company). Everything else is free of it, so that lead events can
+be published and the personal data later encrypted or erased per lead.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from uuid import UUID
+
+from eventsourcing.domain import Aggregate, event
+
+from lifecycle.errors import LifecycleError
+from lifecycle.facts import Fact
+from lifecycle.identity import IdentityKey, IdentityKind
+
+PROFILE_FIELDS = ("first_name", "last_name", "company", "country")
+
+
+class LeadMergedError(LifecycleError):
+    """A fact was sent to a lead that was merged into another one; follow ``merged_into``."""
+
+
+class Lead(Aggregate):
+    """A person (a visitor until they identify) and everything they did."""
+
+    TOPIC = "lifecycle:Lead"
+
+    @event("Created", topic="lifecycle:Lead.Created.v1")
+    def __init__(self, id: UUID) -> None:  # noqa: A002 (eventsourcing names it id)
+        self.facts: list[Fact] = []
+        self.fact_ids: set[str] = set()
+        self.identifiers: list[IdentityKey] = []
+        self.profile: dict[str, tuple[datetime, str]] = {}
+        self.captured_at: datetime | None = None
+        self.merged_into: UUID | None = None
+        self.absorbed: list[UUID] = []
+
+    @property
+    def first_seen(self) -> datetime | None:
+        """Event time of the earliest fact."""
+        return min((f.at for f in self.facts), default=None)
+
+    def has_fact(self, fact_id: str) -> bool:
+        """Whether this fact (a CloudEvent's (source, id)) is already recorded here."""
+        return fact_id in self.fact_ids
+
+    def record(self, fact: Fact) -> bool:
+        """Record a touchpoint, qualification or disqualification; False if seen before."""
+        self._check_live()
+        if fact.fact_id in self.fact_ids:
+            return False
+        self._fact_recorded(fact=fact)
+        if fact.identified and (self.captured_at is None or fact.at < self.captured_at):
+            # Again when an earlier identifying fact arrives late: captured_at is event time.
+            self._captured(at=fact.at, fact_id=fact.fact_id)
+        return True
+
+    @event("FactRecorded", topic="lifecycle:Lead.FactRecorded.v1")
+    def _fact_recorded(self, fact: Fact) -> None:
+        self.facts.append(fact)
+        self.fact_ids.add(fact.fact_id)
+
+    @event("Captured", topic="lifecycle:Lead.Captured.v1")
+    def _captured(self, at: datetime, fact_id: str) -> None:
+        self.captured_at = at
+
+    def add_identifier(self, key: IdentityKey) -> None:
+        """Remember an identity of this person (personal data)."""
+        self._check_live()
+        if key not in self.identifiers:
+            self._identifier_added(kind=key.kind.value, value=key.value)
+
+    @event("IdentifierAdded", topic="lifecycle:Lead.IdentifierAdded.v1")
+    def _identifier_added(self, kind: str, value: str) -> None:
+        self.identifiers.append(IdentityKey(IdentityKind(kind), value))
+
+    def update_profile(self, at: datetime, **fields: str | None) -> None:
+        """Keep the latest (by event time) value of each profile field (personal data)."""
+        self._check_live()
+        changes = {
+            name: value
+            for name, value in fields.items()
+            if name in PROFILE_FIELDS and value is not None and self._newer(name, at, value)
+        }
+        if changes:
+            self._profile_updated(at=at, fields=changes)
+
+    def _newer(self, name: str, at: datetime, value: str) -> bool:
+        # A repeated value at a later time still moves the field's time forward, so that an
+        # older value arriving late does not win.
+        if name not in self.profile:
+            return True
+        known_at, known_value = self.profile[name]
+        return at > known_at or (at == known_at and value != known_value)
+
+    @event("ProfileUpdated", topic="lifecycle:Lead.ProfileUpdated.v1")
+    def _profile_updated(self, at: datetime, fields: dict[str, str]) -> None:
+        for name, value in fields.items():
+            self.profile[name] = (at, value)
+
+    def absorb(self, other: Lead, *, at: datetime, fact_id: str) -> None:
+        """Take over another lead's history: the survivor's facts become the union of both."""
+        self._check_live()
+        new_facts = [f for f in other.facts if f.fact_id not in self.fact_ids]
+        self._absorbed(lead_id=other.id, facts=new_facts, at=at, fact_id=fact_id)
+        for key in other.identifiers:
+            self.add_identifier(key)
+        for name, (changed_at, value) in other.profile.items():
+            self.update_profile(changed_at, **{name: value})
+        if other.captured_at is not None and (
+            self.captured_at is None or other.captured_at < self.captured_at
+        ):
+            self._captured(at=other.captured_at, fact_id=fact_id)
+
+    @event("Absorbed", topic="lifecycle:Lead.Absorbed.v1")
+    def _absorbed(self, lead_id: UUID, facts: list[Fact], at: datetime, fact_id: str) -> None:
+        self.absorbed.append(lead_id)
+        self.facts.extend(facts)
+        self.fact_ids.update(f.fact_id for f in facts)
+
+    def merge_into(self, survivor_id: UUID, *, at: datetime, fact_id: str) -> None:
+        """Mark this lead as merged into the survivor; it takes no more facts."""
+        self._check_live()
+        self._merged_into(survivor_id=survivor_id, at=at, fact_id=fact_id)
+
+    @event("MergedInto", topic="lifecycle:Lead.MergedInto.v1")
+    def _merged_into(self, survivor_id: UUID, at: datetime, fact_id: str) -> None:
+        self.merged_into = survivor_id
+
+    def _check_live(self) -> None:
+        if self.merged_into is not None:
+            raise LeadMergedError(f"lead {self.id} was merged into {self.merged_into}")

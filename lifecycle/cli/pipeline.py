@@ -1,0 +1,203 @@
+"""Pipeline commands: the bundled broker, ingest, relay, run, and the dead-letter queue."""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from typing import Annotated, Literal
+
+import msgspec
+import typer
+from kafka.errors import KafkaError
+from rich.table import Table
+
+from consumers.dead_letters import DeadLetter, read_dead_letters, redrive
+from consumers.lead_events import ViewsWorker
+from consumers.relay import Relay
+from consumers.touchpoints import TouchpointIngest
+from consumers.worker import Worker, run_until_stopped
+from lifecycle.application import LeadLifecycle
+from lifecycle.broker import LocalBroker
+from lifecycle.cli.common import app, err, fail, load_settings, open_engine, open_views, out
+from lifecycle.errors import LifecycleError
+from lifecycle.settings import Settings
+
+dlq_app = typer.Typer(help="Look at and redrive dead letters.", no_args_is_help=True)
+app.add_typer(dlq_app, name="dlq")
+
+FromStart = Annotated[
+    bool,
+    typer.Option("--from-start", help="Republish every event in the store to lead.events."),
+]
+
+
+@app.command()
+def broker(
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port on 127.0.0.1.")] = 9092,
+    partitions: Annotated[int, typer.Option(min=1, help="Partitions of each topic.")] = 6,
+) -> None:
+    """Run the bundled Kafka-compatible broker (in memory) in the foreground, with our topics."""
+    local = LocalBroker(port=port, partitions=partitions)
+    try:
+        local.start()
+    except (LifecycleError, KafkaError) as error:
+        local.stop()
+        raise fail(f"cannot start the broker: {error}") from None
+    err.print(
+        f"broker listening on {local.bootstrap} with topics {', '.join(local.topics)} "
+        f"({partitions} partitions each); Ctrl-C stops it",
+        highlight=False,
+    )
+    signal.signal(signal.SIGTERM, lambda *_: local.stop())
+    try:
+        with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is how it is meant to stop
+            local.wait()
+    finally:
+        local.stop()
+
+
+@contextmanager
+def _stop_on_signals() -> Iterator[threading.Event]:
+    """An event set by SIGINT or SIGTERM: workers finish their batch and return."""
+    stop = threading.Event()
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    for sig in previous:
+        signal.signal(sig, lambda *_: stop.set())
+    try:
+        yield stop
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+class _RelayFromStart:
+    """The relay, told to republish everything first."""
+
+    name = "relay"
+
+    def __init__(self, relay: Relay) -> None:
+        self.relay = relay
+
+    def run(self, stop: threading.Event) -> None:
+        self.relay.run(stop, from_start=True)
+
+
+WorkerName = Literal["ingest", "relay", "project"]
+
+
+def _worker(name: WorkerName, settings: Settings, stack: ExitStack, *, from_start: bool) -> Worker:
+    """One worker with its own application and connections."""
+    if name == "project":
+        store = open_views(settings)
+        stack.callback(store.close)
+        rules = stack.enter_context(open_engine(settings)).rules
+        return ViewsWorker(store=store, rules=rules, settings=settings)
+    engine: LeadLifecycle = stack.enter_context(open_engine(settings))
+    if name == "ingest":
+        return TouchpointIngest(app=engine, settings=settings)
+    relay = Relay(app=engine, settings=settings)
+    return _RelayFromStart(relay) if from_start else relay
+
+
+def _run(settings: Settings, names: list[WorkerName], *, from_start: bool = False) -> None:
+    """Run the workers in threads until SIGINT or SIGTERM."""
+    with ExitStack() as stack, _stop_on_signals() as stop:
+        workers = [_worker(name, settings, stack, from_start=from_start) for name in names]
+        try:
+            run_until_stopped(workers, stop)
+        except KafkaError as error:
+            raise fail(f"Kafka at {settings.kafka_bootstrap} failed: {error}") from None
+    err.print("stopped cleanly", highlight=False)
+
+
+@app.command()
+def ingest() -> None:
+    """Record touchpoints from Kafka into the event store, exactly once, until stopped."""
+    _run(load_settings(), ["ingest"])
+
+
+@app.command()
+def relay(from_start: FromStart = False) -> None:
+    """Publish the event store's lead and campaign events to lead.events, until stopped."""
+    _run(load_settings(), ["relay"], from_start=from_start)
+
+
+@app.command()
+def project() -> None:
+    """Keep the view tables up to date with lead.events, exactly once, until stopped."""
+    _run(load_settings(), ["project"])
+
+
+@app.command()
+def run(from_start: FromStart = False) -> None:
+    """Run ingest, relay and the views in one process until stopped (SIGINT or SIGTERM)."""
+    _run(load_settings(), ["ingest", "relay", "project"], from_start=from_start)
+
+
+def _dead_letters(settings: Settings) -> list[DeadLetter]:
+    try:
+        return read_dead_letters(settings)
+    except KafkaError as error:
+        raise fail(f"Kafka at {settings.kafka_bootstrap} failed: {error}") from None
+
+
+@dlq_app.command("show")
+def dlq_show(
+    limit: Annotated[int, typer.Option(min=1, help="Show at most this many.")] = 100,
+    json: Annotated[
+        bool, typer.Option("--json", help="Print JSON lines instead of a table.")
+    ] = False,
+) -> None:
+    """List dead letters with where they came from and why they were refused."""
+    letters = _dead_letters(load_settings())[:limit]
+    if json:
+        for letter in letters:
+            sys.stdout.buffer.write(msgspec.json.encode(_summary(letter)) + b"\n")
+        return
+    table = Table("ref", "from", "reason", "value", title=f"{len(letters)} dead letters")
+    for letter in letters:
+        origin = f"{letter.original_topic}[{letter.original_partition}]@{letter.original_offset}"
+        preview = (letter.value or b"")[:60].decode(errors="replace")
+        table.add_row(letter.ref, origin, letter.reason, preview)
+    out.print(table)
+
+
+def _summary(letter: DeadLetter) -> dict[str, object]:
+    return {
+        "ref": letter.ref,
+        "original_topic": letter.original_topic,
+        "original_partition": letter.original_partition,
+        "original_offset": letter.original_offset,
+        "exception": letter.exception,
+        "reason": letter.reason,
+        "value": (letter.value or b"").decode(errors="replace"),
+    }
+
+
+@dlq_app.command("redrive")
+def dlq_redrive(
+    refs: Annotated[
+        list[str] | None, typer.Argument(help="Dead letters as PARTITION:OFFSET (see dlq show).")
+    ] = None,
+    redrive_all: Annotated[bool, typer.Option("--all", help="Redrive every dead letter.")] = False,
+) -> None:
+    """Send chosen dead letters back to lead.touchpoints (after they were fixed upstream)."""
+    if not refs and not redrive_all:
+        raise fail("name dead letters as PARTITION:OFFSET, or pass --all")
+    settings = load_settings()
+    letters = _dead_letters(settings)
+    if not redrive_all:
+        by_ref = {letter.ref: letter for letter in letters}
+        unknown = [ref for ref in refs or [] if ref not in by_ref]
+        if unknown:
+            raise fail(f"no dead letter {', '.join(unknown)} (see lifecycle dlq show)", code=1)
+        letters = [by_ref[ref] for ref in refs or []]
+    try:
+        sent = redrive(settings, letters)
+    except KafkaError as error:
+        raise fail(f"Kafka at {settings.kafka_bootstrap} failed: {error}") from None
+    err.print(f"{sent} dead letters sent back to {settings.touchpoints_topic}", highlight=False)

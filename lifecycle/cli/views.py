@@ -1,0 +1,259 @@
+"""View commands: replay, what-if, and the funnel and cost per lead as terminal tables."""
+
+from __future__ import annotations
+
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Annotated
+
+import msgspec
+import typer
+from kafka.errors import KafkaError
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskProgressColumn,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+from rich.table import Table
+
+from consumers.lead_events import fill_from_kafka
+from lifecycle.cli.common import (
+    RulesOption,
+    app,
+    err,
+    fail,
+    load_settings,
+    open_engine,
+    open_views,
+    out,
+    parse_instant,
+)
+from lifecycle.projections.queries import Filters, cost_per_lead, funnel, sla_breaches
+from lifecycle.projections.replay import fill_from_store, swap, what_if
+from lifecycle.rules import load_rulebook
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TaskProgressColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        disable=not err.is_terminal,
+    )
+
+
+@app.command()
+def replay(
+    source: Annotated[str, typer.Option(help="Rebuild from the event store or lead.events.")] = (
+        "store"
+    ),
+    rules: RulesOption = None,
+) -> None:
+    """Rebuild every view beside the live ones, then swap them in atomically (blue/green)."""
+    if source not in {"store", "kafka"}:
+        raise fail("--source must be store or kafka")
+    settings = load_settings()
+    rulebook = load_rulebook(rules or settings.rules) if rules or settings.rules else None
+    store = open_views(settings)
+    try:
+        with open_engine(settings, rules=rules) as engine, _progress() as bar:
+            rulebook = rulebook or engine.rules
+            task = bar.add_task(f"replaying from {source}", total=None)
+
+            def advance(done: int, total: int) -> None:
+                bar.update(task, completed=done, total=total)
+
+            if source == "store":
+                slot = fill_from_store(engine, store, rulebook, settings, progress=advance)
+            else:
+                slot = fill_from_kafka(store, rulebook, settings, progress=advance)
+            swap(store, slot, rulebook)
+    except KafkaError as error:
+        raise fail(f"Kafka at {settings.kafka_bootstrap} failed: {error}") from None
+    finally:
+        store.close()
+    err.print(f"views rebuilt from {source} with rules {rulebook.version} and swapped in")
+
+
+@app.command()
+def whatif(
+    rules: Annotated[
+        str, typer.Option("--rules", help="The rulebook TOML to compare with the live views.")
+    ],
+    json: Annotated[bool, typer.Option("--json", help="Print JSON for machines.")] = False,
+    as_of: Annotated[str | None, typer.Option("--as-of", help="Temperature as of.")] = None,
+) -> None:
+    """Fold the whole history with another rulebook into a shadow view and show the difference."""
+    settings = load_settings()
+    store = open_views(settings)
+    instant = parse_instant(as_of) or datetime.now(UTC)
+    try:
+        with open_engine(settings, rules=None) as engine, _progress() as bar:
+            other = load_rulebook(Path(rules))
+            task = bar.add_task("folding with other rules", total=None)
+            shadow = fill_from_store(
+                engine,
+                store,
+                other,
+                settings,
+                progress=lambda done, total: bar.update(task, completed=done, total=total),
+            )
+            report = what_if(store, shadow, other, at=instant)
+    finally:
+        store.close()
+    if json:
+        sys.stdout.buffer.write(msgspec.json.encode(report) + b"\n")
+        return
+    out.print(
+        f"[bold]What if[/bold] rules {report.rules_version} -> {report.shadow_rules_version} "
+        f"({report.leads} leads)"
+    )
+    if not report.differs:
+        out.print("No difference: every stage, temperature and cost per lead stays the same.")
+        return
+    for stage in report.gained:
+        if report.lost[stage]:
+            out.print(f"{report.lost[stage]} leads would lose {stage.upper()}")
+        if report.gained[stage]:
+            out.print(f"{report.gained[stage]} leads would become {stage.upper()}")
+    for move, leads in sorted(report.moves.items(), key=lambda item: -item[1]):
+        out.print(f"{leads} leads would move {move}")
+    table = Table("temperature", "now", "would be", title=f"Temperature as of {instant:%Y-%m-%d}")
+    for name, (now, would) in report.temperature.items():
+        table.add_row(name, str(now), str(would))
+    out.print(table)
+
+
+@app.command("funnel")
+def funnel_command(
+    campaign: Annotated[str | None, typer.Option(help="Only leads acquired by it.")] = None,
+    channel: Annotated[str | None, typer.Option(help="Only leads acquired through it.")] = None,
+    since: Annotated[str | None, typer.Option(help="Acquired at or after (RFC 3339).")] = None,
+    until: Annotated[str | None, typer.Option(help="Acquired before (RFC 3339).")] = None,
+) -> None:
+    """Leads per stage reached, conversion rates and median days between stages."""
+    settings = load_settings()
+    store = open_views(settings)
+    filters = Filters(
+        campaign, channel, parse_instant(since, "--since"), parse_instant(until, "--until")
+    )
+    try:
+        store.setup()
+        with store.transaction() as tx:
+            result = funnel(tx, store.active_slot(tx), filters)
+    finally:
+        store.close()
+    reached = Table("stage", "leads that reached it", title="Funnel")
+    for stage, leads in result.reached.items():
+        reached.add_row(stage.replace("_", " "), str(leads))
+    out.print(reached)
+    steps = Table("step", "conversion", "median days")
+    for step, rate in result.conversion.items():
+        days = result.median_days.get(step)
+        steps.add_row(
+            step.replace("_", " "),
+            "-" if rate is None else f"{rate:.1%}",
+            "-" if days is None else f"{days:.1f}",
+        )
+    out.print(steps)
+    revenue = ", ".join(f"{v / 100:,.2f} {c}" for c, v in result.revenue_minor.items()) or "-"
+    out.print(f"Revenue of these leads: {revenue}")
+
+
+@app.command()
+def cpl(
+    by: Annotated[str, typer.Option(help="campaign, channel or month.")] = "campaign",
+) -> None:
+    """Cost per lead, per MQL, per SQL and per customer, revenue and ROI, per currency."""
+    if by not in {"campaign", "channel", "month"}:
+        raise fail("--by must be campaign, channel or month")
+    settings = load_settings()
+    store = open_views(settings)
+    try:
+        store.setup()
+        with store.transaction() as tx:
+            rows = cost_per_lead(tx, store.active_slot(tx), by)  # type: ignore[arg-type]
+    finally:
+        store.close()
+    table = Table(
+        by,
+        "cur",
+        "spend",
+        "leads",
+        "MQLs",
+        "SQLs",
+        "customers",
+        "CPL",
+        "per MQL",
+        "per SQL",
+        "per customer",
+        "revenue",
+        "ROI",
+        title="Cost per lead",
+    )
+
+    def money(minor: float | None) -> str:
+        return "-" if minor is None else f"{minor / 100:,.2f}"
+
+    for row in rows:
+        table.add_row(
+            row.group,
+            row.currency,
+            money(row.spend_minor),
+            str(row.leads),
+            str(row.mqls),
+            str(row.sqls),
+            str(row.customers),
+            money(row.cpl),
+            money(row.cost_per_mql),
+            money(row.cost_per_sql),
+            money(row.cost_per_customer),
+            money(row.revenue_minor),
+            "-" if row.roi is None else f"{row.roi:.0%}",
+        )
+    out.print(table)
+
+
+@app.command()
+def sla(
+    hours: Annotated[
+        int | None, typer.Option(min=1, help="Hand-off time (default LIFECYCLE_SLA_HOURS, 24).")
+    ] = None,
+    as_of: Annotated[str | None, typer.Option("--as-of", help="Judge as of (default now).")] = None,
+) -> None:
+    """Sales-ready leads (sql, pql, service_qualified) with no sales touch in time."""
+    settings = load_settings()
+    within = timedelta(hours=hours or settings.sla_hours)
+    now = parse_instant(as_of) or datetime.now(UTC)
+    store = open_views(settings)
+    try:
+        store.setup()
+        with store.transaction() as tx:
+            breaches = sla_breaches(tx, store.active_slot(tx), now, within=within)
+    finally:
+        store.close()
+    table = Table(
+        "lead",
+        "stage",
+        "sales-ready since",
+        "first sales touch",
+        title=f"{len(breaches)} leads not contacted within {within / timedelta(hours=1):g} hours "
+        f"(as of {now:%Y-%m-%d %H:%M})",
+    )
+    for lead_id, stage, ready, touched in breaches:
+        table.add_row(
+            lead_id,
+            stage,
+            f"{ready:%Y-%m-%d %H:%M}",
+            f"{touched:%Y-%m-%d %H:%M}" if touched else "-",
+        )
+    out.print(table)

@@ -1,0 +1,27 @@
+"""Counters and timings of the workers (exported at ``/metrics`` by the dashboard issue).
+
+Labels are topics, outcomes and worker names only: never a lead id or personal data.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Histogram
+
+MESSAGES = Counter(
+    "lifecycle_messages",
+    "Messages handled, by topic and outcome "
+    "(consumed, recorded, duplicate, dead_lettered, published).",
+    ["topic", "outcome"],
+)
+BATCH_SECONDS = Histogram(
+    "lifecycle_batch_seconds",
+    "Time to process one batch, by worker (ingest, relay).",
+    ["worker"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+
+
+def count(topic: str, outcome: str, amount: int = 1) -> None:
+    """Add to a message counter (nothing for zero)."""
+    if amount:
+        MESSAGES.labels(topic=topic, outcome=outcome).inc(amount)

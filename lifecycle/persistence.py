@@ -1,0 +1,168 @@
+"""Storage wiring: the msgspec mapper for stored events and database URLs.
+
+The mapper stores each event's attributes as compact JSON and reads them back with their
+declared types (facts, datetimes, UUIDs). Reading goes through plain dicts first, so that
+``class_version`` upcasters still see and change the old shape before it is typed.
+"""
+
+from __future__ import annotations
+
+import typing
+from functools import cache
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, unquote, urlsplit
+from uuid import UUID
+
+import msgspec
+from eventsourcing.domain import DomainEventProtocol
+from eventsourcing.persistence import Mapper, StoredEvent, Transcoder
+from eventsourcing.utils import get_topic, resolve_topic
+
+from lifecycle.errors import ConfigurationError
+
+_ENVELOPE = frozenset({"originator_id", "originator_version"})
+_ENCODER = msgspec.json.Encoder()
+_DECODER = msgspec.json.Decoder()
+
+
+class MsgspecTranscoder(Transcoder):
+    """JSON by msgspec; used for anything the mapper does not type itself."""
+
+    def encode(self, obj: object) -> bytes:
+        """Encode builtins, Structs, datetimes and UUIDs as JSON."""
+        return _ENCODER.encode(obj)
+
+    def decode(self, data: bytes) -> Any:  # noqa: ANN401 (the Transcoder interface)
+        """Decode JSON into builtins."""
+        return _DECODER.decode(data)
+
+
+@cache
+def _state_type(event_class: type) -> type[msgspec.Struct]:
+    """A Struct with the event's own fields (not the envelope), to type stored state."""
+    hints = typing.get_type_hints(event_class)
+    fields = [
+        (name, hint)
+        for name, hint in hints.items()
+        if name not in _ENVELOPE and typing.get_origin(hint) is not typing.ClassVar
+    ]
+    return msgspec.defstruct(f"{event_class.__qualname__}State", fields, kw_only=True)
+
+
+class MsgspecMapper(Mapper[UUID]):
+    """Maps domain events to stored events with msgspec, keeping upcasting working."""
+
+    def to_stored_event(self, domain_event: DomainEventProtocol[UUID]) -> StoredEvent:
+        """Encode the event's attributes (less id and version) as JSON."""
+        state = dict(vars(domain_event))
+        originator_id = state.pop("originator_id")
+        originator_version = state.pop("originator_version")
+        class_version = getattr(type(domain_event), "class_version", 1)
+        if class_version > 1:
+            state["class_version"] = class_version
+        stored_state = _ENCODER.encode(state)
+        if self.compressor:
+            stored_state = self.compressor.compress(stored_state)
+        if self.cipher:
+            stored_state = self.cipher.encrypt(stored_state)
+        return StoredEvent(
+            originator_id=originator_id,
+            originator_version=originator_version,
+            topic=get_topic(type(domain_event)),
+            state=stored_state,
+        )
+
+    def to_domain_event(self, stored_event: StoredEvent) -> DomainEventProtocol[UUID]:
+        """Decode, upcast old versions, then type the attributes as the event declares."""
+        cls = resolve_topic(stored_event.topic)
+        stored_state = stored_event.state
+        if self.cipher:
+            stored_state = self.cipher.decrypt(stored_state)
+        if self.compressor:
+            stored_state = self.compressor.decompress(stored_state)
+        raw: dict[str, Any] = _DECODER.decode(stored_state)
+        from_version = raw.pop("class_version", 1)
+        class_version = getattr(cls, "class_version", 1)
+        while from_version < class_version:
+            getattr(cls, f"upcast_v{from_version}_v{from_version + 1}")(raw)
+            from_version += 1
+        typed = msgspec.convert(raw, _state_type(cls), strict=False)
+        state = {name: getattr(typed, name) for name in typed.__struct_fields__}
+        originator_id = stored_event.originator_id
+        state["originator_id"] = (
+            originator_id if isinstance(originator_id, UUID) else UUID(str(originator_id))
+        )
+        state["originator_version"] = stored_event.originator_version
+        domain_event = object.__new__(cls)
+        object.__setattr__(domain_event, "__dict__", state)
+        return typing.cast("DomainEventProtocol[UUID]", domain_event)
+
+
+DEFAULT_DATABASE_URL = "sqlite:///.lifecycle/lifecycle.db"
+
+
+def _parameters(database_url: str, query: str, allowed: set[str]) -> dict[str, str]:
+    params = dict(parse_qsl(query, keep_blank_values=True))
+    unknown = sorted(set(params) - allowed)
+    if unknown:
+        raise ConfigurationError(
+            f"unsupported parameter(s) {', '.join(unknown)} in database URL {database_url!r}: "
+            f"use {', '.join(sorted(allowed))}"
+        )
+    for name, value in params.items():
+        if name != "schema" and not value.isdigit():
+            raise ConfigurationError(f"database URL parameter {name} must be whole seconds")
+    return params
+
+
+def eventsourcing_env(database_url: str) -> dict[str, str]:
+    """Translate ``LIFECYCLE_DATABASE_URL`` into the eventsourcing library's settings.
+
+    ``lock_timeout`` (seconds) bounds how long a write waits for another writer's lock before
+    it fails and is retried; PostgreSQL also takes ``schema`` and ``connect_timeout``.
+    """
+    url = urlsplit(database_url)
+    common = {
+        "MAPPER_TOPIC": get_topic(MsgspecMapper),
+        "TRANSCODER_TOPIC": get_topic(MsgspecTranscoder),
+    }
+    if url.scheme == "sqlite":
+        params = _parameters(database_url, url.query, {"lock_timeout"})
+        path = unquote(url.path.removeprefix("/")) if url.netloc == "" else ""
+        if not path:
+            raise ConfigurationError(
+                f"cannot read {database_url!r}: use sqlite:///relative/path.db "
+                "or sqlite:////absolute/path.db"
+            )
+        if path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        return {
+            **common,
+            "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+            "SQLITE_DBNAME": path,
+            "SQLITE_LOCK_TIMEOUT": params.get("lock_timeout", "30"),
+        }
+    if url.scheme in {"postgresql", "postgres"}:
+        params = _parameters(database_url, url.query, {"schema", "connect_timeout", "lock_timeout"})
+        try:
+            port = url.port or 5432
+        except ValueError:
+            raise ConfigurationError(f"bad port in database URL {database_url!r}") from None
+        env = {
+            **common,
+            "PERSISTENCE_MODULE": "eventsourcing.postgres",
+            "POSTGRES_DBNAME": unquote(url.path.removeprefix("/")) or "postgres",
+            "POSTGRES_HOST": url.hostname or "127.0.0.1",
+            "POSTGRES_PORT": str(port),
+            "POSTGRES_USER": unquote(url.username or "postgres"),
+            "POSTGRES_PASSWORD": unquote(url.password or ""),
+            "POSTGRES_SCHEMA": params.get("schema", "public"),
+            "POSTGRES_CONNECT_TIMEOUT": params.get("connect_timeout", "5"),
+        }
+        if "lock_timeout" in params:
+            env["POSTGRES_LOCK_TIMEOUT"] = params["lock_timeout"]
+        return env
+    raise ConfigurationError(
+        f"unsupported database URL {database_url!r}: use sqlite:///PATH or postgresql://..."
+    )

@@ -1,0 +1,204 @@
+"""Questions dashboards ask of the views: cost per lead, funnel, temperature, referrals, SLA.
+
+Cost per lead, funnel counts and referrals are also SQL views (``schema.view_bodies``), so that
+Grafana or Metabase read the same numbers; what depends on "now" or needs medians is computed
+here, from the rows.
+"""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Literal
+
+from lifecycle.projections.schema import cost_per_lead_sql, live_leads, referrals_sql
+from lifecycle.projections.store import Slot, Transaction
+
+By = Literal["campaign", "channel", "month"]
+# Stages counted by the funnel ("sales_ready": sql or pql, whichever came first) and the
+# steps whose conversion rate and median time it reports.
+FUNNEL = ("lead", "mql", "sql", "pql", "sales_ready", "customer")
+STEPS = (("lead", "mql"), ("mql", "sales_ready"), ("sales_ready", "customer"), ("lead", "customer"))
+
+
+@dataclass
+class CostRow:
+    """One row of cost per lead (amounts in minor units of ``currency``)."""
+
+    group: str
+    currency: str
+    spend_minor: int
+    leads: int
+    mqls: int
+    sqls: int
+    customers: int
+    revenue_minor: int
+    cpl: float | None
+    cost_per_mql: float | None
+    cost_per_sql: float | None
+    cost_per_customer: float | None
+    roi: float | None
+
+
+def cost_per_lead(tx: Transaction, slot: Slot, by: By = "campaign") -> list[CostRow]:
+    """Cost per lead and its companions, per group and currency, ordered by group."""
+    rows = tx.rows(f"SELECT * FROM ({cost_per_lead_sql(slot, by)}) q ORDER BY 1, 2")
+    return [
+        CostRow(
+            group=str(r[0]),
+            currency=r[1],
+            spend_minor=int(r[2]),
+            leads=int(r[3]),
+            mqls=int(r[4]),
+            sqls=int(r[5]),
+            customers=int(r[6]),
+            revenue_minor=int(r[7]),
+            cpl=_float(r[8]),
+            cost_per_mql=_float(r[9]),
+            cost_per_sql=_float(r[10]),
+            cost_per_customer=_float(r[11]),
+            roi=_float(r[12]),
+        )
+        for r in rows
+    ]
+
+
+@dataclass
+class Referral:
+    """What one referring lead brought (revenue in ``currency``, if any)."""
+
+    referrer_lead_id: str
+    referred: int
+    became_customers: int
+    revenue_minor: int
+    currency: str | None
+
+
+def referrals(tx: Transaction, slot: Slot) -> list[Referral]:
+    """Per referring lead: leads referred, how many became customers, their revenue."""
+    return [
+        Referral(str(r[0]), int(r[1]), int(r[2]), int(r[3]), r[4])
+        for r in tx.rows(f"SELECT * FROM ({referrals_sql(slot)}) q ORDER BY 1")
+    ]
+
+
+@dataclass
+class Funnel:
+    """How many leads of a group reached each stage, conversions and median days between."""
+
+    reached: dict[str, int]
+    conversion: dict[str, float | None]
+    median_days: dict[str, float | None]
+    revenue_minor: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Which leads a question is about: acquired by a campaign or channel, in a period."""
+
+    campaign: str | None = None
+    channel: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+def funnel(tx: Transaction, slot: Slot, filters: Filters = Filters()) -> Funnel:
+    """The funnel of leads acquired (became a lead) in a period, optionally by campaign/channel."""
+    where: list[str] = ["1 = 1"]
+    params: list[object] = []
+    for column, value in (
+        ("acquisition_campaign", filters.campaign),
+        ("acquisition_channel", filters.channel),
+    ):
+        if value is not None:
+            where.append(f"{column} = ?")
+            params.append(value)
+    if filters.since is not None:
+        where.append("became_lead_at >= ?")
+        params.append(filters.since)
+    if filters.until is not None:
+        where.append("became_lead_at < ?")
+        params.append(filters.until)
+    columns = ", ".join(f"became_{stage}_at" for stage in ("lead", "mql", "sql", "pql", "customer"))
+    rows = tx.rows(
+        f"SELECT lead_id, {columns} FROM {live_leads(slot)} x WHERE {' AND '.join(where)}", params
+    )
+    revenue = tx.rows(
+        f"SELECT v.currency, SUM(v.amount_minor) FROM {live_leads(slot)} x "
+        f"JOIN lifecycle_lead_revenue_{slot} v ON v.lead_id = x.lead_id "
+        f"WHERE {' AND '.join(where)} GROUP BY v.currency",
+        params,
+    )
+    reached: dict[str, list[datetime]] = {stage: [] for stage in FUNNEL}
+    pairs: dict[str, list[float]] = {}
+    for _, lead_at, mql_at, sql_at, pql_at, customer_at in rows:
+        at = {
+            "lead": instant(lead_at),
+            "mql": instant(mql_at),
+            "sql": instant(sql_at),
+            "pql": instant(pql_at),
+            "customer": instant(customer_at),
+        }
+        at["sales_ready"] = min((t for t in (at["sql"], at["pql"]) if t), default=None)
+        for stage, when in at.items():
+            if when is not None:
+                reached[stage].append(when)
+        for before, after in STEPS:
+            if at[before] is not None and at[after] is not None:
+                days = (at[after] - at[before]) / timedelta(days=1)  # type: ignore[operator]
+                pairs.setdefault(f"{before}_to_{after}", []).append(days)
+    counts = {stage: len(times) for stage, times in reached.items()}
+    conversion = {
+        f"{before}_to_{after}": (counts[after] / counts[before] if counts[before] else None)
+        for before, after in STEPS
+    }
+    medians = {
+        name: (statistics.median(pairs[name]) if pairs.get(name) else None) for name in conversion
+    }
+    return Funnel(counts, conversion, medians, {c: int(v) for c, v in revenue})
+
+
+def temperature_counts(
+    tx: Transaction, slot: Slot, at: datetime, *, by: str | None = None
+) -> dict[tuple[str, str], int]:
+    """Leads per (group, temperature) as of ``at``, from the rows alone (no timers)."""
+    group = {"stage": "stage", "campaign": "acquisition_campaign"}.get(by or "", "'all'")
+    rows = tx.rows(
+        f"SELECT {group}, CASE WHEN hot_until > ? THEN 'hot' WHEN warm_until > ? THEN 'warm' "
+        f"ELSE 'cold' END AS temperature, COUNT(*) FROM {live_leads(slot)} x "
+        f"WHERE first_fact_at <= ? GROUP BY 1, 2",
+        [at, at, at],
+    )
+    return {(str(g), t): int(n) for g, t, n in rows}
+
+
+def sla_breaches(
+    tx: Transaction, slot: Slot, now: datetime, *, within: timedelta
+) -> list[tuple[str, str, datetime, datetime | None]]:
+    """Sales-ready leads with no sales touch within ``within``: (lead, stage, ready, touched)."""
+    rows = tx.rows(
+        f"SELECT lead_id, stage, sales_ready_at, sales_touch_at FROM {live_leads(slot)} x "
+        "WHERE sales_ready_at IS NOT NULL ORDER BY sales_ready_at"
+    )
+    breaches = []
+    for lead_id, stage, ready, touched in rows:
+        ready_at, touched_at = instant(ready), instant(touched)
+        assert ready_at is not None  # noqa: S101 (filtered above)
+        deadline = ready_at + within
+        if (touched_at is None and now > deadline) or (touched_at and touched_at > deadline):
+            breaches.append((lead_id, stage, ready_at, touched_at))
+    return breaches
+
+
+def instant(value: object) -> datetime | None:
+    """An instant read from a view row (TIMESTAMPTZ or ISO text)."""
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return value.astimezone(UTC)
+    return datetime.fromisoformat(str(value))
+
+
+def _float(value: object) -> float | None:
+    return None if value is None else float(value)  # type: ignore[arg-type]

@@ -1,0 +1,148 @@
+"""Rebuilding the views (from the event store or from ``lead.events``) and what-if comparisons.
+
+A replay fills the slot the views do not read, then swaps the views over in one transaction:
+dashboards never see a half-built view. What-if fills that slot with other rules and compares
+it with the live one, without swapping.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from lifecycle.application import LeadLifecycle
+from lifecycle.lead_events import PUBLISHED_TOPICS, lead_event
+from lifecycle.projections.leads import LeadsProjection
+from lifecycle.projections.queries import CostRow, cost_per_lead, temperature_counts
+from lifecycle.projections.schema import STAGES, live_leads
+from lifecycle.projections.store import SLOTS, Slot, ViewStore
+from lifecycle.rules import Rulebook
+from lifecycle.settings import Settings
+
+Progress = Callable[[int, int], None]
+"""Called with (done, total) as a replay goes."""
+
+PAGE = 2_000
+
+
+def _other(slot: Slot) -> Slot:
+    return SLOTS[1] if slot == SLOTS[0] else SLOTS[0]
+
+
+def spare_slot(store: ViewStore) -> Slot:
+    """The slot the views do not read, emptied for a rebuild."""
+    spare = _other(store.setup())
+    store.clear(spare)
+    return spare
+
+
+def fill_from_store(
+    app: LeadLifecycle,
+    store: ViewStore,
+    rules: Rulebook,
+    settings: Settings,
+    *,
+    progress: Progress | None = None,
+) -> Slot:
+    """Fold the whole event store into the spare slot (no broker needed); that slot."""
+    slot = spare_slot(store)
+    projection = LeadsProjection(rules)
+    total = app.recorder.max_notification_id() or 0
+    start: int | None = None
+    while True:
+        page = app.recorder.select_notifications(
+            start, PAGE, topics=PUBLISHED_TOPICS, inclusive_of_start=start is None
+        )
+        if not page:
+            break
+        events = [
+            lead_event(
+                app.mapper.to_domain_event(notification),
+                published_properties=settings.published_properties,
+                campaign_key=app.campaign_key,
+            )
+            for notification in page
+        ]
+        with store.transaction() as tx:
+            projection.apply(tx, slot, [e for e in events if e is not None])
+        start = page[-1].id
+        if progress is not None:
+            progress(start, total)
+        if len(page) < PAGE:
+            break
+    if progress is not None:
+        progress(total, total)
+    return slot
+
+
+def swap(store: ViewStore, slot: Slot, rules: Rulebook) -> None:
+    """Make ``slot`` the one the views read."""
+    store.swap(slot, rules_version=rules.version)
+
+
+@dataclass
+class WhatIf:
+    """How the views would differ under other rules (live -> shadow)."""
+
+    rules_version: str
+    shadow_rules_version: str
+    leads: int
+    gained: dict[str, int] = field(default_factory=dict)
+    lost: dict[str, int] = field(default_factory=dict)
+    moves: dict[str, int] = field(default_factory=dict)
+    """Current stage changes, ``"mql -> sql"``: number of leads."""
+    temperature: dict[str, tuple[int, int]] = field(default_factory=dict)
+    cost_per_lead: list[tuple[CostRow, CostRow | None]] = field(default_factory=list)
+
+    @property
+    def differs(self) -> bool:
+        """Whether anything would change."""
+        return bool(
+            any(self.gained.values())
+            or any(self.lost.values())
+            or self.moves
+            or any(a != b for a, b in self.temperature.values())
+            or any(live != shadow for live, shadow in self.cost_per_lead)
+        )
+
+
+def what_if(store: ViewStore, shadow: Slot, rules: Rulebook, *, at: datetime) -> WhatIf:
+    """Compare the live slot with a shadow slot filled with other rules."""
+    with store.transaction() as tx:
+        live = store.active_slot(tx)
+        live_version = tx.value("SELECT rules_version FROM lifecycle_views_state WHERE id = 1")
+        became = ", ".join(
+            f"l.became_{s}_at IS NOT NULL, w.became_{s}_at IS NOT NULL" for s in STAGES
+        )
+        rows = tx.rows(
+            f"SELECT l.stage, w.stage, {became} FROM {live_leads(live)} l "
+            f"JOIN {live_leads(shadow)} w ON w.lead_id = l.lead_id"
+        )
+        report = WhatIf(
+            rules_version=str(live_version or "?"),
+            shadow_rules_version=rules.version,
+            leads=len(rows),
+            gained=dict.fromkeys(STAGES, 0),
+            lost=dict.fromkeys(STAGES, 0),
+        )
+        for row in rows:
+            if row[0] != row[1]:
+                move = f"{row[0]} -> {row[1]}"
+                report.moves[move] = report.moves.get(move, 0) + 1
+            for index, stage in enumerate(STAGES):
+                was, would = bool(row[2 + 2 * index]), bool(row[3 + 2 * index])
+                report.gained[stage] += int(would and not was)
+                report.lost[stage] += int(was and not would)
+        before = temperature_counts(tx, live, at)
+        after = temperature_counts(tx, shadow, at)
+        for temperature in ("hot", "warm", "cold"):
+            report.temperature[temperature] = (
+                before.get(("all", temperature), 0),
+                after.get(("all", temperature), 0),
+            )
+        shadow_rows = {(r.group, r.currency): r for r in cost_per_lead(tx, shadow)}
+        report.cost_per_lead = [
+            (row, shadow_rows.get((row.group, row.currency))) for row in cost_per_lead(tx, live)
+        ]
+    return report

@@ -1,0 +1,215 @@
+"""The DDL of the view tables and of the SQL views dashboards read (stable, documented columns).
+
+Instants are TIMESTAMPTZ on PostgreSQL and fixed-width ISO 8601 text in UTC on SQLite
+(``2026-03-02 09:00:00.000000+00:00``), which sorts and compares like the instants it names.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+STAGES = ("lead", "mql", "sql", "pql", "customer", "service_qualified", "disqualified")
+
+# Per slot: the tables a replay rebuilds.
+SLOT_TABLES = (
+    "lifecycle_leads",
+    "lifecycle_lead_facts",
+    "lifecycle_lead_revenue",
+    "lifecycle_stage_history",
+    "lifecycle_spend",
+    "lifecycle_offsets",
+)
+
+
+def sqlite_instant(value: datetime) -> str:
+    """How SQLite stores an instant."""
+    return value.astimezone(UTC).isoformat(sep=" ", timespec="microseconds")
+
+
+def _types(dialect: str) -> dict[str, str]:
+    if dialect == "postgres":
+        return {"ts": "TIMESTAMPTZ", "float": "DOUBLE PRECISION", "big": "BIGINT", "date": "DATE"}
+    return {"ts": "TEXT", "float": "REAL", "big": "INTEGER", "date": "TEXT"}
+
+
+def state_table() -> str:
+    """Which slot the views read, and with which rules it was built."""
+    return (
+        "CREATE TABLE IF NOT EXISTS lifecycle_views_state ("
+        "id INTEGER PRIMARY KEY, active_slot TEXT NOT NULL, rules_version TEXT)"
+    )
+
+
+def tables(slot: str, dialect: str) -> list[str]:
+    """CREATE TABLE statements of one slot."""
+    t = _types(dialect)
+    became = ", ".join(f"became_{stage}_at {t['ts']}" for stage in STAGES)
+    return [
+        f"""CREATE TABLE IF NOT EXISTS lifecycle_leads_{slot} (
+            lead_id TEXT PRIMARY KEY,
+            version INTEGER NOT NULL,
+            merged_into TEXT,
+            stage TEXT,
+            is_lead INTEGER NOT NULL,
+            fit INTEGER NOT NULL,
+            engagement {t["float"]} NOT NULL,
+            engaged_at {t["ts"]},
+            score {t["float"]} NOT NULL,
+            hot_until {t["ts"]},
+            warm_until {t["ts"]},
+            first_fact_at {t["ts"]},
+            last_fact_at {t["ts"]},
+            last_touch_at {t["ts"]},
+            last_hand_raise_at {t["ts"]},
+            {became},
+            acquisition_campaign TEXT,
+            acquisition_channel TEXT,
+            acquisition_month TEXT,
+            referrer_lead_id TEXT,
+            unsubscribed INTEGER NOT NULL,
+            sales_ready_at {t["ts"]},
+            sales_touch_at {t["ts"]},
+            facts INTEGER NOT NULL,
+            rules_version TEXT NOT NULL
+        )""",
+        f"""CREATE TABLE IF NOT EXISTS lifecycle_lead_facts_{slot} (
+            lead_id TEXT NOT NULL,
+            fact_id TEXT NOT NULL,
+            at {t["ts"]} NOT NULL,
+            body TEXT NOT NULL,
+            PRIMARY KEY (lead_id, fact_id)
+        )""",
+        f"""CREATE TABLE IF NOT EXISTS lifecycle_lead_revenue_{slot} (
+            lead_id TEXT NOT NULL,
+            currency TEXT NOT NULL,
+            amount_minor {t["big"]} NOT NULL,
+            PRIMARY KEY (lead_id, currency)
+        )""",
+        f"""CREATE TABLE IF NOT EXISTS lifecycle_stage_history_{slot} (
+            lead_id TEXT NOT NULL,
+            seq INTEGER NOT NULL,
+            stage TEXT NOT NULL,
+            entered_at {t["ts"]} NOT NULL,
+            exited_at {t["ts"]},
+            fact_id TEXT NOT NULL,
+            PRIMARY KEY (lead_id, seq)
+        )""",
+        f"""CREATE TABLE IF NOT EXISTS lifecycle_spend_{slot} (
+            fact_id TEXT PRIMARY KEY,
+            campaign_id TEXT NOT NULL,
+            channel TEXT NOT NULL,
+            currency TEXT NOT NULL,
+            amount_minor {t["big"]} NOT NULL,
+            period_start {t["date"]} NOT NULL,
+            period_end {t["date"]} NOT NULL,
+            month TEXT NOT NULL
+        )""",
+        f"""CREATE TABLE IF NOT EXISTS lifecycle_offsets_{slot} (
+            topic TEXT NOT NULL,
+            partition_id INTEGER NOT NULL,
+            position {t["big"]} NOT NULL,
+            PRIMARY KEY (topic, partition_id)
+        )""",
+    ]
+
+
+def views(slot: str) -> list[str]:
+    """(Re)create every SQL view on the tables of ``slot``."""
+    statements: list[str] = []
+    for name, body in view_bodies(slot).items():
+        statements.append(f"DROP VIEW IF EXISTS {name}")
+        statements.append(f"CREATE VIEW {name} AS {body}")
+    return statements
+
+
+def view_bodies(slot: str) -> dict[str, str]:
+    """The SQL of each view, by name."""
+    return {
+        "lifecycle_cost_per_lead": cost_per_lead_sql(slot, "campaign"),
+        "lifecycle_cost_per_lead_by_channel": cost_per_lead_sql(slot, "channel"),
+        "lifecycle_cost_per_lead_by_month": cost_per_lead_sql(slot, "month"),
+        "lifecycle_referrals": referrals_sql(slot),
+        "lifecycle_leads": (
+            f"SELECT * FROM lifecycle_leads_{slot} WHERE merged_into IS NULL AND is_lead = 1"
+        ),
+        "lifecycle_visitors": (
+            f"SELECT * FROM lifecycle_leads_{slot} WHERE merged_into IS NULL AND is_lead = 0"
+        ),
+        "lifecycle_stage_history": (
+            f"SELECT h.* FROM lifecycle_stage_history_{slot} h "
+            f"JOIN lifecycle_leads_{slot} l ON l.lead_id = h.lead_id WHERE l.merged_into IS NULL"
+        ),
+        "lifecycle_lead_revenue": (
+            f"SELECT r.* FROM lifecycle_lead_revenue_{slot} r "
+            f"JOIN lifecycle_leads_{slot} l ON l.lead_id = r.lead_id WHERE l.merged_into IS NULL"
+        ),
+        "lifecycle_spend": f"SELECT * FROM lifecycle_spend_{slot}",
+    }
+
+
+# Lead dimension and spend dimension of each grouping.
+_DIMENSIONS: dict[str, tuple[str, str]] = {
+    "campaign": ("acquisition_campaign", "campaign_id"),
+    "channel": ("acquisition_channel", "channel"),
+    "month": ("acquisition_month", "month"),
+}
+
+
+def live_leads(slot: str) -> str:
+    """The leads of a slot that count: not merged away, not mere visitors."""
+    return f"(SELECT * FROM lifecycle_leads_{slot} WHERE merged_into IS NULL AND is_lead = 1)"
+
+
+def cost_per_lead_sql(slot: str, by: str) -> str:
+    """Spend, acquired leads, MQLs, SQLs, customers, revenue and ratios, per group and currency."""
+    lead_dim, spend_dim = _DIMENSIONS[by]
+    leads = live_leads(slot)
+    return f"""
+    WITH s AS (
+        SELECT {spend_dim} AS grp, currency, SUM(amount_minor) AS spend_minor
+        FROM lifecycle_spend_{slot} GROUP BY {spend_dim}, currency
+    ), l AS (
+        SELECT {lead_dim} AS grp, COUNT(*) AS leads, COUNT(became_mql_at) AS mqls,
+               SUM(CASE WHEN became_sql_at IS NOT NULL OR became_pql_at IS NOT NULL
+                   THEN 1 ELSE 0 END) AS sqls,
+               COUNT(became_customer_at) AS customers
+        FROM {leads} x GROUP BY {lead_dim}
+    ), r AS (
+        SELECT x.{lead_dim} AS grp, v.currency, SUM(v.amount_minor) AS revenue_minor
+        FROM {leads} x JOIN lifecycle_lead_revenue_{slot} v ON v.lead_id = x.lead_id
+        GROUP BY x.{lead_dim}, v.currency
+    )
+    SELECT s.grp AS {by}, s.currency, s.spend_minor,
+           COALESCE(l.leads, 0) AS leads, COALESCE(l.mqls, 0) AS mqls,
+           COALESCE(l.sqls, 0) AS sqls, COALESCE(l.customers, 0) AS customers,
+           COALESCE(r.revenue_minor, 0) AS revenue_minor,
+           CASE WHEN l.leads > 0 THEN s.spend_minor * 1.0 / l.leads END AS cpl,
+           CASE WHEN l.mqls > 0 THEN s.spend_minor * 1.0 / l.mqls END AS cost_per_mql,
+           CASE WHEN l.sqls > 0 THEN s.spend_minor * 1.0 / l.sqls END AS cost_per_sql,
+           CASE WHEN l.customers > 0 THEN s.spend_minor * 1.0 / l.customers END
+               AS cost_per_customer,
+           CASE WHEN s.spend_minor > 0
+               THEN (COALESCE(r.revenue_minor, 0) - s.spend_minor) * 1.0 / s.spend_minor END AS roi
+    FROM s LEFT JOIN l ON l.grp = s.grp
+    LEFT JOIN r ON r.grp = s.grp AND r.currency = s.currency
+    """
+
+
+def referrals_sql(slot: str) -> str:
+    """Per referring lead: leads referred, how many became customers, and their revenue.
+
+    One row per referrer; ``currency`` is that of the referred leads' revenue (when they paid
+    in several currencies, the row sums them: see ``lifecycle_lead_revenue`` for the split).
+    """
+    leads = live_leads(slot)
+    return f"""
+    SELECT x.referrer_lead_id, COUNT(*) AS referred,
+           COUNT(x.became_customer_at) AS became_customers,
+           COALESCE(SUM(v.amount_minor), 0) AS revenue_minor, MIN(v.currency) AS currency
+    FROM {leads} x LEFT JOIN (
+        SELECT lead_id, SUM(amount_minor) AS amount_minor, MIN(currency) AS currency
+        FROM lifecycle_lead_revenue_{slot} GROUP BY lead_id
+    ) v ON v.lead_id = x.lead_id
+    WHERE x.referrer_lead_id IS NOT NULL
+    GROUP BY x.referrer_lead_id
+    """

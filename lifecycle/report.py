@@ -1,0 +1,203 @@
+"""What the CLI shows: a lead's story as of an instant, and stage counts over all leads."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from uuid import UUID
+
+import msgspec
+from rich.console import Console
+from rich.table import Table
+
+from lifecycle.aggregates import Lead
+from lifecycle.application import LeadLifecycle
+from lifecycle.facts import Disqualification, Fact, Qualification, Touch, ordered
+from lifecycle.rules import StageMove
+from lifecycle.vocabulary import Stage, Temperature
+
+
+class TimelineEntry(msgspec.Struct, frozen=True, kw_only=True):
+    """One fact as a line of the timeline."""
+
+    at: datetime
+    fact_id: str
+    what: str
+    campaign: str | None = None
+    detail: str | None = None
+
+
+class LeadReport(msgspec.Struct, frozen=True, kw_only=True):
+    """A lead folded as of an instant (``stage`` None: it had no facts yet)."""
+
+    lead_id: UUID
+    as_of: datetime
+    rules_version: str
+    stage: Stage | None
+    temperature: Temperature | None
+    fit: int
+    engagement: float
+    score: float
+    became: dict[str, datetime]
+    hot_until: datetime | None
+    warm_until: datetime | None
+    acquisition_campaign: str | None
+    acquisition_channel: str | None
+    revenue: dict[str, int]
+    referrer_lead_id: UUID | None
+    unsubscribed: bool
+    identities: list[str]
+    absorbed: list[UUID]
+    stage_history: list[StageMove]
+    timeline: list[TimelineEntry]
+
+
+def _describe(fact: Fact) -> TimelineEntry:
+    if isinstance(fact, Touch):
+        detail = None
+        if fact.amount_minor is not None:
+            detail = f"{fact.amount_minor / 100:.2f} {fact.currency}"
+        return TimelineEntry(
+            at=fact.at,
+            fact_id=fact.fact_id,
+            what=fact.kind,
+            campaign=fact.campaign_id,
+            detail=detail,
+        )
+    if isinstance(fact, Qualification):
+        met = [
+            name
+            for name, ok in (
+                ("budget", fact.budget),
+                ("authority", fact.authority),
+                ("need", fact.need),
+                ("timeline", fact.timeline),
+            )
+            if ok
+        ]
+        return TimelineEntry(
+            at=fact.at,
+            fact_id=fact.fact_id,
+            what="qualification",
+            detail=f"BANT {fact.criteria_met}/4: {', '.join(met) or 'none'}",
+        )
+    assert isinstance(fact, Disqualification)  # noqa: S101 (Fact is a closed union)
+    return TimelineEntry(
+        at=fact.at, fact_id=fact.fact_id, what="disqualification", detail=fact.reason
+    )
+
+
+def lead_report(engine: LeadLifecycle, lead: Lead, *, as_of: datetime | None = None) -> LeadReport:
+    """Fold the lead as of ``as_of`` (default: now) and describe it."""
+    instant = as_of or datetime.now(UTC)
+    view = engine.view(lead, as_of=instant)
+    return LeadReport(
+        lead_id=lead.id,
+        as_of=instant,
+        rules_version=view.rules_version,
+        stage=view.stage,
+        temperature=view.temperature(instant) if view.stage else None,
+        fit=view.fit,
+        engagement=round(view.engagement_at(instant), 2),
+        score=round(view.score_at(instant), 2),
+        became={m.stage.value: m.entered_at for m in reversed(view.history)},
+        hot_until=view.hot_until,
+        warm_until=view.warm_until,
+        acquisition_campaign=view.acquisition_campaign,
+        acquisition_channel=view.acquisition_channel,
+        revenue=view.revenue,
+        referrer_lead_id=view.referrer_lead_id,
+        unsubscribed=view.unsubscribed,
+        identities=[str(key) for key in lead.identifiers],
+        absorbed=list(lead.absorbed),
+        stage_history=list(view.history),
+        timeline=[_describe(f) for f in ordered([f for f in lead.facts if f.at <= instant])],
+    )
+
+
+def _when(instant: datetime | None) -> str:
+    return instant.astimezone(UTC).strftime("%Y-%m-%d %H:%M") if instant else "-"
+
+
+def print_lead(console: Console, report: LeadReport) -> None:
+    """Tables for a terminal."""
+    console.print(f"[bold]Lead {report.lead_id}[/bold] as of {_when(report.as_of)} UTC")
+    if report.stage is None:
+        console.print("No facts yet at that time: the lead did not exist.")
+        return
+    revenue = ", ".join(f"{v / 100:.2f} {c}" for c, v in report.revenue.items()) or "-"
+    summary = Table.grid(padding=(0, 2))
+    for name, value in (
+        ("stage", report.stage.value),
+        ("temperature", report.temperature.value if report.temperature else "-"),
+        ("score", f"{report.score:.1f} = fit {report.fit} + engagement {report.engagement:.1f}"),
+        ("hot until", _when(report.hot_until)),
+        ("warm until", _when(report.warm_until)),
+        ("acquisition", f"{report.acquisition_campaign or '-'} ({report.acquisition_channel})"),
+        ("revenue", revenue),
+        ("identities", ", ".join(report.identities) or "-"),
+        ("rules", report.rules_version),
+    ):
+        summary.add_row(f"[bold]{name}[/bold]", value)
+    console.print(summary)
+    history = Table("stage", "entered", "left", "because of fact", title="Stage history")
+    for move in report.stage_history:
+        history.add_row(
+            move.stage.value, _when(move.entered_at), _when(move.exited_at), move.fact_id[:12]
+        )
+    console.print(history)
+    timeline = Table("at", "what", "campaign", "detail", "fact", title="Timeline")
+    for entry in report.timeline:
+        timeline.add_row(
+            _when(entry.at),
+            entry.what,
+            entry.campaign or "",
+            entry.detail or "",
+            entry.fact_id[:12],
+        )
+    console.print(timeline)
+
+
+@dataclass
+class StageCounts:
+    """Live (not merged) leads per stage as of an instant, and the hottest ones."""
+
+    as_of: datetime
+    stages: Counter[str] = field(default_factory=Counter)
+    temperatures: Counter[str] = field(default_factory=Counter)
+    merged: int = 0
+    examples: list[UUID] = field(default_factory=list)
+
+
+def stage_counts(engine: LeadLifecycle, *, as_of: datetime | None = None) -> StageCounts:
+    """Fold every live lead; visitors are counted apart from leads."""
+    instant = as_of or datetime.now(UTC)
+    counts = StageCounts(as_of=instant)
+    scored: list[tuple[float, UUID]] = []
+    for lead_id in engine.lead_ids():
+        lead = engine.get_lead(lead_id)
+        if lead.id != lead_id:
+            counts.merged += 1
+            continue
+        view = engine.view(lead, as_of=instant)
+        if view.stage is None:
+            continue
+        counts.stages[view.stage.value] += 1
+        if view.is_lead:
+            counts.temperatures[view.temperature(instant).value] += 1
+            scored.append((view.score_at(instant), lead.id))
+    counts.examples = [lead_id for _, lead_id in sorted(scored, reverse=True)[:5]]
+    return counts
+
+
+def print_stage_counts(console: Console, counts: StageCounts) -> None:
+    """The stage table for a terminal."""
+    table = Table("stage", "leads", title=f"Stages as of {_when(counts.as_of)} UTC")
+    for stage in Stage:
+        table.add_row(stage.value, str(counts.stages.get(stage.value, 0)))
+    console.print(table)
+    temperatures = ", ".join(
+        f"{t.value} {counts.temperatures.get(t.value, 0)}" for t in Temperature
+    )
+    console.print(f"Temperature of leads: {temperatures}; merged duplicates: {counts.merged}")

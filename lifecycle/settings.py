@@ -1,0 +1,97 @@
+"""Settings from ``LIFECYCLE_*`` environment variables, read once by the CLI."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+from lifecycle.errors import ConfigurationError
+from lifecycle.persistence import DEFAULT_DATABASE_URL
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    """Everything configurable, with the defaults a fresh clone runs with.
+
+    Each field is read from ``LIFECYCLE_<FIELD NAME IN CAPITALS>``.
+    """
+
+    database_url: str = DEFAULT_DATABASE_URL
+    rules: Path | None = None
+    cache_size: int = 20_000
+    log_format: str = "auto"
+    kafka_bootstrap: str = "127.0.0.1:9092"
+    touchpoints_topic: str = "lead.touchpoints"
+    dead_letter_topic: str = "lead.touchpoints.dlq"
+    lead_events_topic: str = "lead.events"
+    ingest_group: str = "lifecycle-ingest"
+    relay_name: str = "lifecycle-relay"
+    views_url: str = ""
+    """Where the view tables live (empty: the event store's database)."""
+    views_group: str = "lifecycle-views"
+    sla_hours: int = 24
+    batch_size: int = 500
+    session_timeout_ms: int = 10_000
+    heartbeat_interval_ms: int = 3_000
+    published_properties: tuple[str, ...] = ("sales_contacted",)
+    """Touchpoint properties copied to ``lead.events``; the others may hold personal data."""
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Read every ``LIFECYCLE_*`` variable that is set; the rest keep their defaults."""
+        env = os.environ if environ is None else environ
+        values: dict[str, object] = {}
+        for field in fields(cls):
+            name = f"LIFECYCLE_{field.name.upper()}"
+            raw = env.get(name)
+            if raw is None:
+                continue
+            values[field.name] = _parse(name, raw, field.default)
+        settings = cls(**values)  # type: ignore[arg-type]
+        settings.check()
+        return settings
+
+    def check(self) -> None:
+        """Refuse values that cannot work."""
+        if self.log_format not in {"auto", "json", "console"}:
+            raise ConfigurationError("LIFECYCLE_LOG_FORMAT must be auto, json or console")
+        for name in ("cache_size", "batch_size", "session_timeout_ms", "heartbeat_interval_ms"):
+            if getattr(self, name) < 1:
+                raise ConfigurationError(f"LIFECYCLE_{name.upper()} must be at least 1")
+        if self.heartbeat_interval_ms >= self.session_timeout_ms:
+            raise ConfigurationError(
+                "LIFECYCLE_HEARTBEAT_INTERVAL_MS must be below LIFECYCLE_SESSION_TIMEOUT_MS"
+            )
+
+    @property
+    def views_database_url(self) -> str:
+        """The views' database: ``views_url``, or the event store's."""
+        return self.views_url or self.database_url
+
+    def environment(self) -> dict[str, str]:
+        """These settings as ``LIFECYCLE_*`` variables (to start a worker process with them)."""
+        env = {}
+        for field in fields(self):
+            value = getattr(self, field.name)
+            if value is None or value == "":
+                continue
+            text = ",".join(value) if isinstance(value, tuple) else str(value)
+            env[f"LIFECYCLE_{field.name.upper()}"] = text
+        return env
+
+
+def _parse(name: str, raw: str, default: object) -> object:
+    if isinstance(default, bool):
+        return raw.strip().lower() in {"1", "true", "yes", "on"}
+    if isinstance(default, int):
+        try:
+            return int(raw)
+        except ValueError:
+            raise ConfigurationError(f"{name} must be a whole number, not {raw!r}") from None
+    if isinstance(default, tuple):
+        return tuple(part.strip() for part in raw.split(",") if part.strip())
+    if name == "LIFECYCLE_RULES":
+        return Path(raw) if raw else None
+    return raw

@@ -1,0 +1,154 @@
+"""The views, built from the event store, against answers computed by hand (tests/scenario.py).
+
+Runs on SQLite and on PostgreSQL; the Kafka path is in tests/e2e/test_views_pipeline.py.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from uuid import UUID
+
+import pytest
+import scenario
+
+from lifecycle.projections import queries
+from lifecycle.projections.replay import fill_from_store, swap, what_if
+from lifecycle.projections.schema import STAGES
+from lifecycle.projections.store import ViewStore
+from lifecycle.rules import default_rulebook, load_rulebook
+from lifecycle.settings import Settings
+from lifecycle.vocabulary import Stage
+
+
+@pytest.fixture
+def views(database_url, engine, events):
+    """The scenario recorded in the store and folded into the views."""
+    engine.record(events.decode(*scenario.history(events)))
+    store = ViewStore(database_url)
+    settings = Settings(database_url=database_url)
+    swap(store, fill_from_store(engine, store, default_rulebook(), settings), default_rulebook())
+    yield store
+    store.close()
+
+
+def lead_rows(store: ViewStore) -> dict[str, dict]:
+    with store.transaction() as tx:
+        slot = store.active_slot(tx)
+        names = [
+            "lead_id",
+            "stage",
+            "hot_until",
+            "warm_until",
+            *(f"became_{stage}_at" for stage in STAGES),
+        ]
+        rows = tx.rows(f"SELECT {', '.join(names)} FROM {queries.live_leads(slot)} x")
+    return {row[0]: dict(zip(names, row, strict=True)) for row in rows}
+
+
+def test_every_lead_has_the_stage_and_stage_instants_computed_by_hand(views, engine, events):
+    rows = lead_rows(views)
+    leads = {k: v for k, v in scenario.EXPECTED_STAGES.items() if v != "visitor"}
+
+    assert len(rows) == len(leads)
+    for identity, stage in leads.items():
+        assert rows[str(engine.resolve(identity).id)]["stage"] == stage, identity
+    for identity, became in scenario.EXPECTED_BECAME.items():
+        row = rows[str(engine.resolve(identity).id)]
+        for stage, day in became.items():
+            assert queries.instant(row[f"became_{stage}_at"]) == events.at(day), (identity, stage)
+
+
+def test_temperature_at_chosen_instants_comes_from_the_lead_row_alone(views, engine, events):
+    rows = lead_rows(views)
+    for identity, day, expected in scenario.TEMPERATURE_CHECKS:
+        lead = engine.resolve(identity)
+        at = events.at(day)
+        view = engine.view(lead, as_of=at)
+        assert view.temperature(at).value == expected, (identity, day)
+        if view.last_fact_at == engine.view(lead).last_fact_at:  # the row is the lead's now
+            row = rows[str(lead.id)]
+            hot, warm = queries.instant(row["hot_until"]), queries.instant(row["warm_until"])
+            from_row = "hot" if hot and at < hot else "warm" if warm and at < warm else "cold"
+            assert from_row == expected, (identity, day)
+
+
+def test_cost_per_lead_per_campaign_is_the_hand_computed_one(views):
+    with views.transaction() as tx:
+        rows = {row.group: row for row in queries.cost_per_lead(tx, views.active_slot(tx))}
+
+    assert set(rows) == set(scenario.EXPECTED_CPL)
+    for campaign, expected in scenario.EXPECTED_CPL.items():
+        row = rows[campaign]
+        for name, value in expected.items():
+            got = getattr(row, name)
+            assert got == (pytest.approx(value) if isinstance(value, float) else value), (
+                campaign,
+                name,
+            )
+
+
+def test_the_funnel_counts_every_live_lead_once(views):
+    with views.transaction() as tx:
+        result = queries.funnel(tx, views.active_slot(tx))
+
+    for stage, count in scenario.EXPECTED_FUNNEL.items():
+        assert result.reached[stage] == count, stage
+
+
+def test_referrals_credit_the_referring_customers(views, engine):
+    with views.transaction() as tx:
+        rows = queries.referrals(tx, views.active_slot(tx))
+    by_referrer = {row.referrer_lead_id: row for row in rows}
+
+    for identity, expected in scenario.EXPECTED_REFERRALS.items():
+        row = by_referrer[str(engine.resolve(identity).id)]
+        assert (row.referred, row.became_customers, row.revenue_minor) == (
+            expected["referred"],
+            expected["became_customers"],
+            expected["revenue_minor"],
+        ), identity
+
+
+def test_sales_ready_leads_without_a_sales_touch_in_24_hours_are_breaches(views, engine, events):
+    with views.transaction() as tx:
+        breaches = queries.sla_breaches(
+            tx, views.active_slot(tx), events.at(scenario.END_DAY), within=timedelta(hours=24)
+        )
+
+    expected = {str(engine.resolve(identity).id) for identity in scenario.EXPECTED_SLA_OVERDUE}
+    assert {lead_id for lead_id, *_ in breaches} == expected
+
+
+def test_live_views_equal_the_time_travel_fold_of_every_lead(views, engine):
+    for lead_id, row in lead_rows(views).items():
+        view = engine.view(engine.get_lead(UUID(lead_id)))
+        assert row["stage"] == view.stage.value
+        for stage in STAGES:
+            assert queries.instant(row[f"became_{stage}_at"]) == view.became_at(Stage(stage))
+
+
+def test_what_if_with_the_default_rules_reports_no_difference(views, engine, database_url, events):
+    rules = default_rulebook()
+    shadow = fill_from_store(engine, views, rules, Settings(database_url=database_url))
+
+    report = what_if(views, shadow, rules, at=events.at(scenario.END_DAY))
+
+    assert not report.differs
+    assert report.leads == 31
+
+
+def test_what_if_with_a_lower_mql_threshold_names_the_leads_that_would_become_mql(
+    views, engine, database_url, events, tmp_path
+):
+    lower = tmp_path / "lower.toml"
+    lower.write_text('rules_version = "lower"\n[stages]\nmql_score = 20\n')
+    rules = load_rulebook(lower)
+    shadow = fill_from_store(engine, views, rules, Settings(database_url=database_url))
+
+    report = what_if(views, shadow, rules, at=events.at(scenario.END_DAY))
+
+    assert report.differs
+    assert report.gained["mql"] > 0
+    assert report.lost["mql"] == 0
+    with views.transaction() as tx:
+        assert views.active_slot(tx) != shadow  # the live views were not touched

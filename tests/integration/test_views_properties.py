@@ -1,0 +1,86 @@
+"""Properties of the views over generated histories: live = replay = time travel."""
+
+from __future__ import annotations
+
+import random
+import uuid
+
+import msgspec
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from lifecycle.application import LeadLifecycle
+from lifecycle.contracts import decode_structured
+from lifecycle.lead_events import PUBLISHED_TOPICS, lead_event
+from lifecycle.persistence import eventsourcing_env
+from lifecycle.projections.leads import LeadsProjection
+from lifecycle.projections.queries import instant, live_leads
+from lifecycle.projections.replay import fill_from_store
+from lifecycle.projections.schema import SLOT_TABLES, STAGES
+from lifecycle.projections.store import ViewStore
+from lifecycle.rules import default_rulebook
+from lifecycle.sample import generate
+from lifecycle.settings import Settings
+from lifecycle.vocabulary import Stage
+
+RULES = default_rulebook()
+
+
+def recorded(tmp_path, seed: int) -> tuple[LeadLifecycle, ViewStore, Settings]:
+    url = f"sqlite:///{tmp_path}/{uuid.uuid4().hex}.db"
+    app = LeadLifecycle(eventsourcing_env(url))
+    history = generate(people=25, days=20, seed=seed)
+    random.Random(seed).shuffle(history)  # noqa: S311 (arrival order must not matter)
+    app.record([decode_structured(msgspec.json.encode(event)) for event in history])
+    return app, ViewStore(url), Settings(database_url=url)
+
+
+@settings(
+    max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(seed=st.integers(0, 10**6), cuts=st.lists(st.integers(1, 50), min_size=1, max_size=6))
+def test_views_applied_in_any_batches_equal_a_full_replay_and_the_time_travel_fold(
+    tmp_path, seed, cuts
+):
+    app, store, config = recorded(tmp_path, seed)
+    try:
+        live = store.setup()
+        events = [
+            lead_event(
+                app.mapper.to_domain_event(n),
+                published_properties=config.published_properties,
+                campaign_key=app.campaign_key,
+            )
+            for n in app.recorder.select_notifications(None, 10**6, topics=PUBLISHED_TOPICS)
+        ]
+        events = [e for e in events if e is not None]
+        projection, start = LeadsProjection(RULES), 0
+        for cut in [*cuts, len(events)]:  # as a live worker would, in batches of any size
+            with store.transaction() as tx:
+                projection.apply(tx, live, events[start : start + cut])
+            start += cut
+            if start >= len(events):
+                break
+        replayed = fill_from_store(app, store, RULES, config)
+
+        with store.transaction() as tx:
+            tables = [t for t in SLOT_TABLES if t != "lifecycle_offsets"]
+            for table in tables:
+                assert sorted(map(tuple, tx.rows(f"SELECT * FROM {table}_{live}")), key=repr) == (
+                    sorted(map(tuple, tx.rows(f"SELECT * FROM {table}_{replayed}")), key=repr)
+                ), table
+            columns = ", ".join(f"became_{stage}_at" for stage in STAGES)
+            rows = tx.rows(f"SELECT lead_id, stage, {columns} FROM {live_leads(live)} x")
+        for lead_id, stage, *became in rows:
+            lead = app.get_lead(uuid.UUID(lead_id))
+            view = app.view(lead, as_of=view_end(app, lead))
+            assert stage == view.stage.value
+            assert [instant(b) for b in became] == [view.became_at(Stage(s)) for s in STAGES]
+    finally:
+        store.close()
+        app.close()
+
+
+def view_end(app: LeadLifecycle, lead) -> object:
+    """The instant of the lead's last fact: time travel to it equals the live view."""
+    return app.view(lead).last_fact_at

@@ -1,0 +1,238 @@
+"""Wire contracts: what is accepted, and a clear error naming the field for what is not."""
+
+from __future__ import annotations
+
+import copy
+
+import msgspec
+import pytest
+
+from lifecycle.contracts import (
+    MAX_MESSAGE_BYTES,
+    SpendEvent,
+    TouchpointEvent,
+    decode_binary,
+    decode_message,
+    decode_structured,
+)
+from lifecycle.errors import ContractError
+
+GOOD = {
+    "specversion": "1.0",
+    "id": "evt-1",
+    "source": "https://forms.example.com",
+    "type": "lead.touchpoint",
+    "time": "2026-03-02T10:00:00+01:00",
+    "data": {
+        "kind": "form_fill",
+        "identity": {"email": "ann@example.com", "anonymous_id": "cookie-1"},
+        "campaign": {"id": "spring", "channel": "paid_search", "source": "google"},
+        "profile": {"first_name": "Ann", "seniority": "vp", "company_size": 250},
+        "properties": {"page": "/pricing", "score": 3, "returning": True},
+    },
+}
+
+
+def changed(path: str, value: object) -> bytes:
+    """GOOD with one field replaced (``value`` None removes it)."""
+    event = copy.deepcopy(GOOD)
+    *parents, last = path.split(".")
+    target = event
+    for name in parents:
+        target = target[name]
+    if value is None:
+        del target[last]
+    else:
+        target[last] = value
+    return msgspec.json.encode(event)
+
+
+def test_a_structured_touchpoint_is_decoded_with_its_event_time():
+    event = decode_structured(msgspec.json.encode(GOOD))
+
+    assert isinstance(event, TouchpointEvent)
+    assert event.data.kind == "form_fill"
+    assert event.time.utcoffset().total_seconds() == 3600
+    assert event.data.profile.company_size == 250
+
+
+def test_a_binary_mode_event_takes_its_attributes_from_ce_headers():
+    headers = [
+        ("ce_specversion", b"1.0"),
+        ("ce_id", b"spend-1"),
+        ("ce_source", b"https://ads.example.com"),
+        ("ce_type", b"campaign.spend"),
+        ("ce_time", b"2026-03-31T23:00:00Z"),
+        ("content-type", b"application/json"),
+    ]
+    value = msgspec.json.encode(
+        {
+            "campaign": {"id": "spring", "channel": "paid_search"},
+            "amount_minor": 125_000,
+            "currency": "EUR",
+            "period_start": "2026-03-01",
+            "period_end": "2026-03-31",
+        }
+    )
+
+    event = decode_message(value, headers)
+
+    assert isinstance(event, SpendEvent)
+    assert (event.source, event.id, event.data.amount_minor) == (
+        "https://ads.example.com",
+        "spend-1",
+        125_000,
+    )
+
+
+def test_unknown_fields_are_ignored_for_forward_compatibility():
+    event = decode_structured(changed("data.newfield", "x"))
+
+    assert isinstance(event, TouchpointEvent)
+
+
+@pytest.mark.parametrize(
+    ("value", "field", "reason"),
+    [
+        pytest.param(b"{not json", "$", "not valid JSON", id="not-json"),
+        pytest.param(b"[1, 2]", "$", "Expected `object`", id="not-an-object"),
+        pytest.param(changed("specversion", "0.3"), "$.specversion", "Invalid enum", id="version"),
+        pytest.param(changed("id", None), "$", "missing required field `id`", id="no-id"),
+        pytest.param(changed("source", ""), "$.source", "length >= 1", id="empty-source"),
+        pytest.param(changed("type", "lead.sneeze"), "$.type", "unknown event type", id="type"),
+        pytest.param(changed("time", "2026-03-02T10:00:00"), "$.time", "timezone", id="naive"),
+        pytest.param(changed("time", "yesterday"), "$.time", "Invalid RFC3339", id="time"),
+        pytest.param(changed("data.kind", "sneeze"), "$.data.kind", "Invalid enum", id="kind"),
+        pytest.param(changed("data.identity", {}), "$.data.identity", "at least one", id="who"),
+        pytest.param(
+            changed("data.identity.anonymous_id", "  "),
+            "$.data.identity.anonymous_id",
+            "matching regex",
+            id="blank-id",
+        ),
+        pytest.param(
+            changed("data.identity.phone", "1----"),
+            "$.data.identity.phone",
+            "matching regex",
+            id="phone-without-digits",
+        ),
+        pytest.param(changed("time", "0001-01-01T00:00:00+01:00"), "$", "years", id="ancient"),
+        pytest.param(
+            msgspec.json.encode(GOOD).replace(b"Ann", b"A\xffn"),
+            "$",
+            "not valid JSON",
+            id="bad-utf8",
+        ),
+        pytest.param(
+            changed("data.identity.email", "not-an-email"),
+            "$.data.identity.email",
+            "matching regex",
+            id="email",
+        ),
+        pytest.param(
+            changed("data.campaign.channel", "tv"),
+            "$.data.campaign.channel",
+            "Invalid enum",
+            id="channel",
+        ),
+        pytest.param(
+            changed("data.profile.seniority", "intern"),
+            "$.data.profile.seniority",
+            "Invalid enum",
+            id="seniority",
+        ),
+        pytest.param(
+            changed("data.profile.company_size", 0),
+            "$.data.profile.company_size",
+            ">= 1",
+            id="company-size",
+        ),
+        pytest.param(
+            changed("data.amount_minor", 100), "$.data", "only allowed on kind 'purchase'", id="amt"
+        ),
+        pytest.param(
+            changed("data.referrer", {"email": "x@example.com"}),
+            "$.data",
+            "only allowed on kind 'referral'",
+            id="referrer",
+        ),
+        pytest.param(
+            changed("data.properties", {"nested": {"a": 1}}),
+            "$.data.properties[...]",
+            "Expected `bool | int | float | str`",
+            id="properties",
+        ),
+    ],
+)
+def test_a_malformed_event_is_rejected_naming_the_field_and_the_reason(value, field, reason):
+    with pytest.raises(ContractError) as raised:
+        decode_structured(value)
+
+    assert raised.value.field == field
+    assert reason in raised.value.reason
+
+
+def test_a_purchase_needs_amount_and_currency_together():
+    event = copy.deepcopy(GOOD)
+    event["data"].update(kind="purchase", amount_minor=4_900)
+
+    with pytest.raises(ContractError, match="amount_minor and currency go together"):
+        decode_structured(msgspec.json.encode(event))
+
+
+def test_spend_with_a_negative_amount_or_a_reversed_period_is_rejected():
+    spend = {
+        "specversion": "1.0",
+        "id": "s",
+        "source": "ads",
+        "type": "campaign.spend",
+        "time": "2026-03-31T00:00:00Z",
+        "data": {
+            "campaign": {"id": "c", "channel": "display"},
+            "amount_minor": -1,
+            "currency": "EUR",
+            "period_start": "2026-03-01",
+            "period_end": "2026-03-31",
+        },
+    }
+    with pytest.raises(ContractError, match=">= 0") as raised:
+        decode_structured(msgspec.json.encode(spend))
+    assert raised.value.field == "$.data.amount_minor"
+
+    spend["data"].update(amount_minor=1, period_start="2026-04-01")
+    with pytest.raises(ContractError, match="period_end is before period_start"):
+        decode_structured(msgspec.json.encode(spend))
+
+
+def test_a_value_over_256_kib_is_rejected_before_decoding():
+    oversized = b"{" + b" " * MAX_MESSAGE_BYTES + b"}"
+
+    with pytest.raises(ContractError, match="over the limit of 262144 bytes"):
+        decode_structured(oversized)
+    with pytest.raises(ContractError, match="over the limit"):
+        decode_binary({"ce_specversion": b"1.0"}, oversized)
+
+
+def test_a_binary_event_missing_a_ce_header_names_it():
+    headers = [("ce_specversion", b"1.0"), ("ce_source", b"s"), ("ce_type", b"lead.touchpoint")]
+
+    with pytest.raises(ContractError, match="missing required field `id`"):
+        decode_message(msgspec.json.encode(GOOD["data"]), headers)
+
+
+def test_a_structured_event_is_read_as_structured_even_with_ce_headers():
+    headers = [("content-type", b"application/cloudevents+json"), ("ce_specversion", "1.0")]
+
+    event = decode_message(msgspec.json.encode(GOOD), headers)
+
+    assert isinstance(event, TouchpointEvent)
+
+
+def test_a_header_without_a_value_is_rejected_not_crashed_on():
+    with pytest.raises(ContractError, match="header has no value"):
+        decode_message(msgspec.json.encode(GOOD), [("content-type", None)])
+
+
+def test_a_message_without_a_value_is_rejected():
+    with pytest.raises(ContractError, match="no value"):
+        decode_message(None, [])
