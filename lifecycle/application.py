@@ -58,7 +58,14 @@ class LeadLifecycle(Application[UUID]):
     }
 
     def __init__(self, env: dict[str, str] | None = None, *, rules: Rulebook | None = None) -> None:
-        super().__init__(env)
+        try:
+            super().__init__(env)
+        except BaseException:
+            # Close the connection pool now: left to the garbage collector, psycopg's pool
+            # may be closed from one of its own threads, which cannot join itself.
+            with contextlib.suppress(AttributeError):  # (failed before the factory existed)
+                self.close()
+            raise
         self.rules = rules or default_rulebook()
         self._campaign_keys: dict[UUID, str] = {}
 

@@ -5,12 +5,16 @@ Every test runs on SQLite and on PostgreSQL (a fresh schema each).
 
 from __future__ import annotations
 
+import threading
+
 import pytest
-from eventsourcing.persistence import Tracking
+from eventsourcing.persistence import OperationalError, Tracking
 
 from lifecycle.aggregates import Campaign, Identity, Lead
+from lifecycle.application import LeadLifecycle
 from lifecycle.errors import LeadNotFoundError
 from lifecycle.identity import IdentityKey, IdentityKind
+from lifecycle.persistence import eventsourcing_env
 from lifecycle.vocabulary import Stage
 
 CAMPAIGN = {"id": "spring-webinar", "channel": "events"}
@@ -335,3 +339,13 @@ def test_captured_at_is_the_earliest_identifying_fact_even_when_it_arrives_late(
     engine.record(events.decode(events.touchpoint("page_view", 1, email="quin@example.com")))
 
     assert engine.resolve("email:quin@example.com").captured_at == events.at(1)
+
+
+@pytest.mark.postgres
+def test_a_store_that_cannot_be_opened_leaves_no_connection_pool_running():
+    with pytest.raises(OperationalError) as failure:
+        LeadLifecycle(eventsourcing_env("postgresql://postgres@127.0.0.1:1/test?connect_timeout=1"))
+
+    # failure keeps the half-built application alive (its traceback); its pool must not be.
+    assert "couldn't get a connection" in str(failure.value)
+    assert [t.name for t in threading.enumerate() if t.name.startswith("pool-")] == []
