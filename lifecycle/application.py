@@ -18,6 +18,7 @@ from uuid import UUID
 from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
 from eventsourcing.domain import Aggregate, DomainEventProtocol
 from eventsourcing.persistence import IntegrityError, ProcessRecorder, Tracking
+from eventsourcing.postgres import PostgresDatastore
 from eventsourcing.utils import get_topic
 
 from lifecycle import contracts
@@ -43,6 +44,10 @@ class RecordResult:
 
     recorded: int = 0
     duplicates: int = 0
+
+
+# A PostgreSQL advisory lock key: held while an application creates its tables.
+SCHEMA_LOCK = 0x6C656164  # "lead"
 
 
 class LeadLifecycle(Application[UUID]):
@@ -71,7 +76,17 @@ class LeadLifecycle(Application[UUID]):
 
     def construct_recorder(self) -> ProcessRecorder:
         """A process recorder: only it writes tracking records with the events."""
-        return self.factory.process_recorder()
+        datastore = getattr(self.factory, "datastore", None)
+        if not isinstance(datastore, PostgresDatastore):
+            return self.factory.process_recorder()
+        # Processes starting together would replace the same functions at once ("tuple
+        # concurrently updated"): one at a time creates what is missing.
+        with datastore.get_connection() as connection:
+            connection.execute("SELECT pg_advisory_lock(%s)", [SCHEMA_LOCK])
+            try:
+                return self.factory.process_recorder()
+            finally:
+                connection.execute("SELECT pg_advisory_unlock(%s)", [SCHEMA_LOCK])
 
     @property
     def process_recorder(self) -> ProcessRecorder:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
-from lifecycle.projections.schema import cost_per_lead_sql, live_leads, referrals_sql
+from lifecycle.projections.schema import STAGES, cost_per_lead_sql, live_leads, referrals_sql
 from lifecycle.projections.store import Slot, Transaction
 
 By = Literal["campaign", "channel", "month"]
@@ -159,15 +159,130 @@ def funnel(tx: Transaction, slot: Slot, filters: Filters = Filters()) -> Funnel:
     return Funnel(counts, conversion, medians, {c: int(v) for c, v in revenue})
 
 
+# The temperature of a view row at an instant (two ``?``: the instant, twice).
+TEMPERATURE_SQL = (
+    "CASE WHEN hot_until > ? THEN 'hot' WHEN warm_until > ? THEN 'warm' ELSE 'cold' END"
+)
+LEAD_COLUMNS = (
+    "lead_id",
+    "stage",
+    "score",
+    "fit",
+    "engagement",
+    "acquisition_campaign",
+    "acquisition_channel",
+    "first_fact_at",
+    "last_touch_at",
+    "hot_until",
+    "warm_until",
+    "referrer_lead_id",
+    *(f"became_{stage}_at" for stage in STAGES),
+)
+
+
+@dataclass
+class LeadRow:
+    """A lead as the views hold it, with its temperature at the instant asked about."""
+
+    lead_id: str
+    stage: str
+    temperature: str
+    score: float
+    fit: int
+    engagement: float
+    acquisition_campaign: str | None
+    acquisition_channel: str | None
+    first_fact_at: datetime | None
+    last_touch_at: datetime | None
+    hot_until: datetime | None
+    warm_until: datetime | None
+    referrer_lead_id: str | None
+    became: dict[str, datetime]
+
+
+@dataclass(frozen=True)
+class LeadQuery:
+    """Which leads to list, and where the previous page ended (its last score and lead id)."""
+
+    stage: str | None = None
+    temperature: str | None = None
+    campaign: str | None = None
+    channel: str | None = None
+    after: tuple[float, str] | None = None
+
+
+def leads_page(
+    tx: Transaction, slot: Slot, query: LeadQuery, *, now: datetime, limit: int
+) -> list[LeadRow]:
+    """Leads by score (highest first, then lead id): one keyset page of at most ``limit``."""
+    where: list[str] = ["1 = 1"]
+    params: list[object] = [now, now]
+    for column, value in (
+        ("stage", query.stage),
+        ("acquisition_campaign", query.campaign),
+        ("acquisition_channel", query.channel),
+    ):
+        if value is not None:
+            where.append(f"{column} = ?")
+            params.append(value)
+    if query.temperature is not None:
+        where.append(f"{TEMPERATURE_SQL} = ?")
+        params.extend([now, now, query.temperature])
+    if query.after is not None:
+        score, lead_id = query.after
+        where.append("(score < ? OR (score = ? AND lead_id > ?))")
+        params.extend([score, score, lead_id])
+    rows = tx.rows(
+        f"SELECT {TEMPERATURE_SQL}, {', '.join(LEAD_COLUMNS)} FROM {live_leads(slot)} x "
+        f"WHERE {' AND '.join(where)} ORDER BY score DESC, lead_id LIMIT ?",
+        [*params, limit],
+    )
+    return [_lead_row(row) for row in rows]
+
+
+def lead_row(tx: Transaction, slot: Slot, lead_id: str, *, now: datetime) -> LeadRow | None:
+    """One live lead's row (None: not in the views, or merged into another)."""
+    rows = tx.rows(
+        f"SELECT {TEMPERATURE_SQL}, {', '.join(LEAD_COLUMNS)} FROM {live_leads(slot)} x "
+        "WHERE lead_id = ?",
+        [now, now, lead_id],
+    )
+    return _lead_row(rows[0]) if rows else None
+
+
+def _lead_row(row: tuple[object, ...]) -> LeadRow:
+    temperature, lead_id, stage, score, fit, engagement, campaign, channel, *rest = row
+    first_fact_at, last_touch_at, hot_until, warm_until, referrer, *became = rest
+    return LeadRow(
+        lead_id=str(lead_id),
+        stage=str(stage),
+        temperature=str(temperature),
+        score=float(score),  # type: ignore[arg-type]
+        fit=int(fit),  # type: ignore[call-overload]
+        engagement=float(engagement),  # type: ignore[arg-type]
+        acquisition_campaign=campaign,  # type: ignore[arg-type]
+        acquisition_channel=channel,  # type: ignore[arg-type]
+        first_fact_at=instant(first_fact_at),
+        last_touch_at=instant(last_touch_at),
+        hot_until=instant(hot_until),
+        warm_until=instant(warm_until),
+        referrer_lead_id=None if referrer is None else str(referrer),
+        became={
+            stage_name: at
+            for stage_name, value in zip(STAGES, became, strict=True)
+            if (at := instant(value)) is not None
+        },
+    )
+
+
 def temperature_counts(
     tx: Transaction, slot: Slot, at: datetime, *, by: str | None = None
 ) -> dict[tuple[str, str], int]:
     """Leads per (group, temperature) as of ``at``, from the rows alone (no timers)."""
     group = {"stage": "stage", "campaign": "acquisition_campaign"}.get(by or "", "'all'")
     rows = tx.rows(
-        f"SELECT {group}, CASE WHEN hot_until > ? THEN 'hot' WHEN warm_until > ? THEN 'warm' "
-        f"ELSE 'cold' END AS temperature, COUNT(*) FROM {live_leads(slot)} x "
-        f"WHERE first_fact_at <= ? GROUP BY 1, 2",
+        f"SELECT {group}, {TEMPERATURE_SQL} AS temperature, COUNT(*) FROM {live_leads(slot)} x "
+        "WHERE first_fact_at <= ? GROUP BY 1, 2",
         [at, at, at],
     )
     return {(str(g), t): int(n) for g, t, n in rows}

@@ -126,6 +126,21 @@ class ViewStore:
             with self._postgres.transaction(), self._postgres.cursor() as cursor:
                 yield Transaction(cursor, "postgres")
 
+    @contextmanager
+    def reading(self) -> Iterator[Transaction]:
+        """A read-only transaction: one consistent snapshot that never blocks the writers."""
+        if self.dialect == "sqlite":
+            connection = self._sqlite
+            connection.execute("BEGIN DEFERRED")  # a WAL reader: takes no write lock
+            try:
+                yield Transaction(connection.cursor(), "sqlite")
+            finally:
+                connection.execute("ROLLBACK")
+        else:
+            with self._postgres.transaction(), self._postgres.cursor() as cursor:
+                cursor.execute("SET TRANSACTION READ ONLY")
+                yield Transaction(cursor, "postgres")
+
     def close(self) -> None:
         """Close the connection."""
         if self.dialect == "sqlite":

@@ -349,3 +349,22 @@ def test_a_store_that_cannot_be_opened_leaves_no_connection_pool_running():
     # failure keeps the half-built application alive (its traceback); its pool must not be.
     assert "couldn't get a connection" in str(failure.value)
     assert [t.name for t in threading.enumerate() if t.name.startswith("pool-")] == []
+
+
+@pytest.mark.postgres
+def test_applications_opened_at_once_on_a_new_postgresql_schema_all_open(postgres_url):
+    failures: list[Exception] = []
+
+    def open_and_close() -> None:
+        try:
+            LeadLifecycle(eventsourcing_env(postgres_url)).close()
+        except Exception as error:  # noqa: BLE001 (collected for the assertion)
+            failures.append(error)
+
+    threads = [threading.Thread(target=open_and_close) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert failures == []

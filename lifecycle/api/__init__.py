@@ -1,0 +1,1 @@
+"""The read-only HTTP API, the web dashboard and the ops endpoints (``lifecycle serve``)."""

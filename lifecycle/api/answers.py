@@ -1,0 +1,127 @@
+"""The shapes the API answers with (msgspec structs; the OpenAPI document is built from them)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from uuid import UUID
+
+import msgspec
+
+from lifecycle.projections.queries import CostRow, LeadRow, Referral
+
+
+class Score(msgspec.Struct, frozen=True, kw_only=True):
+    """Score = fit (who they are) + engagement (what they did, decaying)."""
+
+    total: float
+    fit: int
+    engagement: float
+
+
+class Acquisition(msgspec.Struct, frozen=True, kw_only=True):
+    """The campaign and channel that brought the lead."""
+
+    campaign: str | None
+    channel: str | None
+
+
+class Lead(msgspec.Struct, frozen=True, kw_only=True):
+    """A lead folded from its facts as of ``as_of``."""
+
+    lead_id: UUID
+    as_of: datetime
+    rules_version: str
+    stage: str | None
+    temperature: str | None
+    score: Score
+    became: dict[str, datetime]
+    hot_until: datetime | None
+    warm_until: datetime | None
+    acquisition: Acquisition
+    revenue_minor: dict[str, int]
+    referrer_lead_id: UUID | None
+    unsubscribed: bool
+    identities: list[str]
+    merged: list[UUID]
+
+
+class TimelineEntry(msgspec.Struct, frozen=True, kw_only=True):
+    """A fact; ``moved_to`` is the stage it moved the lead into, if it did."""
+
+    at: datetime
+    fact_id: str
+    what: str
+    campaign: str | None = None
+    detail: str | None = None
+    moved_to: str | None = None
+
+
+class Timeline(msgspec.Struct, frozen=True, kw_only=True):
+    """A lead's facts in event-time order, and why it has its stage."""
+
+    lead_id: UUID
+    as_of: datetime
+    stage: str | None
+    why: str
+    entries: list[TimelineEntry]
+
+
+class LeadPage(msgspec.Struct, frozen=True, kw_only=True):
+    """One page of leads (highest score first); pass ``next_cursor`` as ``cursor`` for the next."""
+
+    leads: list[LeadRow]
+    next_cursor: str | None
+
+
+class FunnelAnswer(msgspec.Struct, frozen=True, kw_only=True):
+    """Leads acquired in the period that reached each stage, with conversion rates."""
+
+    reached: dict[str, int]
+    conversion: dict[str, float | None]
+    median_days: dict[str, float | None]
+    revenue_minor: dict[str, int]
+
+
+class CostAnswer(msgspec.Struct, frozen=True, kw_only=True):
+    """Cost per lead and its companions per group and currency (amounts in minor units)."""
+
+    by: str
+    rows: list[CostRow]
+
+
+class TemperatureAnswer(msgspec.Struct, frozen=True, kw_only=True):
+    """Leads per temperature as of an instant."""
+
+    as_of: datetime
+    counts: dict[str, int]
+
+
+class ReferralAnswer(msgspec.Struct, frozen=True, kw_only=True):
+    """Per referring lead: leads referred, customers among them, their revenue."""
+
+    referrers: list[Referral]
+
+
+class Breach(msgspec.Struct, frozen=True, kw_only=True):
+    """A sales-ready lead not contacted in time."""
+
+    lead_id: str
+    stage: str
+    sales_ready_at: datetime
+    first_sales_touch_at: datetime | None
+
+
+class SlaAnswer(msgspec.Struct, frozen=True, kw_only=True):
+    """Sales-ready leads with no sales touch within ``within_hours``."""
+
+    as_of: datetime
+    within_hours: int
+    breaches: list[Breach]
+
+
+class Health(msgspec.Struct, frozen=True, kw_only=True):
+    """Whether the parts answer, and where each worker stands."""
+
+    status: str
+    checks: dict[str, str]
+    positions: list[dict[str, object]]

@@ -1,0 +1,107 @@
+"""The Litestar application: ``/api`` (token-guarded), the dashboard at ``/``, ``/metrics``, ``/healthz``."""
+
+from __future__ import annotations
+
+import hmac
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+from litestar import Litestar, MediaType, Response, get
+from litestar.connection import ASGIConnection
+from litestar.datastructures import State
+from litestar.exceptions import NotAuthorizedException
+from litestar.handlers import BaseRouteHandler
+from litestar.openapi import OpenAPIConfig
+from litestar.static_files import create_static_files_router
+from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
+
+from lifecycle.api import answers
+from lifecycle.api.pipeline import PipelineCollector, partition_states
+from lifecycle.api.problems import HANDLERS
+from lifecycle.api.routes import api_router
+from lifecycle.api.state import Api
+
+DASHBOARD = Path(str(files("lifecycle.api").joinpath("dashboard")))
+PAGE = (DASHBOARD / "index.html").read_bytes()
+PROMETHEUS_TEXT = "text/plain; version=0.0.4; charset=utf-8"
+
+
+def _require_token(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    """With LIFECYCLE_API_TOKEN set, every /api request carries it as a bearer token."""
+    token: str | None = connection.app.state.api.token
+    if not token:
+        return
+    scheme, _, given = connection.headers.get("authorization", "").partition(" ")
+    # Compared in constant time, so that response times do not leak the token.
+    if scheme.lower() != "bearer" or not hmac.compare_digest(given.encode(), token.encode()):
+        raise NotAuthorizedException("a valid bearer token is required (LIFECYCLE_API_TOKEN)")
+
+
+@get("/", media_type=MediaType.HTML, include_in_schema=False, sync_to_thread=False)
+def dashboard() -> Response[bytes]:
+    """The dashboard page (its script reads the API)."""
+    return Response(PAGE, media_type=MediaType.HTML)
+
+
+@get("/metrics", media_type=PROMETHEUS_TEXT, sync_to_thread=True)
+def metrics(state: State) -> Response[bytes]:
+    """Prometheus text: message counters, batch timings, positions and lag per partition."""
+    text = generate_latest(REGISTRY) + generate_latest(state.registry)
+    return Response(text, media_type=PROMETHEUS_TEXT)
+
+
+@get("/healthz", sync_to_thread=True)
+def healthz(state: State) -> Response[answers.Health]:
+    """200 when the event store, the views and the broker answer; 503 (with the reason) if not."""
+    api: Api = state.api
+    checks: dict[str, str] = {}
+    positions: list[dict[str, object]] = []
+    for part, check in (
+        ("event_store", api.engine.recorder.max_notification_id),
+        ("views", lambda: _views_answer(api)),
+    ):
+        try:
+            check()
+            checks[part] = "ok"
+        except Exception as error:  # noqa: BLE001 (any failure is the answer)
+            checks[part] = f"failing: {type(error).__name__}"
+    try:
+        states = partition_states(api.engine, api.views(), api.settings, api.broker)
+        checks["broker"] = "ok"
+        positions = [
+            {"worker": s.worker, "topic": s.topic, "partition": s.partition}
+            | {"position": s.position, "end": s.end, "lag": s.lag}
+            for s in states
+        ]
+    except Exception as error:  # noqa: BLE001
+        checks.setdefault("broker", f"failing: {type(error).__name__}")
+    ok = all(value == "ok" for value in checks.values())
+    health = answers.Health(status="ok" if ok else "failing", checks=checks, positions=positions)
+    return Response(health, status_code=200 if ok else 503)
+
+
+def _views_answer(api: Api) -> None:
+    views = api.views()
+    with views.reading() as tx:
+        views.active_slot(tx)
+
+
+def create_app(api: Api) -> Litestar:
+    """The web application over ``api`` (which the caller opens and closes)."""
+    registry = CollectorRegistry(auto_describe=True)
+    registry.register(PipelineCollector(api))
+    return Litestar(
+        route_handlers=[
+            api_router(guards=[_require_token]),
+            dashboard,
+            metrics,
+            healthz,
+            create_static_files_router(path="/static", directories=[DASHBOARD]),
+        ],
+        state=State({"api": api, "registry": registry}),
+        exception_handlers=HANDLERS,
+        openapi_config=OpenAPIConfig(
+            title="lead-lifecycle", version="1", description=__doc__, path="/schema"
+        ),
+    )

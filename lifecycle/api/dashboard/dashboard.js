@@ -1,0 +1,156 @@
+// The dashboard: plain JavaScript reading the same /api it documents (works offline, no CDN).
+"use strict";
+
+const REFRESH_MS = 5000;
+const state = { token: null, lead: null };
+
+const params = new URLSearchParams(location.hash.slice(1));
+if (params.get("token")) sessionStorage.setItem("lifecycle-token", params.get("token"));
+state.token = sessionStorage.getItem("lifecycle-token");
+
+async function api(path) {
+  const headers = state.token ? { Authorization: `Bearer ${state.token}` } : {};
+  const response = await fetch(path, { headers });
+  if (response.status === 401) {
+    const token = prompt("This API needs its token (LIFECYCLE_API_TOKEN):");
+    if (token) { state.token = token; sessionStorage.setItem("lifecycle-token", token); return api(path); }
+  }
+  const body = await response.json();
+  if (!response.ok) throw new Error(body.detail || body.title || response.statusText);
+  return body;
+}
+
+const $ = (selector) => document.querySelector(selector);
+function el(tag, attributes = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [name, value] of Object.entries(attributes)) node.setAttribute(name, value);
+  for (const child of children) node.append(child instanceof Node ? child : String(child ?? ""));
+  return node;
+}
+const money = (minor) => (minor === null || minor === undefined ? "-" : (minor / 100).toLocaleString("en", { maximumFractionDigits: 2, minimumFractionDigits: 2 }));
+const percent = (rate) => (rate === null || rate === undefined ? "-" : `${(rate * 100).toFixed(1)}%`);
+const when = (iso) => (iso ? iso.slice(0, 16).replace("T", " ") : "-");
+const short = (id) => id.slice(0, 8);
+
+function leadLink(id) {
+  const link = el("a", { class: "lead", "data-lead": id, title: id }, short(id));
+  link.addEventListener("click", () => showLead(id));
+  return link;
+}
+
+function filters() {
+  const form = new FormData($("#filters"));
+  const query = new URLSearchParams();
+  for (const name of ["campaign", "channel"]) if (form.get(name)) query.set(name, form.get(name));
+  if (form.get("from")) query.set("from", form.get("from"));
+  if (form.get("to")) query.set("to", form.get("to"));
+  return query;
+}
+
+function fill(tbody, rows) {
+  tbody.replaceChildren(...rows.map((cells) => el("tr", {}, ...cells.map((cell) => el("td", {}, cell)))));
+}
+
+async function drawFunnel() {
+  const funnel = await api(`/api/funnel?${filters()}`);
+  const top = Math.max(1, ...Object.values(funnel.reached));
+  const steps = { mql: "lead_to_mql", sales_ready: "mql_to_sales_ready", customer: "sales_ready_to_customer" };
+  $("#funnel").replaceChildren(
+    ...Object.entries(funnel.reached).map(([stage, count]) =>
+      el("div", { class: "bar-row", "data-stage": stage },
+        el("span", {}, stage.replace("_", " ")),
+        el("div", { class: "bar", style: `width:${(100 * count) / top}%` }),
+        el("span", { class: "count" }, count),
+        el("span", { class: "rate" }, steps[stage] ? `${percent(funnel.conversion[steps[stage]])} from prev.` : ""))),
+    el("p", { class: "rate" }, `lead → customer: ${percent(funnel.conversion.lead_to_customer)}`));
+}
+
+async function drawTemperature() {
+  const answer = await api("/api/temperature");
+  const total = Math.max(1, ...Object.values(answer.counts));
+  $("#temperature").replaceChildren(
+    ...Object.entries(answer.counts).map(([name, count]) =>
+      el("div", { class: "bar-row", "data-temperature": name },
+        el("span", {}, name),
+        el("div", { class: `bar ${name}`, style: `width:${(100 * count) / total}%` }),
+        el("span", { class: "count" }, count),
+        el("span", {}, ""))));
+}
+
+async function drawCosts() {
+  const by = $("#cpl-by").value;
+  const answer = await api(`/api/cost-per-lead?by=${by}`);
+  const rows = answer.rows.map((r) => {
+    const cells = [r.group, r.currency, money(r.spend_minor), r.leads, money(r.cpl), r.sqls, money(r.cost_per_sql), r.customers, money(r.revenue_minor), percent(r.roi)];
+    return cells;
+  });
+  fill($("#cpl tbody"), rows);
+  $("#cpl tbody").querySelectorAll("tr").forEach((tr, i) => tr.setAttribute("data-group", answer.rows[i].group));
+  if (by !== "month") offerChoices(by, answer.rows.map((r) => r.group));
+}
+
+function offerChoices(name, values) {
+  const select = $(`#filters select[name=${name}]`);
+  const known = new Set([...select.options].map((o) => o.value));
+  for (const value of values) if (!known.has(value)) { select.append(el("option", { value }, value)); known.add(value); }
+}
+
+async function drawHot() {
+  const query = filters();
+  query.delete("from"); query.delete("to");
+  query.set("temperature", "hot"); query.set("limit", "10");
+  const page = await api(`/api/leads?${query}`);
+  fill($("#hot tbody"), page.leads.map((l) => [leadLink(l.lead_id), l.stage, l.score.toFixed(1), when(l.hot_until)]));
+}
+
+async function drawSla() {
+  const answer = await api("/api/sla");
+  $("#sla-rule").textContent = `${answer.breaches.length} not contacted within ${answer.within_hours} h`;
+  fill($("#sla tbody"), answer.breaches.slice(-10).reverse().map((b) => [leadLink(b.lead_id), b.stage, when(b.sales_ready_at), when(b.first_sales_touch_at)]));
+}
+
+async function showLead(reference) {
+  state.lead = reference;
+  const box = $("#lead");
+  try {
+    const ref = reference.trim();
+    const isId = /^[0-9a-f-]{36}$/i.test(ref);
+    const identity = ref.includes(":") ? ref : ref.includes("@") ? `email:${ref}` : `phone:${ref}`;
+    const lead = await api(isId ? `/api/leads/${ref}` : `/api/leads?identity=${encodeURIComponent(identity)}`);
+    const timeline = await api(`/api/leads/${lead.lead_id}/timeline`);
+    const summary = el("table", { id: "lead-summary" });
+    for (const [name, value] of [
+      ["lead", lead.lead_id], ["stage", lead.stage], ["temperature", lead.temperature],
+      ["score", `${lead.score.total} = fit ${lead.score.fit} + engagement ${lead.score.engagement}`],
+      ["acquired by", `${lead.acquisition.campaign ?? "-"} (${lead.acquisition.channel ?? "-"})`],
+      ["revenue", Object.entries(lead.revenue_minor).map(([c, v]) => `${money(v)} ${c}`).join(", ") || "-"],
+    ]) summary.append(el("tr", {}, el("th", {}, name), el("td", { "data-field": name }, value)));
+    const entries = el("table", { id: "timeline" }, el("thead", {}, el("tr", {}, ...["at", "what", "campaign", "detail", "moved to"].map((h) => el("th", {}, h)))));
+    const body = el("tbody");
+    for (const e of timeline.entries) {
+      body.append(el("tr", {}, el("td", {}, when(e.at)), el("td", {}, e.what), el("td", {}, e.campaign ?? ""), el("td", {}, e.detail ?? ""), el("td", { class: "moved" }, e.moved_to ?? "")));
+    }
+    entries.append(body);
+    box.replaceChildren(summary, el("p", { class: "why", id: "why" }, timeline.why), entries);
+  } catch (error) {
+    box.replaceChildren(el("p", { class: "error" }, error.message));
+  }
+}
+
+async function refresh() {
+  try {
+    await Promise.all([drawFunnel(), drawTemperature(), drawCosts(), drawHot(), drawSla()]);
+    $("#status").textContent = `updated ${new Date().toLocaleTimeString()}`;
+    $("#status").className = "";
+    document.body.dataset.loaded = "true";
+  } catch (error) {
+    $("#status").textContent = error.message;
+    $("#status").className = "error";
+  }
+}
+
+$("#filters").addEventListener("change", refresh);
+$("#cpl-by").addEventListener("change", drawCosts);
+$("#search").addEventListener("submit", (event) => { event.preventDefault(); showLead(new FormData(event.target).get("q")); });
+refresh();
+setInterval(refresh, REFRESH_MS);

@@ -1,0 +1,163 @@
+"""What ops watch: each worker's position and lag per partition, and whether the parts are up.
+
+Positions live where the workers commit them (the event store for ingest, the view tables for
+the views), so ``lifecycle serve`` reports them whether or not the workers run in its process.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import msgspec
+from kafka import KafkaConsumer, TopicPartition
+from kafka.errors import KafkaError
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from lifecycle.projections.queries import instant
+
+if TYPE_CHECKING:
+    from lifecycle.api.state import Api
+    from lifecycle.application import LeadLifecycle
+    from lifecycle.projections.store import ViewStore
+    from lifecycle.settings import Settings
+
+
+class PartitionState(msgspec.Struct, frozen=True, kw_only=True):
+    """Where a worker stands on one partition (``end``: the broker's end offset, if known)."""
+
+    worker: str
+    topic: str
+    partition: int
+    position: int | None
+    end: int | None
+
+    @property
+    def lag(self) -> int | None:
+        """Messages not yet handled (None when the broker could not be asked)."""
+        if self.end is None:
+            return None
+        done = -1 if self.position is None else self.position
+        return max(self.end - 1 - done, 0)
+
+
+@dataclass
+class Broker:
+    """A metadata-only Kafka client, opened on first use and again after a failure."""
+
+    bootstrap: str
+    _client: KafkaConsumer | None = None
+    _lock: threading.Lock = threading.Lock()  # noqa: RUF009 (one per process is enough)
+
+    def end_offsets(self, topics: list[str]) -> dict[tuple[str, int], int]:
+        """End offset per (topic, partition); raises KafkaError if the broker is unreachable."""
+        with self._lock:
+            try:
+                client = self._client or self._open()
+                partitions = [
+                    TopicPartition(topic, p)
+                    for topic in topics
+                    for p in sorted(client.partitions_for_topic(topic) or ())
+                ]
+                ends = client.end_offsets(partitions) if partitions else {}
+            except KafkaError:
+                self.close()
+                raise
+            return {(tp.topic, tp.partition): int(end) for tp, end in ends.items()}
+
+    def _open(self) -> KafkaConsumer:
+        self._client = KafkaConsumer(
+            bootstrap_servers=self.bootstrap,
+            group_id=None,
+            client_id="lifecycle-serve",
+            request_timeout_ms=3_000,
+            api_version_auto_timeout_ms=2_000,
+            metadata_max_age_ms=10_000,
+        )
+        return self._client
+
+    def close(self) -> None:
+        """Drop the client (the next call opens a new one)."""
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+
+def partition_states(
+    engine: LeadLifecycle, views: ViewStore, settings: Settings, broker: Broker
+) -> list[PartitionState]:
+    """Ingest's and the views' positions per partition, with the broker's end offsets."""
+    ends = broker.end_offsets([settings.touchpoints_topic, settings.lead_events_topic])
+    states = []
+    with views.reading() as tx:
+        slot = views.active_slot(tx)
+        for (topic, partition), end in sorted(ends.items()):
+            if topic == settings.touchpoints_topic:
+                name = f"{settings.ingest_group}:{topic}:{partition}"
+                position = engine.position(name)
+                worker = "ingest"
+            else:
+                position = views.offset(tx, slot, topic, partition)
+                worker = "views"
+            states.append(
+                PartitionState(
+                    worker=worker, topic=topic, partition=partition, position=position, end=end
+                )
+            )
+    return states
+
+
+class PipelineCollector(Collector):
+    """Prometheus gauges of positions and lag, read when scraped (labels: no lead data)."""
+
+    def __init__(self, api: Api) -> None:
+        self.api = api
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        """Gauges: broker up, position and lag per worker and partition, views freshness."""
+        labels = ["worker", "topic", "partition"]
+        up = GaugeMetricFamily("lifecycle_broker_up", "1 if the broker answered this scrape.")
+        position = GaugeMetricFamily(
+            "lifecycle_position", "Last offset a worker committed, per partition.", labels=labels
+        )
+        lag = GaugeMetricFamily(
+            "lifecycle_lag",
+            "Messages on the partition a worker has not handled yet "
+            "(the bundled broker under-reports end offsets while batches arrive).",
+            labels=labels,
+        )
+        try:
+            api = self.api
+            states = partition_states(api.engine, api.views(), api.settings, api.broker)
+        except KafkaError:
+            up.add_metric([], 0)
+            states = []
+        else:
+            up.add_metric([], 1)
+        for state in states:
+            key = [state.worker, state.topic, str(state.partition)]
+            if state.position is not None:
+                position.add_metric(key, state.position)
+            if state.lag is not None:
+                lag.add_metric(key, state.lag)
+        fresh = GaugeMetricFamily(
+            "lifecycle_views_newest_fact_timestamp_seconds",
+            "Event time of the newest fact in the views (how far the views have got).",
+        )
+        newest = views_newest_fact(self.api.views())
+        if newest is not None:
+            fresh.add_metric([], newest)
+        yield from (up, position, lag, fresh)
+
+
+def views_newest_fact(views: ViewStore) -> float | None:
+    """The newest fact's event time in the views, as a Unix timestamp (None: empty)."""
+    with views.reading() as tx:
+        slot = views.active_slot(tx)
+        newest = instant(tx.value(f"SELECT MAX(last_fact_at) FROM lifecycle_leads_{slot}"))
+    return None if newest is None else newest.timestamp()
+
+
