@@ -75,6 +75,14 @@ class Relay:
         """The last notification id published and acknowledged in the current epoch."""
         return self.app.position(self._position_name(self._epoch())) or 0
 
+    def caught_up(self) -> bool:
+        """Whether every event to publish in the store has been published (and acknowledged)."""
+        position = self.position()
+        pending = self.app.recorder.select_notifications(
+            position or None, 1, topics=PUBLISHED_TOPICS, inclusive_of_start=not position
+        )
+        return not pending
+
     def _loop(self, stop: threading.Event, *, from_start: bool, until_caught_up: bool) -> int:
         published = failures = 0
         session: _Session | None = None

@@ -104,6 +104,8 @@ class LocalBroker:
             [str(binary), "broker", "--listener-url", url, "--advertised-listener-url", url],
             stdout=log,
             stderr=log,
+            # Its own session: Ctrl-C reaches us, and we stop the broker after the workers.
+            start_new_session=True,
         )
         self._wait_until_listening(timeout)
         create_topics(self.bootstrap, self.topics, partitions=self.partitions)

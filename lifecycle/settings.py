@@ -37,6 +37,8 @@ class Settings:
     heartbeat_interval_ms: int = 3_000
     published_properties: tuple[str, ...] = ("sales_contacted",)
     """Touchpoint properties copied to ``lead.events``; the others may hold personal data."""
+    api_token: str = ""
+    """When set, every ``/api`` request must carry it as a bearer token."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

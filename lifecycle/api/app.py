@@ -1,4 +1,4 @@
-"""The Litestar application: ``/api`` (token-guarded), the dashboard at ``/``, ``/metrics``, ``/healthz``."""
+"""The web application: ``/api`` (token-guarded), the dashboard at ``/``, metrics and health."""
 
 from __future__ import annotations
 
@@ -27,7 +27,9 @@ PAGE = (DASHBOARD / "index.html").read_bytes()
 PROMETHEUS_TEXT = "text/plain; version=0.0.4; charset=utf-8"
 
 
-def _require_token(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+def _require_token(
+    connection: ASGIConnection[Any, Any, Any, Any], _handler: BaseRouteHandler
+) -> None:
     """With LIFECYCLE_API_TOKEN set, every /api request carries it as a bearer token."""
     token: str | None = connection.app.state.api.token
     if not token:
@@ -101,6 +103,7 @@ def create_app(api: Api) -> Litestar:
         ],
         state=State({"api": api, "registry": registry}),
         exception_handlers=HANDLERS,
+        logging_config=None,  # structlog is configured by the command
         openapi_config=OpenAPIConfig(
             title="lead-lifecycle", version="1", description=__doc__, path="/schema"
         ),

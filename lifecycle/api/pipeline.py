@@ -74,7 +74,7 @@ class Broker:
             group_id=None,
             client_id="lifecycle-serve",
             request_timeout_ms=3_000,
-            api_version_auto_timeout_ms=2_000,
+            bootstrap_timeout_ms=2_000,
             metadata_max_age_ms=10_000,
         )
         return self._client
@@ -157,7 +157,5 @@ def views_newest_fact(views: ViewStore) -> float | None:
     """The newest fact's event time in the views, as a Unix timestamp (None: empty)."""
     with views.reading() as tx:
         slot = views.active_slot(tx)
-        newest = instant(tx.value(f"SELECT MAX(last_fact_at) FROM lifecycle_leads_{slot}"))
+        newest = instant(tx.value(f"SELECT MAX(last_fact_at) FROM lifecycle_leads_{slot}"))  # noqa: S608 (slot is a or b)
     return None if newest is None else newest.timestamp()
-
-

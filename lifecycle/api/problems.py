@@ -73,7 +73,9 @@ def _on_validation(request: Request[Any, Any, Any], error: ValidationException) 
     first = failures[0] if failures and isinstance(failures[0], dict) else {}
     parameter = first.get("key")
     detail = f"{parameter}: {first.get('message')}" if parameter else error.detail
-    return _respond(request, Problem(title="Bad request", status=400, detail=detail, parameter=parameter))
+    return _respond(
+        request, Problem(title="Bad request", status=400, detail=detail, parameter=parameter)
+    )
 
 
 def _on_http(request: Request[Any, Any, Any], error: HTTPException) -> Response[Any]:
@@ -86,12 +88,12 @@ def _on_http(request: Request[Any, Any, Any], error: HTTPException) -> Response[
 
 
 def _on_crash(request: Request[Any, Any, Any], error: Exception) -> Response[Any]:
-    log.exception("api_request_failed", path=request.url.path, error=type(error).__name__)
+    log.error("api_request_failed", path=request.url.path, exc_info=error)
     problem = Problem(title="Internal server error", status=500, detail="see the server log")
     return _respond(request, problem)
 
 
-HANDLERS: dict[type[Exception], Any] = {
+HANDLERS: dict[int | type[Exception], Any] = {
     ProblemError: _on_problem,
     ValidationException: _on_validation,
     HTTPException: _on_http,

@@ -44,7 +44,7 @@ def _instant(parameter: str, text: str | None) -> datetime | None:
     except ValueError:
         raise bad_parameter(parameter, f"{text!r} is not an RFC 3339 time or a date") from None
     value = value if value.tzinfo else value.replace(tzinfo=UTC)
-    if not 1970 <= value.year <= 2999:  # noqa: PLR2004 (the contracts' range of years)
+    if not 1970 <= value.year <= 2999:
         raise bad_parameter(parameter, "must be between the years 1970 and 2999")
     return value
 
@@ -95,7 +95,7 @@ def _lead_answer(report: LeadReport) -> answers.Lead:
 def get_lead(
     state: State, lead_id: UUID, as_of: Annotated[str | None, Parameter(query="as_of")] = None
 ) -> answers.Lead:
-    """A lead folded from its facts as of ``as_of`` (default now); a merged id gives the survivor."""
+    """A lead folded from its facts as of ``as_of`` (default now); merged ids give the survivor."""
     return _lead_answer(_lead(_api(state), lead_id, _instant("as_of", as_of)))
 
 
@@ -160,6 +160,7 @@ def _next_cursor(rows: list[queries.LeadRow], limit: int) -> str | None:
 @get("/leads", sync_to_thread=True)
 def list_leads(  # noqa: PLR0913 (one argument per query parameter)
     state: State,
+    *,
     identity: str | None = None,
     stage: str | None = None,
     temperature: str | None = None,
@@ -264,9 +265,7 @@ def get_sla(
     within = hours or api.settings.sla_hours
     views = api.views()
     with views.reading() as tx:
-        found = queries.sla_breaches(
-            tx, views.active_slot(tx), now, within=timedelta(hours=within)
-        )
+        found = queries.sla_breaches(tx, views.active_slot(tx), now, within=timedelta(hours=within))
     return answers.SlaAnswer(
         as_of=now,
         within_hours=within,

@@ -1,4 +1,4 @@
-"""Ledger commands: import, lead show, schemas, demo."""
+"""Ledger commands: import, lead show, schemas."""
 
 from __future__ import annotations
 
@@ -27,8 +27,8 @@ from lifecycle.cli.common import (
     parse_instant,
 )
 from lifecycle.importer import ImportReport, import_lines
-from lifecycle.report import lead_report, print_lead, print_stage_counts, stage_counts
-from lifecycle.sample import DEFAULT_START, bundled_sample
+from lifecycle.report import lead_report, print_lead
+from lifecycle.sample import DEFAULT_START
 
 lead_app = typer.Typer(help="Look at one lead.", no_args_is_help=True)
 schemas_app = typer.Typer(help="The JSON Schema and AsyncAPI documents in schemas/.")
@@ -154,31 +154,3 @@ def schemas_check(
     if stale:
         raise fail(f"stale: {', '.join(stale)}; run `make schemas`", code=1)
     out.print("schemas are up to date")
-
-
-@app.command()
-def demo(
-    database: Annotated[str, typer.Option(help="Where the demo keeps its store.")] = (
-        "sqlite:///.lifecycle/demo.db"
-    ),
-    as_of: Annotated[
-        str | None,
-        typer.Option("--as-of", help="Show the leads as of this time (default: the sample's end)."),
-    ] = None,
-) -> None:
-    """Import the bundled sample history and print what the engine derived from it."""
-    instant = parse_instant(as_of) or SAMPLE_END
-    with open_engine(load_settings(), database_url=database) as engine:
-        report = _run_import(engine, str(bundled_sample()), batch_size=500)
-        _print_import_report(report, rejects=None)
-        counts = stage_counts(engine, as_of=instant)
-        print_stage_counts(out, counts)
-        if counts.examples:
-            out.print("\n[bold]The lead with the highest score:[/bold]")
-            print_lead(out, lead_report(engine, engine.get_lead(counts.examples[0]), as_of=instant))
-    out.print(
-        "\nLook at any lead: "
-        f"[bold]LIFECYCLE_DATABASE_URL={database} lifecycle lead show LEAD_ID --as-of "
-        f"{instant.date().isoformat()}[/bold]",
-        highlight=False,
-    )

@@ -33,7 +33,14 @@ from lifecycle.cli.common import (
     out,
     parse_instant,
 )
-from lifecycle.projections.queries import Filters, cost_per_lead, funnel, sla_breaches
+from lifecycle.projections.queries import (
+    CostRow,
+    Filters,
+    Funnel,
+    cost_per_lead,
+    funnel,
+    sla_breaches,
+)
 from lifecycle.projections.replay import fill_from_store, swap, what_if
 from lifecycle.rules import load_rulebook
 
@@ -49,6 +56,66 @@ def _progress() -> Progress:
         console=err,
         disable=not err.is_terminal,
     )
+
+
+def print_funnel(result: Funnel) -> None:
+    """The funnel as terminal tables."""
+    reached = Table("stage", "leads that reached it", title="Funnel")
+    for stage, leads in result.reached.items():
+        reached.add_row(stage.replace("_", " "), str(leads))
+    out.print(reached)
+    steps = Table("step", "conversion", "median days")
+    for step, rate in result.conversion.items():
+        days = result.median_days.get(step)
+        steps.add_row(
+            step.replace("_", " "),
+            "-" if rate is None else f"{rate:.1%}",
+            "-" if days is None else f"{days:.1f}",
+        )
+    out.print(steps)
+    revenue = ", ".join(f"{v / 100:,.2f} {c}" for c, v in result.revenue_minor.items()) or "-"
+    out.print(f"Revenue of these leads: {revenue}")
+
+
+def print_costs(rows: list[CostRow], by: str) -> None:
+    """Cost per lead as a terminal table."""
+    table = Table(
+        by,
+        "cur",
+        "spend",
+        "leads",
+        "MQLs",
+        "SQLs",
+        "customers",
+        "CPL",
+        "per MQL",
+        "per SQL",
+        "per customer",
+        "revenue",
+        "ROI",
+        title="Cost per lead",
+    )
+
+    def money(minor: float | None) -> str:
+        return "-" if minor is None else f"{minor / 100:,.2f}"
+
+    for row in rows:
+        table.add_row(
+            row.group,
+            row.currency,
+            money(row.spend_minor),
+            str(row.leads),
+            str(row.mqls),
+            str(row.sqls),
+            str(row.customers),
+            money(row.cpl),
+            money(row.cost_per_mql),
+            money(row.cost_per_sql),
+            money(row.cost_per_customer),
+            money(row.revenue_minor),
+            "-" if row.roi is None else f"{row.roi:.0%}",
+        )
+    out.print(table)
 
 
 @app.command()
@@ -152,21 +219,7 @@ def funnel_command(
             result = funnel(tx, store.active_slot(tx), filters)
     finally:
         store.close()
-    reached = Table("stage", "leads that reached it", title="Funnel")
-    for stage, leads in result.reached.items():
-        reached.add_row(stage.replace("_", " "), str(leads))
-    out.print(reached)
-    steps = Table("step", "conversion", "median days")
-    for step, rate in result.conversion.items():
-        days = result.median_days.get(step)
-        steps.add_row(
-            step.replace("_", " "),
-            "-" if rate is None else f"{rate:.1%}",
-            "-" if days is None else f"{days:.1f}",
-        )
-    out.print(steps)
-    revenue = ", ".join(f"{v / 100:,.2f} {c}" for c, v in result.revenue_minor.items()) or "-"
-    out.print(f"Revenue of these leads: {revenue}")
+    print_funnel(result)
 
 
 @app.command()
@@ -184,43 +237,7 @@ def cpl(
             rows = cost_per_lead(tx, store.active_slot(tx), by)  # type: ignore[arg-type]
     finally:
         store.close()
-    table = Table(
-        by,
-        "cur",
-        "spend",
-        "leads",
-        "MQLs",
-        "SQLs",
-        "customers",
-        "CPL",
-        "per MQL",
-        "per SQL",
-        "per customer",
-        "revenue",
-        "ROI",
-        title="Cost per lead",
-    )
-
-    def money(minor: float | None) -> str:
-        return "-" if minor is None else f"{minor / 100:,.2f}"
-
-    for row in rows:
-        table.add_row(
-            row.group,
-            row.currency,
-            money(row.spend_minor),
-            str(row.leads),
-            str(row.mqls),
-            str(row.sqls),
-            str(row.customers),
-            money(row.cpl),
-            money(row.cost_per_mql),
-            money(row.cost_per_sql),
-            money(row.cost_per_customer),
-            money(row.revenue_minor),
-            "-" if row.roi is None else f"{row.roi:.0%}",
-        )
-    out.print(table)
+    print_costs(rows, by)
 
 
 @app.command()

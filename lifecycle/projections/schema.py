@@ -73,8 +73,10 @@ def tables(slot: str, dialect: str) -> list[str]:
             rules_version TEXT NOT NULL
         )""",
         # Keyset pages of leads by score (the API's lead list).
-        f"CREATE INDEX IF NOT EXISTS lifecycle_leads_{slot}_by_score "
-        f"ON lifecycle_leads_{slot} (score DESC, lead_id)",
+        (
+            f"CREATE INDEX IF NOT EXISTS lifecycle_leads_{slot}_by_score "
+            f"ON lifecycle_leads_{slot} (score DESC, lead_id)"
+        ),
         f"""CREATE TABLE IF NOT EXISTS lifecycle_lead_facts_{slot} (
             lead_id TEXT NOT NULL,
             fact_id TEXT NOT NULL,

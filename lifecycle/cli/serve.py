@@ -1,0 +1,57 @@
+"""``lifecycle serve``: the read API, the dashboard and the ops endpoints over HTTP."""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+from typing import Annotated
+
+import typer
+import uvicorn
+
+from lifecycle.api.app import create_app
+from lifecycle.api.state import Api
+from lifecycle.application import LeadLifecycle
+from lifecycle.cli.common import app, err, load_settings, open_engine
+from lifecycle.settings import Settings
+
+Host = Annotated[str, typer.Option(help="Interface to listen on.")]
+Port = Annotated[int, typer.Option(min=0, max=65535, help="Port to listen on.")]
+
+
+def _interrupt(*_: object) -> None:
+    raise KeyboardInterrupt
+
+
+def serve_until_stopped(settings: Settings, engine: LeadLifecycle, host: str, port: int) -> None:
+    """Serve until SIGINT or SIGTERM (uvicorn's handlers), printing the dashboard's address."""
+    api = Api(settings=settings, engine=engine, token=settings.api_token or None)
+    try:
+        config = uvicorn.Config(create_app(api), host=host, port=port, log_level="warning")
+        server = uvicorn.Server(config)
+        config.load()
+        sockets = [config.bind_socket()]
+        bound = sockets[0].getsockname()[1]
+        err.print(
+            f"dashboard: [bold]http://{host}:{bound}/[/bold]  API: /api  OpenAPI: /schema  "
+            "(Ctrl-C stops)",
+            highlight=False,
+        )
+        # uvicorn stops on SIGINT or SIGTERM, then raises the signal again for us: both end
+        # serving normally, so that the caller still stops its workers and broker.
+        previous = signal.signal(signal.SIGTERM, _interrupt)
+        try:
+            with contextlib.suppress(KeyboardInterrupt):
+                server.run(sockets=sockets)
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+    finally:
+        api.close()
+
+
+@app.command()
+def serve(host: Host = "127.0.0.1", port: Port = 8000) -> None:
+    """Serve the dashboard at /, the read API at /api, /metrics and /healthz."""
+    settings = load_settings()
+    with open_engine(settings) as engine:
+        serve_until_stopped(settings, engine, host, port)
