@@ -6,6 +6,7 @@ the views), so ``lifecycle serve`` reports them whether or not the workers run i
 
 from __future__ import annotations
 
+import socket
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -13,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import msgspec
 from kafka import KafkaConsumer, TopicPartition
-from kafka.errors import KafkaError
+from kafka.errors import KafkaConnectionError, KafkaError
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -69,6 +70,9 @@ class Broker:
             return {(tp.topic, tp.partition): int(end) for tp, end in ends.items()}
 
     def _open(self) -> KafkaConsumer:
+        # kafka-python leaks its sockets when it cannot bootstrap: ask the OS first.
+        if not any(_listening(server) for server in self.bootstrap.split(",")):
+            raise KafkaConnectionError(f"nothing listens on {self.bootstrap}")
         self._client = KafkaConsumer(
             bootstrap_servers=self.bootstrap,
             group_id=None,
@@ -84,6 +88,15 @@ class Broker:
         if self._client is not None:
             self._client.close()
             self._client = None
+
+
+def _listening(server: str) -> bool:
+    host, _, port = server.strip().rpartition(":")
+    try:
+        socket.create_connection((host, int(port)), timeout=1).close()
+    except (OSError, ValueError):
+        return False
+    return True
 
 
 def partition_states(

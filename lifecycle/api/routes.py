@@ -15,7 +15,7 @@ from uuid import UUID
 import msgspec
 from litestar import Router, get
 from litestar.datastructures import State
-from litestar.params import Parameter
+from litestar.params import PathParameter, QueryParameter
 
 from lifecycle.api import answers
 from lifecycle.api.problems import ProblemError, bad_parameter
@@ -29,6 +29,7 @@ from lifecycle.vocabulary import Stage, Temperature
 MAX_PAGE = 500
 MAX_RANGE = timedelta(days=5 * 366)
 MAX_SLA_HOURS = 24 * 90
+Text = Annotated[str | None, QueryParameter()]
 
 
 def _api(state: State) -> Api:
@@ -93,7 +94,7 @@ def _lead_answer(report: LeadReport) -> answers.Lead:
 
 @get("/leads/{lead_id:uuid}", sync_to_thread=True)
 def get_lead(
-    state: State, lead_id: UUID, as_of: Annotated[str | None, Parameter(query="as_of")] = None
+    state: State, lead_id: Annotated[UUID, PathParameter()], as_of: Text = None
 ) -> answers.Lead:
     """A lead folded from its facts as of ``as_of`` (default now); merged ids give the survivor."""
     return _lead_answer(_lead(_api(state), lead_id, _instant("as_of", as_of)))
@@ -101,7 +102,7 @@ def get_lead(
 
 @get("/leads/{lead_id:uuid}/timeline", sync_to_thread=True)
 def get_timeline(
-    state: State, lead_id: UUID, as_of: Annotated[str | None, Parameter(query="as_of")] = None
+    state: State, lead_id: Annotated[UUID, PathParameter()], as_of: Text = None
 ) -> answers.Timeline:
     """The lead's facts in event-time order; each stage move names the fact that caused it."""
     report = _lead(_api(state), lead_id, _instant("as_of", as_of))
@@ -161,13 +162,13 @@ def _next_cursor(rows: list[queries.LeadRow], limit: int) -> str | None:
 def list_leads(  # noqa: PLR0913 (one argument per query parameter)
     state: State,
     *,
-    identity: str | None = None,
-    stage: str | None = None,
-    temperature: str | None = None,
-    campaign: str | None = None,
-    channel: str | None = None,
-    limit: Annotated[int, Parameter(ge=1, le=MAX_PAGE)] = 50,
-    cursor: str | None = None,
+    identity: Text = None,
+    stage: Text = None,
+    temperature: Text = None,
+    campaign: Text = None,
+    channel: Text = None,
+    limit: Annotated[int, QueryParameter(ge=1, le=MAX_PAGE)] = 50,
+    cursor: Text = None,
 ) -> answers.LeadPage | answers.Lead:
     """With ``identity=email:...``: that lead. Otherwise a page of leads, highest score first."""
     api = _api(state)
@@ -195,10 +196,10 @@ def list_leads(  # noqa: PLR0913 (one argument per query parameter)
 @get("/funnel", sync_to_thread=True)
 def get_funnel(
     state: State,
-    campaign: str | None = None,
-    channel: str | None = None,
-    from_: Annotated[str | None, Parameter(query="from")] = None,
-    to: str | None = None,
+    campaign: Text = None,
+    channel: Text = None,
+    from_: Annotated[str | None, QueryParameter(name="from")] = None,
+    to: Text = None,
 ) -> answers.FunnelAnswer:
     """The funnel of leads acquired in [from, to), by campaign or channel if asked."""
     since, until = _instant("from", from_), _instant("to", to)
@@ -221,7 +222,9 @@ def get_funnel(
 
 
 @get("/cost-per-lead", sync_to_thread=True)
-def get_cost_per_lead(state: State, by: str = "campaign") -> answers.CostAnswer:
+def get_cost_per_lead(
+    state: State, by: Annotated[str, QueryParameter()] = "campaign"
+) -> answers.CostAnswer:
     """Spend, leads, MQLs, SQLs, customers, CPL, cost per MQL/SQL/customer, revenue, ROI."""
     _choice("by", by, ["campaign", "channel", "month"])
     views = _api(state).views()
@@ -231,9 +234,7 @@ def get_cost_per_lead(state: State, by: str = "campaign") -> answers.CostAnswer:
 
 
 @get("/temperature", sync_to_thread=True)
-def get_temperature(
-    state: State, as_of: Annotated[str | None, Parameter(query="as_of")] = None
-) -> answers.TemperatureAnswer:
+def get_temperature(state: State, as_of: Text = None) -> answers.TemperatureAnswer:
     """Leads per temperature as of ``as_of`` (default now), read from the views' timers."""
     at = _instant("as_of", as_of) or datetime.now(UTC)
     views = _api(state).views()
@@ -256,8 +257,8 @@ def get_referrals(state: State) -> answers.ReferralAnswer:
 @get("/sla", sync_to_thread=True)
 def get_sla(
     state: State,
-    as_of: Annotated[str | None, Parameter(query="as_of")] = None,
-    hours: Annotated[int | None, Parameter(ge=1, le=MAX_SLA_HOURS)] = None,
+    as_of: Text = None,
+    hours: Annotated[int | None, QueryParameter(ge=1, le=MAX_SLA_HOURS)] = None,
 ) -> answers.SlaAnswer:
     """Sales-ready leads not contacted within ``hours`` (default LIFECYCLE_SLA_HOURS)."""
     api = _api(state)

@@ -1,0 +1,331 @@
+"""The read API over the hand-computed scenario (tests/scenario.py), on SQLite and PostgreSQL.
+
+Figures must equal the view tables and the answers worked out by hand; bad parameters get
+RFC 9457 problems naming the parameter.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+import pytest
+import scenario
+from litestar.testing import TestClient
+
+from lifecycle.api.app import create_app
+from lifecycle.api.state import Api
+from lifecycle.projections import queries
+from lifecycle.projections.replay import fill_from_store, swap
+from lifecycle.projections.store import ViewStore
+from lifecycle.rules import default_rulebook
+from lifecycle.settings import Settings
+
+# Nothing listens there: the API must answer without a broker (only /healthz says so).
+NO_BROKER = "127.0.0.1:9"
+
+
+def seeded(url: str, engine, events) -> None:
+    engine.record(events.decode(*scenario.history(events)))
+    store = ViewStore(url)
+    settings = Settings(database_url=url)
+    swap(store, fill_from_store(engine, store, default_rulebook(), settings), default_rulebook())
+    store.close()
+
+
+@pytest.fixture
+def open_client(database_url, engine, events):
+    """``open_client(token=None)``: a test client of the API over the seeded scenario."""
+    seeded(database_url, engine, events)
+
+    def open_(token: str | None = None) -> TestClient:
+        settings = Settings(database_url=database_url, kafka_bootstrap=NO_BROKER)
+        api = Api(settings=settings, engine=engine, token=token)
+        opened.append(api)
+        client = TestClient(create_app(api))
+        clients.append(client.__enter__())
+        return client
+
+    opened: list[Api] = []
+    clients: list[TestClient] = []
+    yield open_
+    for client in clients:
+        client.__exit__(None, None, None)
+    for api in opened:
+        api.close()
+
+
+@pytest.fixture
+def client(open_client) -> TestClient:
+    return open_client()
+
+
+@pytest.fixture
+def views(database_url):
+    store = ViewStore(database_url)
+    yield store
+    store.close()
+
+
+def lead_id(client: TestClient, email: str) -> str:
+    return client.get("/api/leads", params={"identity": f"email:{email}"}).json()["lead_id"]
+
+
+def test_a_lead_found_by_identity_has_the_stage_and_stage_instants_computed_by_hand(client, events):
+    for identity, stage in scenario.EXPECTED_STAGES.items():
+        if stage == "visitor" or identity in scenario.MERGED_INTO:
+            continue
+        answer = client.get("/api/leads", params={"identity": identity})
+        assert answer.status_code == 200, identity
+        assert answer.json()["stage"] == stage, identity
+    for identity, became in scenario.EXPECTED_BECAME.items():
+        lead = client.get("/api/leads", params={"identity": identity}).json()
+        for stage, day in became.items():
+            assert lead["became"][stage] == events.at(day).isoformat().replace("+00:00", "Z")
+
+
+def test_a_lead_by_id_equals_its_row_in_the_views(client, views):
+    with views.reading() as tx:
+        slot = views.active_slot(tx)
+        rows = queries.leads_page(tx, slot, queries.LeadQuery(), now=scenario_now(), limit=1000)
+    for row in rows:
+        lead = client.get(f"/api/leads/{row.lead_id}", params={"as_of": "2026-12-31"}).json()
+        assert lead["stage"] == row.stage
+        assert lead["score"]["fit"] == row.fit
+        assert lead["acquisition"] == {
+            "campaign": row.acquisition_campaign,
+            "channel": row.acquisition_channel,
+        }
+        assert set(lead["became"]) - {"visitor"} == set(row.became)
+
+
+def scenario_now():
+    from conftest import T0  # noqa: PLC0415 (the scenario's clock)
+
+    return T0 + timedelta(days=scenario.END_DAY)
+
+
+def test_as_of_in_the_past_folds_the_lead_from_the_event_store(client, events):
+    ann = lead_id(client, "ann@example.com")
+    for identity, day, temperature in scenario.TEMPERATURE_CHECKS:
+        if identity != "email:ann@example.com":
+            continue
+        at = events.at(day).isoformat()
+        assert client.get(f"/api/leads/{ann}", params={"as_of": at}).json()["temperature"] == (
+            temperature
+        )
+    before_sql = events.at(scenario.EXPECTED_BECAME["email:ann@example.com"]["sql"] - 0.1)
+    lead = client.get(f"/api/leads/{ann}", params={"as_of": before_sql.isoformat()}).json()
+    assert lead["stage"] == "mql"
+    assert "sql" not in lead["became"]
+
+
+def test_the_timeline_lists_facts_in_event_time_and_names_the_fact_behind_each_stage_move(
+    client,
+):
+    ann = lead_id(client, "ann@example.com")
+    timeline = client.get(f"/api/leads/{ann}/timeline").json()
+
+    instants = [entry["at"] for entry in timeline["entries"]]
+    assert instants == sorted(instants)
+    moves = [entry["moved_to"] for entry in timeline["entries"] if entry["moved_to"]]
+    assert moves == ["visitor", "lead", "mql", "sql", "customer"]
+    assert timeline["stage"] == "customer"
+    assert timeline["why"].startswith("customer since ")
+    assert "purchase" in timeline["why"]
+
+
+def test_funnel_equals_the_hand_computed_funnel_and_the_views(client, views):
+    answer = client.get("/api/funnel").json()
+    with views.reading() as tx:
+        expected = queries.funnel(tx, views.active_slot(tx))
+
+    assert answer["reached"] == expected.reached
+    assert {k: answer["reached"][k] for k in scenario.EXPECTED_FUNNEL} == scenario.EXPECTED_FUNNEL
+    assert answer["conversion"] == expected.conversion
+
+
+def test_funnel_filters_by_campaign_and_period(client):
+    params = {"campaign": "spring-search", "from": "2026-01-01", "to": "2027-01-01"}
+    answer = client.get("/api/funnel", params=params).json()
+    empty = client.get("/api/funnel", params={"from": "2020-01-01", "to": "2020-02-01"}).json()
+
+    assert answer["reached"]["lead"] == scenario.EXPECTED_CPL["spring-search"]["leads"]
+    assert set(empty["reached"].values()) == {0}
+
+
+def test_cost_per_lead_equals_the_hand_computed_figures_and_the_views(client, views):
+    answer = client.get("/api/cost-per-lead", params={"by": "campaign"}).json()
+    with views.reading() as tx:
+        expected = queries.cost_per_lead(tx, views.active_slot(tx), "campaign")
+    rows = {row["group"]: row for row in answer["rows"]}
+
+    assert [row["group"] for row in answer["rows"]] == [row.group for row in expected]
+    for campaign, figures in scenario.EXPECTED_CPL.items():
+        for name, value in figures.items():
+            assert rows[campaign][name] == pytest.approx(value), (campaign, name)
+
+
+def test_cost_per_lead_groups_by_channel_and_month(client):
+    channels = client.get("/api/cost-per-lead", params={"by": "channel"}).json()
+    months = client.get("/api/cost-per-lead", params={"by": "month"}).json()
+
+    assert {row["group"] for row in channels["rows"]} >= {"paid_search", "events"}
+    assert all(re.fullmatch(r"\d{4}-\d{2}", row["group"]) for row in months["rows"])
+
+
+def test_temperature_counts_every_live_lead_once(client, events):
+    at = events.at(10.5).isoformat()
+    counts = client.get("/api/temperature", params={"as_of": at}).json()["counts"]
+    later = client.get("/api/temperature", params={"as_of": "2027-06-01"}).json()["counts"]
+
+    assert sum(counts.values()) <= scenario.EXPECTED_FUNNEL["lead"]
+    assert counts["hot"] > 0
+    assert later == {"hot": 0, "warm": 0, "cold": scenario.EXPECTED_FUNNEL["lead"]}
+
+
+def test_referrals_equal_the_hand_computed_referrals(client):
+    answer = client.get("/api/referrals").json()["referrers"]
+    by_referrer = {row["referrer_lead_id"]: row for row in answer}
+
+    assert len(answer) == len(scenario.EXPECTED_REFERRALS)
+    for identity, expected in scenario.EXPECTED_REFERRALS.items():
+        row = by_referrer[client.get("/api/leads", params={"identity": identity}).json()["lead_id"]]
+        assert {k: row[k] for k in expected} == expected
+
+
+def test_sla_lists_the_leads_not_contacted_in_time(client, events):
+    at = events.at(scenario.END_DAY).isoformat()
+    answer = client.get("/api/sla", params={"as_of": at}).json()
+    overdue = {
+        client.get("/api/leads", params={"identity": identity}).json()["lead_id"]
+        for identity in scenario.EXPECTED_SLA_OVERDUE
+    }
+
+    assert answer["within_hours"] == 24
+    assert {b["lead_id"] for b in answer["breaches"]} == overdue
+
+
+def test_the_lead_list_filters_by_stage_temperature_campaign_and_channel(client):
+    customers = client.get("/api/leads", params={"stage": "customer"}).json()["leads"]
+    search = client.get("/api/leads", params={"campaign": "spring-search"}).json()["leads"]
+    channel = client.get("/api/leads", params={"channel": "paid_search"}).json()["leads"]
+    hot = client.get("/api/leads", params={"temperature": "hot"}).json()["leads"]
+
+    assert len(customers) == scenario.EXPECTED_FUNNEL["customer"]
+    assert {lead["stage"] for lead in customers} == {"customer"}
+    assert len(search) == scenario.EXPECTED_CPL["spring-search"]["leads"]
+    assert {lead["acquisition_channel"] for lead in channel} == {"paid_search"}
+    assert hot == []  # the scenario ended long before now
+
+
+@pytest.mark.parametrize(
+    ("path", "params", "parameter"),
+    [
+        ("/api/leads", {"limit": "0"}, "limit"),
+        ("/api/leads", {"limit": "501"}, "limit"),
+        ("/api/leads", {"limit": "many"}, "limit"),
+        ("/api/leads", {"stage": "prospect"}, "stage"),
+        ("/api/leads", {"temperature": "lukewarm"}, "temperature"),
+        ("/api/leads", {"cursor": "not-a-cursor"}, "cursor"),
+        ("/api/leads", {"identity": "fax:123"}, "identity"),
+        ("/api/leads", {"identity": "ann@example.com"}, "identity"),
+        ("/api/funnel", {"from": "yesterday"}, "from"),
+        ("/api/funnel", {"from": "2026-03-02", "to": "2026-03-01"}, "to"),
+        ("/api/funnel", {"from": "2000-01-01", "to": "2026-01-01"}, "to"),
+        ("/api/funnel", {"to": "0001-01-01"}, "to"),
+        ("/api/cost-per-lead", {"by": "week"}, "by"),
+        ("/api/temperature", {"as_of": "soon"}, "as_of"),
+        ("/api/sla", {"hours": "0"}, "hours"),
+        ("/api/sla", {"hours": "100000"}, "hours"),
+    ],
+)
+def test_a_bad_parameter_gets_a_problem_naming_it(client, path, params, parameter):
+    answer = client.get(path, params=params)
+
+    assert answer.status_code == 400
+    assert answer.headers["content-type"] == "application/problem+json"
+    problem = answer.json()
+    assert problem["status"] == 400
+    assert problem["parameter"] == parameter
+    assert problem["detail"].startswith(f"{parameter}: ")
+    assert problem["instance"] == path
+
+
+def test_an_unknown_lead_is_a_404_problem(client):
+    by_id = client.get("/api/leads/00000000-0000-4000-8000-000000000000")
+    by_identity = client.get("/api/leads", params={"identity": "email:nobody@example.com"})
+    timeline = client.get("/api/leads/00000000-0000-4000-8000-000000000000/timeline")
+
+    for answer in (by_id, by_identity, timeline):
+        assert answer.status_code == 404
+        assert answer.headers["content-type"] == "application/problem+json"
+        assert answer.json()["title"] == "Not found"
+    # The problem does not repeat the e-mail address it was asked about.
+    assert "nobody" not in by_identity.text
+
+
+def test_with_a_token_set_the_api_needs_it_as_a_bearer_token(open_client):
+    client = open_client(token="s3cret-token")  # noqa: S106 (a test token)
+
+    missing = client.get("/api/funnel")
+    wrong = client.get("/api/funnel", headers={"Authorization": "Bearer s3cret-tokeN"})
+    basic = client.get("/api/funnel", headers={"Authorization": "Basic s3cret-token"})
+    right = client.get("/api/funnel", headers={"Authorization": "Bearer s3cret-token"})
+
+    for answer in (missing, wrong, basic):
+        assert answer.status_code == 401
+        assert answer.headers["content-type"] == "application/problem+json"
+        assert answer.headers["www-authenticate"].startswith("Bearer")
+    assert right.status_code == 200
+    # Probes and scrapers need no token; neither does the page (its script sends it).
+    assert client.get("/metrics").status_code == 200
+    assert client.get("/").status_code == 200
+
+
+def test_healthz_reports_an_unreachable_broker_with_503(client):
+    answer = client.get("/healthz")
+
+    assert answer.status_code == 503
+    health = answer.json()
+    assert health["checks"]["event_store"] == "ok"
+    assert health["checks"]["views"] == "ok"
+    assert health["checks"]["broker"].startswith("failing")
+
+
+def test_metrics_are_prometheus_text_without_lead_ids(client):
+    client.get("/api/funnel")
+    text = client.get("/metrics").text
+
+    assert "lifecycle_broker_up 0.0" in text
+    assert "lifecycle_views_newest_fact_timestamp_seconds" in text
+    assert not re.search(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", text)
+    assert "@" not in text
+
+
+def test_the_openapi_document_describes_every_endpoint(client):
+    paths = client.get("/schema/openapi.json").json()["paths"]
+
+    assert set(paths) >= {
+        "/api/leads",
+        "/api/leads/{lead_id}",
+        "/api/leads/{lead_id}/timeline",
+        "/api/funnel",
+        "/api/cost-per-lead",
+        "/api/temperature",
+        "/api/referrals",
+        "/api/sla",
+        "/metrics",
+        "/healthz",
+    }
+
+
+def test_the_dashboard_page_and_its_assets_are_served_from_the_package(client):
+    page = client.get("/")
+    script = client.get("/static/dashboard.js")
+
+    assert page.status_code == 200
+    assert "/static/dashboard.js" in page.text
+    assert script.status_code == 200
+    assert "/api/funnel" in script.text
+    assert "http" not in re.sub(r"https?://(localhost|127\.0\.0\.1)", "", page.text + script.text)
