@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck schemas clean
+.PHONY: demo test lint typecheck schemas clean browser
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,7 +15,17 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/lifecycle demo
 
-test: $(STAMP)
+# The dashboard test drives Debian's Chromium: installed here when missing (root and apt-get).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing Debian's chromium for the dashboard test"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else \
+	    echo "warning: cannot install chromium (needs root and apt-get): the dashboard test will skip"; \
+	  fi; }
+
+test: $(STAMP) browser
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
@@ -32,4 +42,4 @@ schemas: $(STAMP)
 	$(BIN)/lifecycle schemas write
 
 clean:
-	rm -rf $(VENV) .lifecycle .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .lifecycle .pytest_cache .mypy_cache .ruff_cache test-artifacts

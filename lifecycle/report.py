@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections import Counter
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from uuid import UUID
 
@@ -157,47 +155,3 @@ def print_lead(console: Console, report: LeadReport) -> None:
             entry.fact_id[:12],
         )
     console.print(timeline)
-
-
-@dataclass
-class StageCounts:
-    """Live (not merged) leads per stage as of an instant, and the hottest ones."""
-
-    as_of: datetime
-    stages: Counter[str] = field(default_factory=Counter)
-    temperatures: Counter[str] = field(default_factory=Counter)
-    merged: int = 0
-    examples: list[UUID] = field(default_factory=list)
-
-
-def stage_counts(engine: LeadLifecycle, *, as_of: datetime | None = None) -> StageCounts:
-    """Fold every live lead; visitors are counted apart from leads."""
-    instant = as_of or datetime.now(UTC)
-    counts = StageCounts(as_of=instant)
-    scored: list[tuple[float, UUID]] = []
-    for lead_id in engine.lead_ids():
-        lead = engine.get_lead(lead_id)
-        if lead.id != lead_id:
-            counts.merged += 1
-            continue
-        view = engine.view(lead, as_of=instant)
-        if view.stage is None:
-            continue
-        counts.stages[view.stage.value] += 1
-        if view.is_lead:
-            counts.temperatures[view.temperature(instant).value] += 1
-            scored.append((view.score_at(instant), lead.id))
-    counts.examples = [lead_id for _, lead_id in sorted(scored, reverse=True)[:5]]
-    return counts
-
-
-def print_stage_counts(console: Console, counts: StageCounts) -> None:
-    """The stage table for a terminal."""
-    table = Table("stage", "leads", title=f"Stages as of {_when(counts.as_of)} UTC")
-    for stage in Stage:
-        table.add_row(stage.value, str(counts.stages.get(stage.value, 0)))
-    console.print(table)
-    temperatures = ", ".join(
-        f"{t.value} {counts.temperatures.get(t.value, 0)}" for t in Temperature
-    )
-    console.print(f"Temperature of leads: {temperatures}; merged duplicates: {counts.merged}")

@@ -155,7 +155,17 @@ def _print_views(settings: Settings) -> None:
         table.add_row(name, str(sum(n for (_, t), n in temperature.items() if t == name)))
     out.print(table)
     for by, rows in (("campaign", by_campaign), ("channel", by_channel)):
-        costs = Table(by, "spend", "leads", "CPL", "SQLs", "per SQL", "customers", "ROI")
+        costs = Table(
+            by,
+            "spend",
+            "leads",
+            "CPL",
+            "SQLs",
+            "per SQL",
+            "customers",
+            "ROI",
+            title=f"Cost per lead by {by}",
+        )
         for row in rows:
             costs.add_row(
                 row.group,

@@ -6,7 +6,6 @@ import gzip
 import sys
 import zlib
 from collections.abc import Iterator
-from datetime import timedelta
 from pathlib import Path
 from typing import Annotated
 
@@ -28,14 +27,11 @@ from lifecycle.cli.common import (
 )
 from lifecycle.importer import ImportReport, import_lines
 from lifecycle.report import lead_report, print_lead
-from lifecycle.sample import DEFAULT_START
 
 lead_app = typer.Typer(help="Look at one lead.", no_args_is_help=True)
 schemas_app = typer.Typer(help="The JSON Schema and AsyncAPI documents in schemas/.")
 app.add_typer(lead_app, name="lead")
 app.add_typer(schemas_app, name="schemas")
-
-SAMPLE_END = DEFAULT_START + timedelta(days=90)
 
 
 def _open_lines(source: str) -> Iterator[bytes]:

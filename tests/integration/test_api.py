@@ -9,18 +9,24 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
+import msgspec
 import pytest
 import scenario
 from litestar.testing import TestClient
 
+from lifecycle import contracts
 from lifecycle.api.app import create_app
 from lifecycle.api.state import Api
+from lifecycle.application import LeadLifecycle
+from lifecycle.persistence import eventsourcing_env
 from lifecycle.projections import queries
 from lifecycle.projections.replay import fill_from_store, swap
 from lifecycle.projections.store import ViewStore
 from lifecycle.rules import default_rulebook
+from lifecycle.sample import generate
 from lifecycle.settings import Settings
 
+_encode = msgspec.json.Encoder().encode
 # Nothing listens there: the API must answer without a broker (only /healthz says so).
 NO_BROKER = "127.0.0.1:9"
 
@@ -329,3 +335,58 @@ def test_the_dashboard_page_and_its_assets_are_served_from_the_package(client):
     assert script.status_code == 200
     assert "/api/funnel" in script.text
     assert "http" not in re.sub(r"https?://(localhost|127\.0\.0\.1)", "", page.text + script.text)
+
+
+@pytest.fixture(scope="module")
+def thousands(tmp_path_factory):
+    """A synthetic history of 2,500 people (about 2,000 leads) in a SQLite store and its views."""
+    url = f"sqlite:///{tmp_path_factory.mktemp('thousands')}/lifecycle.db"
+    engine = LeadLifecycle(eventsourcing_env(url))
+    events = [contracts.decode_structured(_encode(e)) for e in generate(people=2500)]
+    for start in range(0, len(events), 1000):
+        engine.record(events[start : start + 1000])
+    store = ViewStore(url)
+    settings = Settings(database_url=url, kafka_bootstrap=NO_BROKER)
+    swap(store, fill_from_store(engine, store, default_rulebook(), settings), default_rulebook())
+    api = Api(settings=settings, engine=engine)
+    with TestClient(create_app(api)) as client:
+        yield client, store
+    api.close()
+    store.close()
+    engine.close()
+
+
+def test_pages_of_leads_visit_every_lead_once_in_score_order(thousands):
+    client, store = thousands
+    with store.reading() as tx:
+        expected = tx.value(f"SELECT COUNT(*) FROM {queries.live_leads(store.active_slot(tx))} x")
+    seen: list[dict] = []
+    cursor = None
+    while True:
+        params = {"limit": "500"} | ({"cursor": cursor} if cursor else {})
+        page = client.get("/api/leads", params=params).json()
+        seen.extend(page["leads"])
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+
+    assert expected > 1500
+    assert len(seen) == expected
+    assert len({lead["lead_id"] for lead in seen}) == expected
+    order = [(-lead["score"], lead["lead_id"]) for lead in seen]
+    assert order == sorted(order)
+
+
+def test_pages_of_a_filtered_list_stay_within_the_filter(thousands):
+    client, _ = thousands
+    first = client.get("/api/leads", params={"stage": "customer", "limit": "100"}).json()
+    second = client.get(
+        "/api/leads", params={"stage": "customer", "limit": "100", "cursor": first["next_cursor"]}
+    ).json()
+
+    assert len(first["leads"]) == 100
+    assert second["leads"]
+    assert {lead["stage"] for lead in first["leads"] + second["leads"]} == {"customer"}
+    assert not {lead["lead_id"] for lead in first["leads"]} & {
+        lead["lead_id"] for lead in second["leads"]
+    }

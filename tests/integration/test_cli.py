@@ -126,16 +126,6 @@ def test_the_schema_files_are_reported_up_to_date():
     assert result.exit_code == 0, result.output
 
 
-def test_demo_imports_the_bundled_sample_and_prints_stages(tmp_path):
-    database = f"sqlite:///{tmp_path}/demo.db"
-    result = CliRunner().invoke(app, ["demo", "--database", database])
-
-    assert result.exit_code == 0, result.output
-    assert "2212 recorded, 0 already recorded, 0 rejected" in result.output
-    assert "Stages as of 2026-10-30" in result.output
-    assert "service_qualified" in result.output
-
-
 def test_the_command_runs_as_a_module_with_help():
     result = subprocess.run(
         [sys.executable, "-m", "lifecycle", "--help"], capture_output=True, check=False, timeout=60
