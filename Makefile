@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck schemas clean browser
+.PHONY: demo test lint typecheck schemas clean browser bench bench-quick
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,13 @@ test: $(STAMP) browser
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/pytest
+
+# Benchmarks (not tests): ratios to the transport's raw limits, measured in the same run.
+bench: $(STAMP)
+	$(BIN)/python -m bench.run --sizes 10000,50000
+
+bench-quick: $(STAMP)
+	$(BIN)/python -m bench.run --sizes 3000 --no-api
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -1,0 +1,1 @@
+"""The benchmark suite (``make bench``): throughput and latency as ratios to a same-run baseline."""

@@ -1,0 +1,488 @@
+"""``make bench``: how close each worker gets to the transport's limits, measured in one run.
+
+Starts the bundled broker and a store in a temporary folder (``--postgres URL`` for PostgreSQL),
+produces the demo generator's touchpoints, and measures, each in a fresh child process (so that
+peak memory is the worker's own):
+
+1. the raw limits: a bare kafka-python produce loop and a bare consume loop that only decodes;
+2. ingest (``lead.touchpoints`` -> event store, exactly once) and its ratio to raw consume;
+3. relay (event store -> ``lead.events``) and its ratio to raw produce;
+4. the views worker (``lead.events`` -> view tables) and its ratio to raw consume;
+5. replay of the views from the store (no Kafka);
+6. the naive ingest (one transaction per message, no aggregate cache) and our ratio to it;
+8. API latency (lead lookup, funnel, cost per lead) under 4 concurrent clients;
+9. peak RSS of each worker, and ingest rates at each ``--sizes`` entry.
+
+Prints one table and writes it as JSON under ``bench/results/``. Never a timed test: a slow
+machine makes every figure slower, the ratios stay.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import multiprocessing
+import platform
+import resource
+import statistics
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import msgspec
+import psycopg
+import uvicorn
+from kafka import KafkaConsumer, KafkaProducer
+from prometheus_client import REGISTRY
+
+RESULTS = Path(__file__).parent / "results"
+TOPICS = ("lead.touchpoints", "lead.touchpoints.dlq", "lead.events", "bench.raw")
+
+
+@dataclass
+class Phase:
+    """What one phase did: items handled, seconds, and the child's peak RSS."""
+
+    items: int
+    seconds: float
+    peak_rss_mb: float
+
+    @property
+    def rate(self) -> float:
+        """Items per second."""
+        return self.items / self.seconds if self.seconds else 0.0
+
+
+@dataclass
+class Report:
+    """Every figure of a run, as written to JSON."""
+
+    started_at: str
+    machine: dict[str, Any]
+    storage: str
+    sizes: dict[str, dict[str, float]] = field(default_factory=dict)
+    api_ms: dict[str, dict[str, float]] = field(default_factory=dict)
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _counted(topic: str, outcome: str) -> int:
+    value = REGISTRY.get_sample_value(
+        "lifecycle_messages_total", {"topic": topic, "outcome": outcome}
+    )
+    return int(value or 0)
+
+
+# Phases: each runs in a child process and returns a Phase.
+
+
+def raw_produce(bootstrap: str, messages: list[tuple[bytes, bytes]]) -> Phase:
+    """A bare produce loop with the settings the engine's producers use."""
+    producer = KafkaProducer(
+        bootstrap_servers=bootstrap, enable_idempotence=True, acks="all", linger_ms=5
+    )
+    started = time.perf_counter()
+    for key, value in messages:
+        producer.send("bench.raw", key=key, value=value)
+    producer.flush()
+    seconds = time.perf_counter() - started
+    producer.close()
+    return Phase(len(messages), seconds, _peak_rss_mb())
+
+
+def raw_consume(bootstrap: str, topic: str, expected: int) -> Phase:
+    """A bare consume loop that only decodes each value as JSON."""
+    consumer = KafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        max_poll_records=500,
+    )
+    decode = msgspec.json.Decoder().decode
+    seen = 0
+    started = time.perf_counter()
+    while seen < expected:
+        for records in consumer.poll(timeout_ms=500).values():
+            for record in records:
+                with contextlib.suppress(msgspec.DecodeError):  # the few malformed ones
+                    decode(record.value)
+                seen += 1
+    seconds = time.perf_counter() - started
+    consumer.close()
+    return Phase(seen, seconds, _peak_rss_mb())
+
+
+def _settings(bootstrap: str, database_url: str, views_url: str) -> Any:  # noqa: ANN401
+    from lifecycle.settings import Settings  # noqa: PLC0415 (imported in the child)
+
+    return Settings(
+        database_url=database_url,
+        views_url=views_url,
+        kafka_bootstrap=bootstrap,
+        session_timeout_ms=6_000,
+        heartbeat_interval_ms=1_000,
+    )
+
+
+def _run_until(worker: Any, consumed: Callable[[], int], expected: int) -> float:  # noqa: ANN401
+    """Seconds from the first message consumed to the last (the group join is not counted)."""
+    stop = threading.Event()
+    thread = threading.Thread(target=worker.run, args=(stop,))
+    thread.start()
+    while consumed() == 0:
+        time.sleep(0.001)
+    started = time.perf_counter()
+    while consumed() < expected:
+        if not thread.is_alive():
+            raise RuntimeError(f"{worker.name} stopped early")
+        time.sleep(0.005)
+    seconds = time.perf_counter() - started
+    stop.set()
+    thread.join()
+    return seconds
+
+
+def ingest(bootstrap: str, database_url: str, views_url: str, expected: int) -> Phase:
+    """Our ingest, from an empty store, until it has consumed every message."""
+    from consumers.touchpoints import TouchpointIngest  # noqa: PLC0415
+    from lifecycle.application import LeadLifecycle  # noqa: PLC0415
+    from lifecycle.persistence import eventsourcing_env  # noqa: PLC0415
+
+    settings = _settings(bootstrap, database_url, views_url)
+    app = LeadLifecycle(eventsourcing_env(database_url))
+    worker = TouchpointIngest(app=app, settings=settings)
+    seconds = _run_until(worker, lambda: _counted(settings.touchpoints_topic, "consumed"), expected)
+    app.close()
+    return Phase(expected, seconds, _peak_rss_mb())
+
+
+def relay(bootstrap: str, database_url: str, views_url: str) -> Phase:
+    """The relay, publishing everything in the store."""
+    from consumers.relay import Relay  # noqa: PLC0415
+    from lifecycle.application import LeadLifecycle  # noqa: PLC0415
+    from lifecycle.persistence import eventsourcing_env  # noqa: PLC0415
+
+    settings = _settings(bootstrap, database_url, views_url)
+    app = LeadLifecycle(eventsourcing_env(database_url))
+    started = time.perf_counter()
+    sent = Relay(app=app, settings=settings).publish_pending()
+    seconds = time.perf_counter() - started
+    app.close()
+    return Phase(sent, seconds, _peak_rss_mb())
+
+
+def views(bootstrap: str, database_url: str, views_url: str, expected: int) -> Phase:
+    """The views worker, from empty views, until it has applied every lead event."""
+    from consumers.lead_events import ViewsWorker  # noqa: PLC0415
+    from lifecycle.projections.store import ViewStore  # noqa: PLC0415
+    from lifecycle.rules import default_rulebook  # noqa: PLC0415
+
+    settings = _settings(bootstrap, database_url, views_url)
+    store = ViewStore(views_url)
+    worker = ViewsWorker(store=store, rules=default_rulebook(), settings=settings)
+    seconds = _run_until(worker, lambda: _counted(settings.lead_events_topic, "consumed"), expected)
+    store.close()
+    return Phase(expected, seconds, _peak_rss_mb())
+
+
+def replay(bootstrap: str, database_url: str, views_url: str, events: int) -> Phase:
+    """Fold the whole store into the spare slot of the views (no Kafka)."""
+    from lifecycle.application import LeadLifecycle  # noqa: PLC0415
+    from lifecycle.persistence import eventsourcing_env  # noqa: PLC0415
+    from lifecycle.projections.replay import fill_from_store  # noqa: PLC0415
+    from lifecycle.projections.store import ViewStore  # noqa: PLC0415
+    from lifecycle.rules import default_rulebook  # noqa: PLC0415
+
+    settings = _settings(bootstrap, database_url, views_url)
+    app = LeadLifecycle(eventsourcing_env(database_url))
+    store = ViewStore(views_url)
+    store.setup()
+    started = time.perf_counter()
+    fill_from_store(app, store, default_rulebook(), settings)
+    seconds = time.perf_counter() - started
+    store.close()
+    app.close()
+    return Phase(events, seconds, _peak_rss_mb())
+
+
+def naive(bootstrap: str, database_url: str, count: int) -> Phase:
+    """The obvious ingest: each message decoded and recorded in its own transaction, no cache."""
+    from eventsourcing.persistence import Tracking  # noqa: PLC0415
+
+    from lifecycle import contracts  # noqa: PLC0415
+    from lifecycle.application import LeadLifecycle  # noqa: PLC0415
+    from lifecycle.errors import LifecycleError  # noqa: PLC0415
+    from lifecycle.persistence import eventsourcing_env  # noqa: PLC0415
+
+    env = eventsourcing_env(database_url) | {"AGGREGATE_CACHE_MAXSIZE": "0"}
+    app = LeadLifecycle(env)
+    consumer = KafkaConsumer(
+        "lead.touchpoints",
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+    done = 0
+    started = time.perf_counter()
+    while done < count:
+        for records in consumer.poll(timeout_ms=500, max_records=1).values():
+            for record in records:
+                tracking = Tracking(f"naive:{record.partition}", record.offset)
+                try:
+                    app.record([contracts.decode_structured(record.value)], tracking=tracking)
+                except LifecycleError:
+                    app.record([], tracking=tracking)
+                done += 1
+    seconds = time.perf_counter() - started
+    consumer.close()
+    app.close()
+    return Phase(done, seconds, _peak_rss_mb())
+
+
+def _in_child(function: Callable[..., Phase], *args: Any) -> Phase:  # noqa: ANN401
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(1, initializer=_quiet) as pool:
+        return pool.apply(function, args)
+
+
+def _quiet() -> None:
+    from lifecycle.logs import configure_logging  # noqa: PLC0415
+
+    configure_logging("json", level=logging.WARNING)
+
+
+# Setup and the API.
+
+
+def _produce(bootstrap: str, messages: list[tuple[bytes, bytes]]) -> None:
+    producer = KafkaProducer(
+        bootstrap_servers=bootstrap, enable_idempotence=True, acks="all", linger_ms=20
+    )
+    for key, value in messages:
+        producer.send("lead.touchpoints", key=key, value=value)
+    producer.flush()
+    producer.close()
+
+
+def _api_latency(database_url: str, views_url: str, bootstrap: str) -> dict[str, dict[str, float]]:
+    """p50/p99 (ms) of three requests, each sent by 4 clients for 3 seconds."""
+    from lifecycle.api.app import create_app  # noqa: PLC0415
+    from lifecycle.api.state import Api  # noqa: PLC0415
+    from lifecycle.application import LeadLifecycle  # noqa: PLC0415
+    from lifecycle.broker import free_port  # noqa: PLC0415
+    from lifecycle.persistence import eventsourcing_env  # noqa: PLC0415
+
+    engine = LeadLifecycle(eventsourcing_env(database_url))
+    api = Api(settings=_settings(bootstrap, database_url, views_url), engine=engine)
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(api), host="127.0.0.1", port=port, log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.05)
+    base = f"http://127.0.0.1:{port}"
+    lead_ids = [
+        lead["lead_id"]
+        for lead in httpx.get(f"{base}/api/leads", params={"limit": 500}).json()["leads"]
+    ]
+    paths = {
+        "lead lookup": lambda i: f"/api/leads/{lead_ids[i % len(lead_ids)]}",
+        "funnel": lambda _: "/api/funnel",
+        "cost per lead": lambda _: "/api/cost-per-lead",
+    }
+    answer: dict[str, dict[str, float]] = {}
+    for name, path in paths.items():
+        timings: list[float] = []
+
+        def client(path: Callable[[int], str] = path, timings: list[float] = timings) -> None:
+            with httpx.Client(base_url=base) as http:
+                deadline = time.monotonic() + 3
+                i = 0
+                while time.monotonic() < deadline:
+                    started = time.perf_counter()
+                    http.get(path(i)).raise_for_status()
+                    timings.append((time.perf_counter() - started) * 1000)
+                    i += 1
+
+        clients = [threading.Thread(target=client) for _ in range(4)]
+        for c in clients:
+            c.start()
+        for c in clients:
+            c.join()
+        cuts = statistics.quantiles(timings, n=100)
+        answer[name] = {"p50": cuts[49], "p99": cuts[98], "requests": len(timings)}
+    server.should_exit = True
+    thread.join()
+    api.close()
+    engine.close()
+    return answer
+
+
+def _stores(postgres: str | None, folder: Path) -> tuple[str, str, Callable[[], None]]:
+    if postgres is None:
+        url = f"sqlite:///{folder}/events.db"
+        return url, f"sqlite:///{folder}/views.db", lambda: None
+    schema = f"bench_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(postgres, autocommit=True) as admin:
+        admin.execute(f'CREATE SCHEMA "{schema}"')
+
+    def drop() -> None:
+        with psycopg.connect(postgres, autocommit=True) as admin:
+            admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+    url = f"{postgres}?schema={schema}"
+    return url, url, drop
+
+
+def measure(size: int, *, postgres: str | None, api: bool) -> tuple[dict[str, float], Any]:
+    """Every phase at one size (touchpoints): figures by name."""
+    from lifecycle.broker import LocalBroker, free_port  # noqa: PLC0415
+    from lifecycle.cli.demo import demo_stream  # noqa: PLC0415
+
+    # The demo's people send about 7 touchpoints each (duplicates and malformed ones included).
+    messages = demo_stream(max(size // 7, 10), seed=11, end=datetime.now(UTC))[:size]
+    figures: dict[str, float] = {"touchpoints": len(messages)}
+    latency = None
+    with (
+        tempfile.TemporaryDirectory() as folder,
+        LocalBroker(port=free_port(), partitions=6, topics=TOPICS) as broker,
+    ):
+        database_url, views_url, drop = _stores(postgres, Path(folder))
+        try:
+            bootstrap = broker.bootstrap
+            step = _progress(size)
+            produced = _in_child(raw_produce, bootstrap, messages)
+            step("raw produce", produced)
+            consumed = _in_child(raw_consume, bootstrap, "bench.raw", len(messages))
+            step("raw consume", consumed)
+            _produce(bootstrap, messages)
+            ingested = _in_child(ingest, bootstrap, database_url, views_url, len(messages))
+            step("ingest", ingested)
+            published = _in_child(relay, bootstrap, database_url, views_url)
+            step("relay", published)
+            viewed = _in_child(views, bootstrap, database_url, views_url, published.items)
+            step("views", viewed)
+            replayed = _in_child(replay, bootstrap, database_url, views_url, published.items)
+            step("replay", replayed)
+            naive_url = database_url.replace("events.db", "naive.db")
+            if postgres is not None:
+                naive_db, _, drop_naive = _stores(postgres, Path(folder))
+                naive_url = naive_db
+            baseline = _in_child(naive, bootstrap, naive_url, min(len(messages), 2000))
+            if postgres is not None:
+                drop_naive()
+            step("naive ingest", baseline)
+            if api:
+                latency = _api_latency(database_url, views_url, bootstrap)
+        finally:
+            drop()
+    figures |= {
+        "raw_produce_per_s": produced.rate,
+        "raw_consume_per_s": consumed.rate,
+        "ingest_per_s": ingested.rate,
+        "ingest_vs_raw_consume": ingested.rate / consumed.rate,
+        "relay_per_s": published.rate,
+        "relay_vs_raw_produce": published.rate / produced.rate,
+        "views_per_s": viewed.rate,
+        "views_vs_raw_consume": viewed.rate / consumed.rate,
+        "replay_per_s": replayed.rate,
+        "naive_ingest_per_s": baseline.rate,
+        "ingest_vs_naive": ingested.rate / baseline.rate,
+        "lead_events": published.items,
+        "ingest_peak_rss_mb": ingested.peak_rss_mb,
+        "relay_peak_rss_mb": published.peak_rss_mb,
+        "views_peak_rss_mb": viewed.peak_rss_mb,
+    }
+    return figures, latency
+
+
+def _progress(size: int) -> Callable[[str, Phase], None]:
+    def step(name: str, phase: Phase) -> None:
+        print(  # noqa: T201 (a command-line script)
+            f"  [{size:>9,}] {name:<13} {phase.items:>9,} in {phase.seconds:7.2f} s "
+            f"= {phase.rate:>10,.0f}/s  (peak RSS {phase.peak_rss_mb:,.0f} MB)",
+            flush=True,
+        )
+
+    return step
+
+
+TARGETS = (
+    ("ingest_vs_raw_consume", ">=", 0.5),
+    ("views_vs_raw_consume", ">=", 0.5),
+    ("relay_vs_raw_produce", ">=", 0.7),
+    ("replay_per_s", ">=", 100_000),
+    ("ingest_vs_naive", ">=", 10),
+    ("ingest_peak_rss_mb", "<", 300),
+)
+
+
+def print_table(report: Report) -> None:
+    """The figures of every size, and each target met or not."""
+    sizes = list(report.sizes)
+    names = list(next(iter(report.sizes.values())))
+    print(f"\n{'figure':<24}" + "".join(f"{s:>14}" for s in sizes))  # noqa: T201
+    for name in names:
+        row = "".join(f"{report.sizes[s][name]:>14,.2f}" for s in sizes)
+        print(f"{name:<24}{row}")  # noqa: T201
+    for name, cut in report.api_ms.items():
+        print(f"API {name:<20} p50 {cut['p50']:.1f} ms  p99 {cut['p99']:.1f} ms")  # noqa: T201
+    largest = report.sizes[sizes[-1]]
+    print("\ntargets at the largest size:")  # noqa: T201
+    for name, op, bound in TARGETS:
+        value = largest[name]
+        met = value >= bound if op == ">=" else value < bound
+        print(f"  {name:<24} {value:>12,.2f} {op} {bound:<10,} {'met' if met else 'NOT MET'}")  # noqa: T201
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the suite and print the table."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--sizes", default="10000,50000", help="Touchpoints per run, comma-separated."
+    )
+    parser.add_argument("--postgres", help="A PostgreSQL URL (a schema is made and dropped).")
+    parser.add_argument("--no-api", action="store_true", help="Skip the API latency figures.")
+    args = parser.parse_args(argv)
+    sizes = [int(s) for s in args.sizes.split(",")]
+    report = Report(
+        started_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        machine={
+            "cpus": multiprocessing.cpu_count(),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+        },
+        storage="postgresql" if args.postgres else "sqlite",
+    )
+    for size in sizes:
+        figures, latency = measure(
+            size, postgres=args.postgres, api=size == sizes[-1] and not args.no_api
+        )
+        report.sizes[str(size)] = figures
+        if latency:
+            report.api_ms = latency
+    print_table(report)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{report.started_at.replace(':', '')}-{report.storage}.json"
+    path.write_text(json.dumps(asdict(report), indent=2) + "\n")
+    print(f"\nwritten to {path}")  # noqa: T201
+
+
+if __name__ == "__main__":
+    main()
