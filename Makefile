@@ -33,7 +33,7 @@ test: $(STAMP) browser
 
 # Benchmarks (not tests): ratios to the transport's raw limits, measured in the same run.
 bench: $(STAMP)
-	$(BIN)/python -m bench.run --sizes 10000,50000
+	$(BIN)/python -m bench.run
 
 bench-quick: $(STAMP)
 	$(BIN)/python -m bench.run --sizes 3000 --no-api

@@ -74,6 +74,11 @@ class Report:
 
 
 def _peak_rss_mb() -> float:
+    # VmHWM, not ru_maxrss: Linux keeps ru_maxrss across exec, so a spawned child would
+    # report its parent's peak.
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
@@ -455,7 +460,7 @@ def main(argv: list[str] | None = None) -> None:
     """Run the suite and print the table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--sizes", default="10000,50000", help="Touchpoints per run, comma-separated."
+        "--sizes", default="10000,100000", help="Touchpoints per run, comma-separated."
     )
     parser.add_argument("--postgres", help="A PostgreSQL URL (a schema is made and dropped).")
     parser.add_argument("--no-api", action="store_true", help="Skip the API latency figures.")
