@@ -7,6 +7,7 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
+from kafka.errors import KafkaError
 from litestar import Litestar, MediaType, Response, get
 from litestar.connection import ASGIConnection
 from litestar.datastructures import State
@@ -69,29 +70,30 @@ def healthz(state: State) -> Response[answers.Health]:
         except Exception as error:  # noqa: BLE001 (any failure is the answer)
             checks[part] = f"failing: {type(error).__name__}"
     try:
-        states = partition_states(api.engine, api.views(), api.settings, api.broker)
+        states = partition_states(api)
         checks["broker"] = "ok"
         positions = [
             {"worker": s.worker, "topic": s.topic, "partition": s.partition}
             | {"position": s.position, "end": s.end, "lag": s.lag}
             for s in states
         ]
-    except Exception as error:  # noqa: BLE001
-        checks.setdefault("broker", f"failing: {type(error).__name__}")
+    except KafkaError as error:
+        checks["broker"] = f"failing: {type(error).__name__}"
+    except Exception:  # noqa: BLE001 (the views or store check above says what failed)
+        checks.setdefault("broker", "unknown: positions unavailable")
     ok = all(value == "ok" for value in checks.values())
     health = answers.Health(status="ok" if ok else "failing", checks=checks, positions=positions)
     return Response(health, status_code=200 if ok else 503)
 
 
 def _views_answer(api: Api) -> None:
-    views = api.views()
-    with views.reading() as tx:
+    with api.reading() as (views, tx):
         views.active_slot(tx)
 
 
 def create_app(api: Api) -> Litestar:
     """The web application over ``api`` (which the caller opens and closes)."""
-    registry = CollectorRegistry(auto_describe=True)
+    registry = CollectorRegistry()  # collected when scraped, never at start-up
     registry.register(PipelineCollector(api))
     return Litestar(
         route_handlers=[

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import msgspec
+import structlog
 from kafka import KafkaConsumer, TopicPartition
 from kafka.errors import KafkaConnectionError, KafkaError
 from prometheus_client.core import GaugeMetricFamily
@@ -22,9 +23,8 @@ from lifecycle.projections.queries import instant
 
 if TYPE_CHECKING:
     from lifecycle.api.state import Api
-    from lifecycle.application import LeadLifecycle
-    from lifecycle.projections.store import ViewStore
-    from lifecycle.settings import Settings
+
+log = structlog.get_logger()
 
 
 class PartitionState(msgspec.Struct, frozen=True, kw_only=True):
@@ -99,18 +99,17 @@ def _listening(server: str) -> bool:
     return True
 
 
-def partition_states(
-    engine: LeadLifecycle, views: ViewStore, settings: Settings, broker: Broker
-) -> list[PartitionState]:
+def partition_states(api: Api) -> list[PartitionState]:
     """Ingest's and the views' positions per partition, with the broker's end offsets."""
-    ends = broker.end_offsets([settings.touchpoints_topic, settings.lead_events_topic])
+    settings = api.settings
+    ends = api.broker.end_offsets([settings.touchpoints_topic, settings.lead_events_topic])
     states = []
-    with views.reading() as tx:
+    with api.reading() as (views, tx):
         slot = views.active_slot(tx)
         for (topic, partition), end in sorted(ends.items()):
             if topic == settings.touchpoints_topic:
                 name = f"{settings.ingest_group}:{topic}:{partition}"
-                position = engine.position(name)
+                position = api.engine.position(name)
                 worker = "ingest"
             else:
                 position = views.offset(tx, slot, topic, partition)
@@ -142,12 +141,13 @@ class PipelineCollector(Collector):
             "(the bundled broker under-reports end offsets while batches arrive).",
             labels=labels,
         )
+        states: list[PartitionState] = []
         try:
-            api = self.api
-            states = partition_states(api.engine, api.views(), api.settings, api.broker)
+            states = partition_states(self.api)
         except KafkaError:
             up.add_metric([], 0)
-            states = []
+        except Exception:
+            log.warning("metrics_positions_unavailable", exc_info=True)
         else:
             up.add_metric([], 1)
         for state in states:
@@ -160,15 +160,19 @@ class PipelineCollector(Collector):
             "lifecycle_views_newest_fact_timestamp_seconds",
             "Event time of the newest fact in the views (how far the views have got).",
         )
-        newest = views_newest_fact(self.api.views())
-        if newest is not None:
-            fresh.add_metric([], newest)
+        try:
+            newest = views_newest_fact(self.api)
+        except Exception:
+            log.warning("metrics_views_unavailable", exc_info=True)
+        else:
+            if newest is not None:
+                fresh.add_metric([], newest)
         yield from (up, position, lag, fresh)
 
 
-def views_newest_fact(views: ViewStore) -> float | None:
+def views_newest_fact(api: Api) -> float | None:
     """The newest fact's event time in the views, as a Unix timestamp (None: empty)."""
-    with views.reading() as tx:
+    with api.reading() as (views, tx):
         slot = views.active_slot(tx)
         newest = instant(tx.value(f"SELECT MAX(last_fact_at) FROM lifecycle_leads_{slot}"))  # noqa: S608 (slot is a or b)
     return None if newest is None else newest.timestamp()

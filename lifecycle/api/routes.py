@@ -21,7 +21,7 @@ from lifecycle.api import answers
 from lifecycle.api.problems import ProblemError, bad_parameter
 from lifecycle.api.state import Api
 from lifecycle.errors import LeadNotFoundError
-from lifecycle.identity import IdentityKey
+from lifecycle.identity import IdentityKey, IdentityKind
 from lifecycle.projections import queries
 from lifecycle.report import LeadReport, lead_report
 from lifecycle.vocabulary import Stage, Temperature
@@ -66,7 +66,8 @@ def _lead(api: Api, reference: UUID | IdentityKey, as_of: datetime | None) -> Le
                 raise ProblemError(404, f"no lead has this {reference.kind} identity")
             lead = api.engine.get_lead(found)
     except LeadNotFoundError:
-        raise ProblemError(404, f"no lead {reference}") from None
+        # Never the identity itself: problems may end up in logs.
+        raise ProblemError(404, "no such lead") from None
     return lead_report(api.engine, lead, as_of=as_of)
 
 
@@ -152,9 +153,9 @@ def _cursor(text: str | None) -> tuple[float, str] | None:
 
 
 def _next_cursor(rows: list[queries.LeadRow], limit: int) -> str | None:
-    if len(rows) < limit:
+    if len(rows) <= limit:
         return None
-    last = rows[-1]
+    last = rows[limit - 1]
     return base64.urlsafe_b64encode(msgspec.json.encode((last.score, last.lead_id))).decode()
 
 
@@ -175,8 +176,9 @@ def list_leads(  # noqa: PLR0913 (one argument per query parameter)
     if identity is not None:
         try:
             key = IdentityKey.parse(identity)
-        except ValueError as error:
-            raise bad_parameter("identity", str(error)) from None
+        except ValueError:
+            kinds = ", ".join(kind.value for kind in IdentityKind)
+            raise bad_parameter("identity", f"expected KIND:VALUE, KIND one of {kinds}") from None
         return _lead_answer(_lead(api, key, None))
     query = queries.LeadQuery(
         stage=_choice("stage", stage, [s.value for s in Stage]),
@@ -185,12 +187,12 @@ def list_leads(  # noqa: PLR0913 (one argument per query parameter)
         channel=channel,
         after=_cursor(cursor),
     )
-    views = api.views()
-    with views.reading() as tx:
+    with api.reading() as (views, tx):
+        # One row more than asked: whether there is a next page at all.
         rows = queries.leads_page(
-            tx, views.active_slot(tx), query, now=datetime.now(UTC), limit=limit
+            tx, views.active_slot(tx), query, now=datetime.now(UTC), limit=limit + 1
         )
-    return answers.LeadPage(leads=rows, next_cursor=_next_cursor(rows, limit))
+    return answers.LeadPage(leads=rows[:limit], next_cursor=_next_cursor(rows, limit))
 
 
 @get("/funnel", sync_to_thread=True)
@@ -208,8 +210,7 @@ def get_funnel(
             raise bad_parameter("to", "must be later than from")
         if until - since > MAX_RANGE:
             raise bad_parameter("to", "the period may span at most five years")
-    views = _api(state).views()
-    with views.reading() as tx:
+    with _api(state).reading() as (views, tx):
         result = queries.funnel(
             tx, views.active_slot(tx), queries.Filters(campaign, channel, since, until)
         )
@@ -227,8 +228,7 @@ def get_cost_per_lead(
 ) -> answers.CostAnswer:
     """Spend, leads, MQLs, SQLs, customers, CPL, cost per MQL/SQL/customer, revenue, ROI."""
     _choice("by", by, ["campaign", "channel", "month"])
-    views = _api(state).views()
-    with views.reading() as tx:
+    with _api(state).reading() as (views, tx):
         rows = queries.cost_per_lead(tx, views.active_slot(tx), by)  # type: ignore[arg-type]
     return answers.CostAnswer(by=by, rows=rows)
 
@@ -237,8 +237,7 @@ def get_cost_per_lead(
 def get_temperature(state: State, as_of: Text = None) -> answers.TemperatureAnswer:
     """Leads per temperature as of ``as_of`` (default now), read from the views' timers."""
     at = _instant("as_of", as_of) or datetime.now(UTC)
-    views = _api(state).views()
-    with views.reading() as tx:
+    with _api(state).reading() as (views, tx):
         counts = queries.temperature_counts(tx, views.active_slot(tx), at)
     totals = {t.value: 0 for t in Temperature}
     for (_, temperature), leads in counts.items():
@@ -249,8 +248,7 @@ def get_temperature(state: State, as_of: Text = None) -> answers.TemperatureAnsw
 @get("/referrals", sync_to_thread=True)
 def get_referrals(state: State) -> answers.ReferralAnswer:
     """What each referring lead brought."""
-    views = _api(state).views()
-    with views.reading() as tx:
+    with _api(state).reading() as (views, tx):
         return answers.ReferralAnswer(referrers=queries.referrals(tx, views.active_slot(tx)))
 
 
@@ -264,8 +262,7 @@ def get_sla(
     api = _api(state)
     now = _instant("as_of", as_of) or datetime.now(UTC)
     within = hours or api.settings.sla_hours
-    views = api.views()
-    with views.reading() as tx:
+    with api.reading() as (views, tx):
         found = queries.sla_breaches(tx, views.active_slot(tx), now, within=timedelta(hours=within))
     return answers.SlaAnswer(
         as_of=now,

@@ -2,45 +2,69 @@
 
 from __future__ import annotations
 
+import queue
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from lifecycle.api.pipeline import Broker
 from lifecycle.application import LeadLifecycle
-from lifecycle.projections.store import ViewStore
+from lifecycle.projections.store import Transaction, ViewStore
 from lifecycle.settings import Settings
+
+IDLE_CONNECTIONS = 8
 
 
 @dataclass
 class Api:
-    """One per server process; handlers run in worker threads, each with its own views link."""
+    """One per server process. Handlers run in worker threads and borrow a views connection."""
 
     settings: Settings
     engine: LeadLifecycle
     token: str | None = None
     broker: Broker = field(init=False)
-    _local: threading.local = field(default_factory=threading.local, init=False)
-    _opened: list[ViewStore] = field(default_factory=list, init=False)
-    _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
+    _idle: queue.LifoQueue[ViewStore] = field(default_factory=queue.LifoQueue, init=False)
+    _closed: threading.Event = field(default_factory=threading.Event, init=False)
 
     def __post_init__(self) -> None:
         self.broker = Broker(self.settings.kafka_bootstrap)
-        self.views().setup()
+        with self.views() as store:
+            store.setup()
 
-    def views(self) -> ViewStore:
-        """This thread's connection to the views (a connection serves one thread at a time)."""
-        store: ViewStore | None = getattr(self._local, "store", None)
-        if store is None:
+    @contextmanager
+    def views(self) -> Iterator[ViewStore]:
+        """A views connection for this request: one of the idle ones, or a new one.
+
+        A connection that failed is closed rather than handed out again; at most
+        ``IDLE_CONNECTIONS`` wait for the next request, the others are closed.
+        """
+        try:
+            store = self._idle.get_nowait()
+        except queue.Empty:
             store = ViewStore(self.settings.views_database_url)
-            self._local.store = store
-            with self._lock:
-                self._opened.append(store)
-        return store
+        try:
+            yield store
+        except BaseException:
+            store.close()
+            raise
+        if self._closed.is_set() or self._idle.qsize() >= IDLE_CONNECTIONS:
+            store.close()
+        else:
+            self._idle.put(store)
+
+    @contextmanager
+    def reading(self) -> Iterator[tuple[ViewStore, Transaction]]:
+        """A views connection and a read-only transaction on it."""
+        with self.views() as store, store.reading() as tx:
+            yield store, tx
 
     def close(self) -> None:
-        """Close every views connection and the broker client (not the engine: the caller's)."""
-        with self._lock:
-            for store in self._opened:
-                store.close()
-            self._opened.clear()
+        """Close the idle views connections and the broker client (the engine is the caller's)."""
+        self._closed.set()
+        while True:
+            try:
+                self._idle.get_nowait().close()
+            except queue.Empty:
+                break
         self.broker.close()

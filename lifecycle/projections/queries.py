@@ -300,6 +300,10 @@ def sla_breaches(
     for lead_id, stage, ready, touched in rows:
         ready_at, touched_at = instant(ready), instant(touched)
         assert ready_at is not None  # noqa: S101 (filtered above)
+        if ready_at > now:
+            continue
+        # A touch after ``now`` had not happened yet at ``now``.
+        touched_at = touched_at if touched_at is not None and touched_at <= now else None
         deadline = ready_at + within
         if (touched_at is None and now > deadline) or (touched_at and touched_at > deadline):
             breaches.append((lead_id, stage, ready_at, touched_at))

@@ -138,7 +138,7 @@ class ViewStore:
                 connection.execute("ROLLBACK")
         else:
             with self._postgres.transaction(), self._postgres.cursor() as cursor:
-                cursor.execute("SET TRANSACTION READ ONLY")
+                cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
                 yield Transaction(cursor, "postgres")
 
     def close(self) -> None:

@@ -7,7 +7,6 @@ RFC 9457 problems naming the parameter.
 from __future__ import annotations
 
 import re
-from datetime import timedelta
 
 import msgspec
 import pytest
@@ -90,10 +89,12 @@ def test_a_lead_found_by_identity_has_the_stage_and_stage_instants_computed_by_h
             assert lead["became"][stage] == events.at(day).isoformat().replace("+00:00", "Z")
 
 
-def test_a_lead_by_id_equals_its_row_in_the_views(client, views):
+def test_a_lead_by_id_equals_its_row_in_the_views(client, views, events):
     with views.reading() as tx:
         slot = views.active_slot(tx)
-        rows = queries.leads_page(tx, slot, queries.LeadQuery(), now=scenario_now(), limit=1000)
+        rows = queries.leads_page(
+            tx, slot, queries.LeadQuery(), now=events.at(scenario.END_DAY), limit=1000
+        )
     for row in rows:
         lead = client.get(f"/api/leads/{row.lead_id}", params={"as_of": "2026-12-31"}).json()
         assert lead["stage"] == row.stage
@@ -103,12 +104,6 @@ def test_a_lead_by_id_equals_its_row_in_the_views(client, views):
             "channel": row.acquisition_channel,
         }
         assert set(lead["became"]) - {"visitor"} == set(row.became)
-
-
-def scenario_now():
-    from conftest import T0  # noqa: PLC0415 (the scenario's clock)
-
-    return T0 + timedelta(days=scenario.END_DAY)
 
 
 def test_as_of_in_the_past_folds_the_lead_from_the_event_store(client, events):
@@ -210,6 +205,29 @@ def test_sla_lists_the_leads_not_contacted_in_time(client, events):
 
     assert answer["within_hours"] == 24
     assert {b["lead_id"] for b in answer["breaches"]} == overdue
+
+
+def test_sla_as_of_a_past_instant_counts_only_what_had_happened_by_then(client, events):
+    before_any_hand_raise = client.get("/api/sla", params={"as_of": events.at(1).isoformat()})
+
+    assert before_any_hand_raise.json()["breaches"] == []
+
+
+def test_a_last_page_that_is_exactly_full_says_there_is_no_next_page(client):
+    customers = scenario.EXPECTED_FUNNEL["customer"]
+    page = client.get("/api/leads", params={"stage": "customer", "limit": customers}).json()
+
+    assert len(page["leads"]) == customers
+    assert page["next_cursor"] is None
+
+
+def test_views_connections_are_reused_across_requests(open_client):
+    client = open_client()
+    for _ in range(30):
+        client.get("/api/funnel")
+    api = client.app.state.api
+
+    assert 1 <= api._idle.qsize() <= 8
 
 
 def test_the_lead_list_filters_by_stage_temperature_campaign_and_channel(client):

@@ -5,15 +5,28 @@ const REFRESH_MS = 5000;
 const state = { token: null, lead: null };
 
 const params = new URLSearchParams(location.hash.slice(1));
-if (params.get("token")) sessionStorage.setItem("lifecycle-token", params.get("token"));
+if (params.get("token")) {
+  sessionStorage.setItem("lifecycle-token", params.get("token"));
+  history.replaceState(null, "", location.pathname);  // keep the token out of the address bar
+}
 state.token = sessionStorage.getItem("lifecycle-token");
 
-async function api(path) {
+let asking = null;  // one prompt for all the requests that got a 401 at once
+function askForToken() {
+  asking ??= Promise.resolve().then(() => {
+    const token = prompt("This API needs its token (LIFECYCLE_API_TOKEN):");
+    if (token) { state.token = token; sessionStorage.setItem("lifecycle-token", token); }
+    return Boolean(token);
+  });
+  return asking;
+}
+
+async function api(path, retried = false) {
   const headers = state.token ? { Authorization: `Bearer ${state.token}` } : {};
   const response = await fetch(path, { headers });
-  if (response.status === 401) {
-    const token = prompt("This API needs its token (LIFECYCLE_API_TOKEN):");
-    if (token) { state.token = token; sessionStorage.setItem("lifecycle-token", token); return api(path); }
+  if (response.status === 401 && !retried && (await askForToken())) {
+    asking = null;
+    return api(path, true);
   }
   const body = await response.json();
   if (!response.ok) throw new Error(body.detail || body.title || response.statusText);
