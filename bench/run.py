@@ -147,13 +147,15 @@ def _run_until(worker: Any, consumed: Callable[[], int], expected: int) -> float
     stop = threading.Event()
     thread = threading.Thread(target=worker.run, args=(stop,))
     thread.start()
+    # Polled every 10 ms: often enough for phases of seconds, rarely enough not to compete
+    # with the worker for the interpreter.
     while consumed() == 0:
-        time.sleep(0.001)
+        time.sleep(0.01)
     started = time.perf_counter()
     while consumed() < expected:
         if not thread.is_alive():
             raise RuntimeError(f"{worker.name} stopped early")
-        time.sleep(0.005)
+        time.sleep(0.01)
     seconds = time.perf_counter() - started
     stop.set()
     thread.join()
@@ -385,12 +387,11 @@ def measure(size: int, *, postgres: str | None, api: bool) -> tuple[dict[str, fl
             step("views", viewed)
             replayed = _in_child(replay, bootstrap, database_url, views_url, published.items)
             step("replay", replayed)
-            naive_url = database_url.replace("events.db", "naive.db")
-            if postgres is not None:
-                naive_db, _, drop_naive = _stores(postgres, Path(folder))
-                naive_url = naive_db
-            baseline = _in_child(naive, bootstrap, naive_url, min(len(messages), 2000))
-            if postgres is not None:
+            (Path(folder) / "naive").mkdir()
+            naive_url, _, drop_naive = _stores(postgres, Path(folder) / "naive")
+            try:
+                baseline = _in_child(naive, bootstrap, naive_url, min(len(messages), 2000))
+            finally:
                 drop_naive()
             step("naive ingest", baseline)
             if api:

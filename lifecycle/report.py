@@ -17,13 +17,14 @@ from lifecycle.vocabulary import Stage, Temperature
 
 
 class TimelineEntry(msgspec.Struct, frozen=True, kw_only=True):
-    """One fact as a line of the timeline."""
+    """One fact as a line of the timeline; ``moved_to``: the stage it moved the lead into."""
 
     at: datetime
     fact_id: str
     what: str
     campaign: str | None = None
     detail: str | None = None
+    moved_to: Stage | None = None
 
 
 class LeadReport(msgspec.Struct, frozen=True, kw_only=True):
@@ -51,7 +52,7 @@ class LeadReport(msgspec.Struct, frozen=True, kw_only=True):
     timeline: list[TimelineEntry]
 
 
-def _describe(fact: Fact) -> TimelineEntry:
+def _describe(fact: Fact, moved_to: Stage | None) -> TimelineEntry:
     if isinstance(fact, Touch):
         detail = None
         if fact.amount_minor is not None:
@@ -62,6 +63,7 @@ def _describe(fact: Fact) -> TimelineEntry:
             what=fact.kind,
             campaign=fact.campaign_id,
             detail=detail,
+            moved_to=moved_to,
         )
     if isinstance(fact, Qualification):
         met = [
@@ -79,10 +81,15 @@ def _describe(fact: Fact) -> TimelineEntry:
             fact_id=fact.fact_id,
             what="qualification",
             detail=f"BANT {fact.criteria_met}/4: {', '.join(met) or 'none'}",
+            moved_to=moved_to,
         )
     assert isinstance(fact, Disqualification)  # noqa: S101 (Fact is a closed union)
     return TimelineEntry(
-        at=fact.at, fact_id=fact.fact_id, what="disqualification", detail=fact.reason
+        at=fact.at,
+        fact_id=fact.fact_id,
+        what="disqualification",
+        detail=fact.reason,
+        moved_to=moved_to,
     )
 
 
@@ -90,6 +97,7 @@ def lead_report(engine: LeadLifecycle, lead: Lead, *, as_of: datetime | None = N
     """Fold the lead as of ``as_of`` (default: now) and describe it."""
     instant = as_of or datetime.now(UTC)
     view = engine.view(lead, as_of=instant)
+    moved = {move.fact_id: move.stage for move in view.history}
     return LeadReport(
         lead_id=lead.id,
         as_of=instant,
@@ -110,7 +118,10 @@ def lead_report(engine: LeadLifecycle, lead: Lead, *, as_of: datetime | None = N
         identities=[str(key) for key in lead.identifiers],
         absorbed=list(lead.absorbed),
         stage_history=list(view.history),
-        timeline=[_describe(f) for f in ordered([f for f in lead.facts if f.at <= instant])],
+        timeline=[
+            _describe(f, moved.get(f.fact_id))
+            for f in ordered([f for f in lead.facts if f.at <= instant])
+        ],
     )
 
 

@@ -8,6 +8,7 @@ from uuid import UUID
 import msgspec
 
 from lifecycle.projections.queries import CostRow, LeadRow, Referral
+from lifecycle.report import TimelineEntry
 
 
 class Score(msgspec.Struct, frozen=True, kw_only=True):
@@ -45,17 +46,6 @@ class Lead(msgspec.Struct, frozen=True, kw_only=True):
     merged: list[UUID]
 
 
-class TimelineEntry(msgspec.Struct, frozen=True, kw_only=True):
-    """A fact; ``moved_to`` is the stage it moved the lead into, if it did."""
-
-    at: datetime
-    fact_id: str
-    what: str
-    campaign: str | None = None
-    detail: str | None = None
-    moved_to: str | None = None
-
-
 class Timeline(msgspec.Struct, frozen=True, kw_only=True):
     """A lead's facts in event-time order, and why it has its stage."""
 
@@ -63,7 +53,7 @@ class Timeline(msgspec.Struct, frozen=True, kw_only=True):
     as_of: datetime
     stage: str | None
     why: str
-    entries: list[TimelineEntry]
+    entries: list[TimelineEntry]  # (lifecycle.report)
 
 
 class LeadPage(msgspec.Struct, frozen=True, kw_only=True):
@@ -71,15 +61,6 @@ class LeadPage(msgspec.Struct, frozen=True, kw_only=True):
 
     leads: list[LeadRow]
     next_cursor: str | None
-
-
-class FunnelAnswer(msgspec.Struct, frozen=True, kw_only=True):
-    """Leads acquired in the period that reached each stage, with conversion rates."""
-
-    reached: dict[str, int]
-    conversion: dict[str, float | None]
-    median_days: dict[str, float | None]
-    revenue_minor: dict[str, int]
 
 
 class CostAnswer(msgspec.Struct, frozen=True, kw_only=True):

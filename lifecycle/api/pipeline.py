@@ -9,7 +9,7 @@ from __future__ import annotations
 import socket
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import msgspec
@@ -51,7 +51,7 @@ class Broker:
 
     bootstrap: str
     _client: KafkaConsumer | None = None
-    _lock: threading.Lock = threading.Lock()  # noqa: RUF009 (one per process is enough)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def end_offsets(self, topics: list[str]) -> dict[tuple[str, int], int]:
         """End offset per (topic, partition); raises KafkaError if the broker is unreachable."""

@@ -107,32 +107,20 @@ def get_timeline(
 ) -> answers.Timeline:
     """The lead's facts in event-time order; each stage move names the fact that caused it."""
     report = _lead(_api(state), lead_id, _instant("as_of", as_of))
-    moved = {move.fact_id: move.stage.value for move in report.stage_history}
-    entries = [
-        answers.TimelineEntry(
-            at=entry.at,
-            fact_id=entry.fact_id,
-            what=entry.what,
-            campaign=entry.campaign,
-            detail=entry.detail,
-            moved_to=moved.get(entry.fact_id),
-        )
-        for entry in report.timeline
-    ]
     return answers.Timeline(
         lead_id=report.lead_id,
         as_of=report.as_of,
         stage=report.stage.value if report.stage else None,
-        why=_why(report, entries),
-        entries=entries,
+        why=_why(report),
+        entries=report.timeline,
     )
 
 
-def _why(report: LeadReport, entries: list[answers.TimelineEntry]) -> str:
+def _why(report: LeadReport) -> str:
     if report.stage is None or not report.stage_history:
         return "no facts yet at that time"
     current = report.stage_history[-1]
-    cause = next((e for e in entries if e.fact_id == current.fact_id), None)
+    cause = next((e for e in report.timeline if e.fact_id == current.fact_id), None)
     what = f"{cause.what} ({cause.detail})" if cause and cause.detail else (cause and cause.what)
     return (
         f"{current.stage.value} since {current.entered_at:%Y-%m-%d %H:%M} UTC, "
@@ -202,7 +190,7 @@ def get_funnel(
     channel: Text = None,
     from_: Annotated[str | None, QueryParameter(name="from")] = None,
     to: Text = None,
-) -> answers.FunnelAnswer:
+) -> queries.Funnel:
     """The funnel of leads acquired in [from, to), by campaign or channel if asked."""
     since, until = _instant("from", from_), _instant("to", to)
     if since and until:
@@ -211,15 +199,9 @@ def get_funnel(
         if until - since > MAX_RANGE:
             raise bad_parameter("to", "the period may span at most five years")
     with _api(state).reading() as (views, tx):
-        result = queries.funnel(
+        return queries.funnel(
             tx, views.active_slot(tx), queries.Filters(campaign, channel, since, until)
         )
-    return answers.FunnelAnswer(
-        reached=result.reached,
-        conversion=result.conversion,
-        median_days=result.median_days,
-        revenue_minor=result.revenue_minor,
-    )
 
 
 @get("/cost-per-lead", sync_to_thread=True)
