@@ -273,6 +273,48 @@ def test_concurrent_writers_on_one_lead_conflict_and_retry_without_losing_a_fact
     assert sorted(f.kind for f in lead.facts) == ["demo_request", "form_fill", "page_view"]
 
 
+def test_a_writer_whose_cache_missed_a_merge_records_on_the_survivor(open_engine, events):
+    writer_a, writer_b = open_engine(), open_engine()
+    writer_a.record(
+        events.decode(
+            events.touchpoint("page_view", 0, anonymous_id="cookie-9"),
+            events.touchpoint("newsletter_signup", 1, email="di@example.com"),
+        )
+    )
+    # writer_b stitches the visitor into the lead; writer_a still caches the visitor as live.
+    writer_b.record(
+        events.decode(
+            events.touchpoint("form_fill", 2, anonymous_id="cookie-9", email="di@example.com")
+        )
+    )
+    writer_a.record(
+        events.decode(events.touchpoint("pricing_page_view", 3, anonymous_id="cookie-9"))
+    )
+
+    lead = open_engine().resolve("anonymous:cookie-9")
+    assert lead.identifiers[0] == IdentityKey(IdentityKind.EMAIL, "di@example.com")
+    assert sorted(f.kind for f in lead.facts) == [
+        "form_fill",
+        "newsletter_signup",
+        "page_view",
+        "pricing_page_view",
+    ]
+
+
+def test_a_batch_naming_more_aggregates_than_one_query_reads_them_all(open_engine, events):
+    people = [f"p{n}@example.com" for n in range(1_200)]
+    open_engine().record(
+        events.decode(*(events.touchpoint("page_view", 0, email=e) for e in people))
+    )
+    cold = open_engine()  # nothing cached: the batch reads its 2,400 aggregates from the store
+    result = cold.record(
+        events.decode(*(events.touchpoint("form_fill", 1, email=e) for e in people))
+    )
+
+    assert result.recorded == 1_200
+    assert {len(cold.resolve(f"email:{e}").facts) for e in people} == {2}
+
+
 def test_an_unknown_lead_is_reported_as_not_found(engine):
     with pytest.raises(LeadNotFoundError, match="no lead has email"):
         engine.resolve("email:nobody@example.com")
