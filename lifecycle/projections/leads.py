@@ -7,7 +7,9 @@ Facts are keyed by (lead, fact id) and spend by fact id: a repeated event change
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from uuid import UUID
 
@@ -23,6 +25,22 @@ from lifecycle.vocabulary import Stage
 _FACT_ENCODER = msgspec.json.Encoder()
 _FACT_DECODER = msgspec.json.Decoder(Fact)
 SALES_READY = (Stage.SQL, Stage.PQL, Stage.SERVICE_QUALIFIED)
+# Leads folded per query: few statements per batch, well under SQLite's parameter limit.
+FOLDS_PER_QUERY = 500
+
+
+@dataclass
+class Changes:
+    """What stored events changed: leads to fold again (at their newest version), merges."""
+
+    versions: dict[UUID, int] = field(default_factory=dict)
+    merged: dict[UUID, UUID] = field(default_factory=dict)
+
+    def update(self, other: Changes) -> None:
+        """Add another batch's changes."""
+        for lead_id, version in other.versions.items():
+            self.versions[lead_id] = max(version, self.versions.get(lead_id, 0))
+        self.merged.update(other.merged)
 
 
 class LeadsProjection:
@@ -33,8 +51,17 @@ class LeadsProjection:
 
     def apply(self, tx: Transaction, slot: Slot, events: Sequence[LeadEvent]) -> int:
         """Apply events in one transaction; how many leads were folded again."""
-        changed: dict[UUID, int] = {}
-        merged: dict[UUID, UUID] = {}
+        changes = self.store(tx, slot, events)
+        self.finish(tx, slot, changes)
+        return len(changes.versions)
+
+    def store(self, tx: Transaction, slot: Slot, events: Sequence[LeadEvent]) -> Changes:
+        """Keep the events' facts and spend; which leads must be folded again (not yet done).
+
+        A replay stores every page first and folds each lead once at the end (``finish``),
+        instead of once for every page that changed it.
+        """
+        changes = Changes()
         for event in events:
             if event.aggregate == "campaign":
                 if event.spend is not None:
@@ -46,57 +73,66 @@ class LeadsProjection:
             elif event.facts:
                 self._store_facts(tx, slot, lead_id, event.facts)
             elif event.merged_into is not None:
-                merged[lead_id] = event.merged_into
+                changes.merged[lead_id] = event.merged_into
                 continue
             else:
                 continue  # Captured, IdentifierAdded: nothing the fold needs
-            changed[lead_id] = max(event.version, changed.get(lead_id, 0))
-        for lead_id, version in changed.items():
-            self.refold(tx, slot, lead_id, version)
-        # After the refolds: a lead merged in the batch that created its row stays merged.
-        for lead_id, survivor in merged.items():
-            tx.execute(
-                f"UPDATE lifecycle_leads_{slot} SET merged_into = ? WHERE lead_id = ?",
-                [str(survivor), str(lead_id)],
-            )
-        return len(changed)
+            changes.versions[lead_id] = max(event.version, changes.versions.get(lead_id, 0))
+        return changes
 
-    def refold(self, tx: Transaction, slot: Slot, lead_id: UUID, version: int) -> LeadView:
-        """Fold one lead from every fact the slot holds, and rewrite its rows."""
-        bodies = tx.rows(
-            f"SELECT body FROM lifecycle_lead_facts_{slot} WHERE lead_id = ?",
-            [str(lead_id)],
+    def finish(self, tx: Transaction, slot: Slot, changes: Changes) -> None:
+        """Fold the changed leads again, then mark the merged ones."""
+        versions = list(changes.versions.items())
+        for start in range(0, len(versions), FOLDS_PER_QUERY):
+            self.refold(tx, slot, dict(versions[start : start + FOLDS_PER_QUERY]))
+        # After the refolds: a lead merged in the batch that created its row stays merged.
+        tx.executemany(
+            f"UPDATE lifecycle_leads_{slot} SET merged_into = ? WHERE lead_id = ?",
+            [(str(survivor), str(lead_id)) for lead_id, survivor in changes.merged.items()],
         )
-        facts = [
-            _FACT_DECODER.decode(body.encode() if isinstance(body, str) else body)
-            for (body,) in bodies
-        ]
-        view = fold(facts, self.rules)
-        key = str(lead_id)
-        row = _lead_row(key, version, view, facts)
-        columns = ", ".join(row)
-        updates = ", ".join(f"{c} = excluded.{c}" for c in row if c != "lead_id")
-        tx.execute(
-            f"INSERT INTO lifecycle_leads_{slot} ({columns}) VALUES ({', '.join('?' * len(row))}) "
+
+    def refold(self, tx: Transaction, slot: Slot, versions: dict[UUID, int]) -> None:
+        """Fold leads from every fact the slot holds, and rewrite their rows."""
+        keys = [str(lead_id) for lead_id in versions]
+        marks = ", ".join("?" * len(keys))
+        bodies: dict[str, list[Fact]] = defaultdict(list)
+        for key, body in tx.rows(
+            f"SELECT lead_id, body FROM lifecycle_lead_facts_{slot} WHERE lead_id IN ({marks})",
+            keys,
+        ):
+            bodies[key].append(_FACT_DECODER.decode(body))
+        rows: list[dict[str, object]] = []
+        history: list[tuple[object, ...]] = []
+        revenue: list[tuple[object, ...]] = []
+        for key, version in zip(keys, versions.values(), strict=True):
+            facts = bodies[key]
+            view = fold(facts, self.rules)
+            rows.append(_lead_row(key, version, view, facts))
+            history.extend(
+                (key, seq, move.stage.value, move.entered_at, move.exited_at, move.fact_id)
+                for seq, move in enumerate(view.history)
+            )
+            revenue.extend((key, currency, amount) for currency, amount in view.revenue.items())
+        columns = list(rows[0])
+        updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c != "lead_id")
+        tx.executemany(
+            f"INSERT INTO lifecycle_leads_{slot} ({', '.join(columns)}) "
+            f"VALUES ({', '.join('?' * len(columns))}) "
             f"ON CONFLICT (lead_id) DO UPDATE SET {updates}",
-            list(row.values()),
+            [list(row.values()) for row in rows],
         )
-        tx.execute(f"DELETE FROM lifecycle_stage_history_{slot} WHERE lead_id = ?", [key])
+        tx.execute(f"DELETE FROM lifecycle_stage_history_{slot} WHERE lead_id IN ({marks})", keys)
         tx.executemany(
             f"INSERT INTO lifecycle_stage_history_{slot} "
             "(lead_id, seq, stage, entered_at, exited_at, fact_id) VALUES (?, ?, ?, ?, ?, ?)",
-            [
-                (key, seq, move.stage.value, move.entered_at, move.exited_at, move.fact_id)
-                for seq, move in enumerate(view.history)
-            ],
+            history,
         )
-        tx.execute(f"DELETE FROM lifecycle_lead_revenue_{slot} WHERE lead_id = ?", [key])
+        tx.execute(f"DELETE FROM lifecycle_lead_revenue_{slot} WHERE lead_id IN ({marks})", keys)
         tx.executemany(
             f"INSERT INTO lifecycle_lead_revenue_{slot} (lead_id, currency, amount_minor) "
             "VALUES (?, ?, ?)",
-            [(key, currency, amount) for currency, amount in view.revenue.items()],
+            revenue,
         )
-        return view
 
     def _store_facts(
         self, tx: Transaction, slot: Slot, lead_id: UUID, facts: Iterable[Fact]

@@ -13,7 +13,7 @@ from datetime import datetime
 
 from lifecycle.application import LeadLifecycle
 from lifecycle.lead_events import PUBLISHED_TOPICS, lead_event
-from lifecycle.projections.leads import LeadsProjection
+from lifecycle.projections.leads import Changes, LeadsProjection
 from lifecycle.projections.queries import CostRow, cost_per_lead, temperature_counts
 from lifecycle.projections.schema import STAGES, live_leads
 from lifecycle.projections.store import SLOTS, Slot, ViewStore
@@ -45,9 +45,13 @@ def fill_from_store(
     *,
     progress: Progress | None = None,
 ) -> Slot:
-    """Fold the whole event store into the spare slot (no broker needed); that slot."""
+    """Fold the whole event store into the spare slot (no broker needed); that slot.
+
+    Every page's facts are stored first; each lead is folded once, at the end.
+    """
     slot = spare_slot(store)
     projection = LeadsProjection(rules)
+    changes = Changes()
     total = app.recorder.max_notification_id() or 0
     start: int | None = None
     while True:
@@ -65,12 +69,14 @@ def fill_from_store(
             for notification in page
         ]
         with store.transaction() as tx:
-            projection.apply(tx, slot, [e for e in events if e is not None])
+            changes.update(projection.store(tx, slot, [e for e in events if e is not None]))
         start = page[-1].id
         if progress is not None:
             progress(start, total)
         if len(page) < PAGE:
             break
+    with store.transaction() as tx:
+        projection.finish(tx, slot, changes)
     if progress is not None:
         progress(total, total)
     return slot

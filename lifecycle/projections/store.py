@@ -37,6 +37,9 @@ class Cursor(Protocol):
     def fetchone(self) -> Any:  # noqa: ANN401
         """One row of the last query."""
 
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> Any:  # noqa: ANN401
+        """Run one statement once per row."""
+
 
 class Transaction:
     """Statements with ``?`` placeholders, run in one database transaction."""
@@ -50,9 +53,11 @@ class Transaction:
         self._cursor.execute(self._sql(sql), [self._param(p) for p in params])
 
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
-        """Run a statement once per row."""
-        for row in rows:
-            self.execute(sql, row)
+        """Run a statement once per row (in one call to the driver)."""
+        if rows:
+            self._cursor.executemany(
+                self._sql(sql), [[self._param(p) for p in row] for row in rows]
+            )
 
     def rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         """Rows of a query."""
