@@ -7,7 +7,6 @@ here, from the rows.
 
 from __future__ import annotations
 
-import statistics
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Literal
@@ -104,7 +103,11 @@ class Filters:
 
 
 def funnel(tx: Transaction, slot: Slot, filters: Filters = Filters()) -> Funnel:
-    """The funnel of leads acquired (became a lead) in a period, optionally by campaign/channel."""
+    """The funnel of leads acquired (became a lead) in a period, optionally by campaign/channel.
+
+    Counted and ordered by the database: only the one or two middle rows of each median
+    come back to Python.
+    """
     where: list[str] = ["1 = 1"]
     params: list[object] = []
     for column, value in (
@@ -120,43 +123,64 @@ def funnel(tx: Transaction, slot: Slot, filters: Filters = Filters()) -> Funnel:
     if filters.until is not None:
         where.append("became_lead_at < ?")
         params.append(filters.until)
-    columns = ", ".join(f"became_{stage}_at" for stage in ("lead", "mql", "sql", "pql", "customer"))
-    rows = tx.rows(
-        f"SELECT lead_id, {columns} FROM {live_leads(slot)} x WHERE {' AND '.join(where)}", params
+    leads = f"{live_leads(slot)} x WHERE {' AND '.join(where)}"
+    both = {
+        (before, after): f"{_REACHED[before]} IS NOT NULL AND {_REACHED[after]} IS NOT NULL"
+        for before, after in STEPS
+    }
+    (row,) = tx.rows(
+        "SELECT "
+        + ", ".join(f"COUNT({_REACHED[stage]})" for stage in FUNNEL)
+        + "".join(f", SUM(CASE WHEN {pair} THEN 1 ELSE 0 END)" for pair in both.values())
+        + f" FROM {leads}",
+        params,
     )
+    counts = {stage: int(n) for stage, n in zip(FUNNEL, row, strict=False)}
+    conversion: dict[str, float | None] = {}
+    medians: dict[str, float | None] = {}
+    for (before, after), pairs in zip(STEPS, row[len(FUNNEL) :], strict=True):
+        name = f"{before}_to_{after}"
+        conversion[name] = counts[after] / counts[before] if counts[before] else None
+        rows = f"{leads} AND {both[before, after]}"
+        medians[name] = _median_days(tx, rows, params, (before, after), count=int(pairs or 0))
     revenue = tx.rows(
         f"SELECT v.currency, SUM(v.amount_minor) FROM {live_leads(slot)} x "
         f"JOIN lifecycle_lead_revenue_{slot} v ON v.lead_id = x.lead_id "
         f"WHERE {' AND '.join(where)} GROUP BY v.currency",
         params,
     )
-    reached: dict[str, list[datetime]] = {stage: [] for stage in FUNNEL}
-    pairs: dict[str, list[float]] = {}
-    for _, lead_at, mql_at, sql_at, pql_at, customer_at in rows:
-        at = {
-            "lead": instant(lead_at),
-            "mql": instant(mql_at),
-            "sql": instant(sql_at),
-            "pql": instant(pql_at),
-            "customer": instant(customer_at),
-        }
-        at["sales_ready"] = min((t for t in (at["sql"], at["pql"]) if t), default=None)
-        for stage, when in at.items():
-            if when is not None:
-                reached[stage].append(when)
-        for before, after in STEPS:
-            if at[before] is not None and at[after] is not None:
-                days = (at[after] - at[before]) / timedelta(days=1)  # type: ignore[operator]
-                pairs.setdefault(f"{before}_to_{after}", []).append(days)
-    counts = {stage: len(times) for stage, times in reached.items()}
-    conversion = {
-        f"{before}_to_{after}": (counts[after] / counts[before] if counts[before] else None)
-        for before, after in STEPS
-    }
-    medians = {
-        name: (statistics.median(pairs[name]) if pairs.get(name) else None) for name in conversion
-    }
     return Funnel(counts, conversion, medians, {c: int(v) for c, v in revenue})
+
+
+# When a view row reached each funnel stage (sales-ready: the earlier of sql and pql).
+_REACHED = {
+    **{stage: f"became_{stage}_at" for stage in ("lead", "mql", "sql", "pql", "customer")},
+    "sales_ready": "CASE WHEN became_sql_at IS NULL THEN became_pql_at "
+    "WHEN became_pql_at IS NULL OR became_sql_at < became_pql_at THEN became_sql_at "
+    "ELSE became_pql_at END",
+}
+
+
+def _median_days(
+    tx: Transaction, rows: str, params: list[object], step: tuple[str, str], *, count: int
+) -> float | None:
+    """The median of days from one stage to the next over ``count`` rows (both reached)."""
+    if not count:
+        return None
+    start, end = (_REACHED[stage] for stage in step)
+    # Ordered by the database; the days themselves are computed here, to the microsecond
+    # (SQLite's julianday is a float).
+    gap = (
+        f"EXTRACT(EPOCH FROM ({end}) - ({start}))"
+        if tx.dialect == "postgres"
+        else f"julianday({end}) - julianday({start})"
+    )
+    middle = tx.rows(
+        f"SELECT {start}, {end} FROM {rows} ORDER BY {gap} LIMIT ? OFFSET ?",
+        [*params, 2 - count % 2, (count - 1) // 2],
+    )
+    days = [(instant(b) - instant(a)) / timedelta(days=1) for a, b in middle]  # type: ignore[operator]
+    return sum(days) / len(days)
 
 
 # The temperature of a view row at an instant (two ``?``: the instant, twice).
