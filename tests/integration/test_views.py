@@ -5,17 +5,21 @@ Runs on SQLite and on PostgreSQL; the Kafka path is in tests/e2e/test_views_pipe
 
 from __future__ import annotations
 
+import statistics
 from datetime import timedelta
 from uuid import UUID
 
+import msgspec
 import pytest
 import scenario
 
+from lifecycle import contracts
 from lifecycle.projections import queries
 from lifecycle.projections.replay import fill_from_store, swap, what_if
 from lifecycle.projections.schema import STAGES
 from lifecycle.projections.store import ViewStore
 from lifecycle.rules import default_rulebook, load_rulebook
+from lifecycle.sample import generate
 from lifecycle.settings import Settings
 from lifecycle.vocabulary import Stage
 
@@ -93,6 +97,43 @@ def test_the_funnel_counts_every_live_lead_once(views):
 
     for stage, count in scenario.EXPECTED_FUNNEL.items():
         assert result.reached[stage] == count, stage
+
+
+def test_funnel_medians_are_the_middle_of_the_days_between_stages(database_url, engine):
+    history = [contracts.decode_structured(msgspec.json.encode(e)) for e in generate(people=300)]
+    engine.record(history)
+    store = ViewStore(database_url)
+    settings = Settings(database_url=database_url)
+    swap(store, fill_from_store(engine, store, default_rulebook(), settings), default_rulebook())
+    reached = [
+        {
+            **{s: queries.instant(r[f"became_{s}_at"]) for s in ("lead", "mql", "customer")},
+            "sales_ready": min(
+                (
+                    queries.instant(r[f"became_{s}_at"])
+                    for s in ("sql", "pql")
+                    if r[f"became_{s}_at"]
+                ),
+                default=None,
+            ),
+        }
+        for r in lead_rows(store).values()
+    ]
+    days = {
+        f"{before}_to_{after}": [
+            (at[after] - at[before]) / timedelta(days=1)
+            for at in reached
+            if at[before] and at[after]
+        ]
+        for before, after in queries.STEPS
+    }
+
+    with store.transaction() as tx:
+        medians = queries.funnel(tx, store.active_slot(tx)).median_days
+    store.close()
+
+    assert {len(gaps) % 2 for gaps in days.values()} == {0, 1}  # both kinds of middle
+    assert medians == pytest.approx({k: statistics.median(v) for k, v in days.items()}, abs=1e-9)
 
 
 def test_referrals_credit_the_referring_customers(views, engine):
