@@ -26,7 +26,6 @@ import logging
 import multiprocessing
 import platform
 import resource
-import statistics
 import tempfile
 import threading
 import time
@@ -37,14 +36,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import httpx
 import msgspec
 import psycopg
-import uvicorn
 from kafka import KafkaConsumer, KafkaProducer
 
+from bench.latency import E2E_TOPICS, api_latency, end_to_end
+
 RESULTS = Path(__file__).parent / "results"
-TOPICS = ("lead.touchpoints", "lead.touchpoints.dlq", "lead.events", "bench.raw")
+TOPICS = ("lead.touchpoints", "lead.touchpoints.dlq", "lead.events", "bench.raw", *E2E_TOPICS)
 
 
 @dataclass
@@ -70,6 +69,7 @@ class Report:
     storage: str
     sizes: dict[str, dict[str, float]] = field(default_factory=dict)
     api_ms: dict[str, dict[str, float]] = field(default_factory=dict)
+    end_to_end_ms: dict[str, float] = field(default_factory=dict)
 
 
 def _peak_rss_mb() -> float:
@@ -292,62 +292,6 @@ def _produce(bootstrap: str, messages: list[tuple[bytes, bytes]]) -> None:
     producer.close()
 
 
-def _api_latency(database_url: str, views_url: str, bootstrap: str) -> dict[str, dict[str, float]]:
-    """p50/p99 (ms) of three requests, each sent by 4 clients for 3 seconds."""
-    from lifecycle.api.app import create_app  # noqa: PLC0415
-    from lifecycle.api.state import Api  # noqa: PLC0415
-    from lifecycle.application import LeadLifecycle  # noqa: PLC0415
-    from lifecycle.broker import free_port  # noqa: PLC0415
-    from lifecycle.persistence import eventsourcing_env  # noqa: PLC0415
-
-    engine = LeadLifecycle(eventsourcing_env(database_url))
-    api = Api(settings=_settings(bootstrap, database_url, views_url), engine=engine)
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(api), host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.05)
-    base = f"http://127.0.0.1:{port}"
-    lead_ids = [
-        lead["lead_id"]
-        for lead in httpx.get(f"{base}/api/leads", params={"limit": 500}).json()["leads"]
-    ]
-    paths = {
-        "lead lookup": lambda i: f"/api/leads/{lead_ids[i % len(lead_ids)]}",
-        "funnel": lambda _: "/api/funnel",
-        "cost per lead": lambda _: "/api/cost-per-lead",
-    }
-    answer: dict[str, dict[str, float]] = {}
-    for name, path in paths.items():
-        timings: list[float] = []
-
-        def client(path: Callable[[int], str] = path, timings: list[float] = timings) -> None:
-            with httpx.Client(base_url=base) as http:
-                deadline = time.monotonic() + 3
-                i = 0
-                while time.monotonic() < deadline:
-                    started = time.perf_counter()
-                    http.get(path(i)).raise_for_status()
-                    timings.append((time.perf_counter() - started) * 1000)
-                    i += 1
-
-        clients = [threading.Thread(target=client) for _ in range(4)]
-        for c in clients:
-            c.start()
-        for c in clients:
-            c.join()
-        cuts = statistics.quantiles(timings, n=100)
-        answer[name] = {"p50": cuts[49], "p99": cuts[98], "requests": len(timings)}
-    server.should_exit = True
-    thread.join()
-    api.close()
-    engine.close()
-    return answer
-
-
 def _stores(postgres: str | None, folder: Path) -> tuple[str, str, Callable[[], None]]:
     if postgres is None:
         url = f"sqlite:///{folder}/events.db"
@@ -402,7 +346,7 @@ def measure(size: int, *, postgres: str | None, api: bool) -> tuple[dict[str, fl
                 drop_naive()
             step("naive ingest", baseline)
             if api:
-                latency = _api_latency(database_url, views_url, bootstrap)
+                latency = api_latency(_settings(bootstrap, database_url, views_url))
         finally:
             drop()
     figures |= {
@@ -423,6 +367,30 @@ def measure(size: int, *, postgres: str | None, api: bool) -> tuple[dict[str, fl
         "views_peak_rss_mb": viewed.peak_rss_mb,
     }
     return figures, latency
+
+
+def measure_end_to_end(*, postgres: str | None, rate: int, seconds: int) -> dict[str, float]:
+    """Produce to visible in the views, at a steady rate, on empty stores."""
+    from lifecycle.broker import LocalBroker, free_port  # noqa: PLC0415
+    from lifecycle.cli.demo import demo_stream  # noqa: PLC0415
+
+    messages = demo_stream(rate * seconds // 7 + 10, seed=13, end=datetime.now(UTC))
+    messages = messages[: rate * seconds]
+    with (
+        tempfile.TemporaryDirectory() as folder,
+        LocalBroker(port=free_port(), partitions=6, topics=TOPICS) as broker,
+    ):
+        database_url, views_url, drop = _stores(postgres, Path(folder))
+        try:
+            figures = end_to_end(broker.bootstrap, database_url, views_url, messages, rate=rate)
+        finally:
+            drop()
+    print(  # noqa: T201
+        f"  end to end at {figures['rate_sent']:,.0f} msg/s: p50 {figures['p50']:,.0f} ms, "
+        f"p99 {figures['p99']:,.0f} ms ({figures['count']:,.0f} probes)",
+        flush=True,
+    )
+    return figures
 
 
 def _progress(size: int) -> Callable[[str, Phase], None]:
@@ -446,6 +414,9 @@ TARGETS = (
 )
 
 
+API_TARGETS_MS = {"lead lookup": 10, "funnel": 100, "cost per lead": 100}
+
+
 def print_table(report: Report) -> None:
     """The figures of every size, and each target met or not."""
     sizes = list(report.sizes)
@@ -456,12 +427,32 @@ def print_table(report: Report) -> None:
         print(f"{name:<24}{row}")  # noqa: T201
     for name, cut in report.api_ms.items():
         print(f"API {name:<20} p50 {cut['p50']:.1f} ms  p99 {cut['p99']:.1f} ms")  # noqa: T201
-    largest = report.sizes[sizes[-1]]
-    print("\ntargets at the largest size:")  # noqa: T201
-    for name, op, bound in TARGETS:
-        value = largest[name]
+    if report.end_to_end_ms:
+        e2e = report.end_to_end_ms
+        print(  # noqa: T201
+            f"end to end at {e2e['rate_sent']:,.0f} msg/s    "
+            f"p50 {e2e['p50']:,.0f} ms  p99 {e2e['p99']:,.0f} ms"
+        )
+    print("\ntargets (at the largest size):")  # noqa: T201
+    for name, value, op, bound in _targets(report):
         met = value >= bound if op == ">=" else value < bound
-        print(f"  {name:<24} {value:>12,.2f} {op} {bound:<10,} {'met' if met else 'NOT MET'}")  # noqa: T201
+        print(f"  {name:<28} {value:>12,.2f} {op} {bound:<10,} {'met' if met else 'NOT MET'}")  # noqa: T201
+
+
+def _targets(report: Report) -> list[tuple[str, float, str, float]]:
+    """(figure, value, operator, bound) for every target this run measured."""
+    sizes = list(report.sizes)
+    largest = report.sizes[sizes[-1]]
+    targets = [(name, largest[name], op, bound) for name, op, bound in TARGETS]
+    if len(sizes) > 1:
+        flat = largest["ingest_per_s"] / report.sizes[sizes[0]]["ingest_per_s"]
+        targets.append((f"ingest rate {sizes[-1]} / {sizes[0]}", flat, ">=", 0.8))
+    for name, bound in API_TARGETS_MS.items():
+        if name in report.api_ms:
+            targets.append((f"API {name} p99 (ms)", report.api_ms[name]["p99"], "<", bound))
+    if report.end_to_end_ms:
+        targets.append(("end to end p99 (ms)", report.end_to_end_ms["p99"], "<", 2_000))
+    return targets
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -472,6 +463,12 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--postgres", help="A PostgreSQL URL (a schema is made and dropped).")
     parser.add_argument("--no-api", action="store_true", help="Skip the API latency figures.")
+    parser.add_argument(
+        "--e2e-rate", type=int, default=2000, help="Messages/s of the end-to-end phase (0: skip)."
+    )
+    parser.add_argument(
+        "--e2e-seconds", type=int, default=20, help="How long the end-to-end phase produces."
+    )
     args = parser.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",")]
     report = Report(
@@ -490,6 +487,10 @@ def main(argv: list[str] | None = None) -> None:
         report.sizes[str(size)] = figures
         if latency:
             report.api_ms = latency
+    if args.e2e_rate:
+        report.end_to_end_ms = measure_end_to_end(
+            postgres=args.postgres, rate=args.e2e_rate, seconds=args.e2e_seconds
+        )
     print_table(report)
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"{report.started_at.replace(':', '')}-{report.storage}.json"

@@ -1,0 +1,292 @@
+"""Latency figures of ``make bench``: end to end at a steady input rate, and the API under load.
+
+Everything measured here runs in processes of its own (the workers, the API server), so that
+the load generator in this process does not share an interpreter with what it measures.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import statistics
+import threading
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+import httpx
+import msgspec
+import uvicorn
+from kafka import KafkaProducer
+
+# The end-to-end phase has topics and groups of its own: it starts from empty stores.
+E2E_TOPICS = ("e2e.touchpoints", "e2e.touchpoints.dlq")
+PROBE_EVERY = 10  # one message in ten is a probe whose arrival in the views is timed
+VISIBLE_POLL_SECONDS = 0.02
+
+
+def quantiles(timings: list[float]) -> dict[str, float]:
+    """p50 and p99 of some timings, and how many there were."""
+    cuts = statistics.quantiles(timings, n=100)
+    return {"p50": cuts[49], "p99": cuts[98], "count": len(timings)}
+
+
+def e2e_settings(bootstrap: str, database_url: str, views_url: str) -> Any:  # noqa: ANN401
+    """Settings of the end-to-end pipeline (its own topics, groups and relay)."""
+    from lifecycle.settings import Settings  # noqa: PLC0415 (imported in the child)
+
+    return Settings(
+        database_url=database_url,
+        views_url=views_url,
+        kafka_bootstrap=bootstrap,
+        touchpoints_topic=E2E_TOPICS[0],
+        dead_letter_topic=E2E_TOPICS[1],
+        lead_events_topic="e2e.events",
+        ingest_group="e2e-ingest",
+        views_group="e2e-views",
+        relay_name="e2e-relay",
+        session_timeout_ms=6_000,
+        heartbeat_interval_ms=1_000,
+    )
+
+
+def _work(kind: str, settings: Any, stop: Any) -> None:  # noqa: ANN401
+    """One worker of the pipeline, in a child process, until ``stop`` is set."""
+    import logging  # noqa: PLC0415
+
+    from consumers.lead_events import ViewsWorker  # noqa: PLC0415
+    from consumers.relay import Relay  # noqa: PLC0415
+    from consumers.touchpoints import TouchpointIngest  # noqa: PLC0415
+    from lifecycle.application import LeadLifecycle  # noqa: PLC0415
+    from lifecycle.logs import configure_logging  # noqa: PLC0415
+    from lifecycle.persistence import eventsourcing_env  # noqa: PLC0415
+    from lifecycle.projections.store import ViewStore  # noqa: PLC0415
+    from lifecycle.rules import default_rulebook  # noqa: PLC0415
+
+    configure_logging("json", level=logging.WARNING)
+    if kind == "views":
+        store = ViewStore(settings.views_url)
+        ViewsWorker(store=store, rules=default_rulebook(), settings=settings).run(stop)
+        store.close()
+        return
+    app = LeadLifecycle(eventsourcing_env(settings.database_url))
+    worker = TouchpointIngest if kind == "ingest" else Relay
+    worker(app=app, settings=settings).run(stop)
+    app.close()
+
+
+@contextlib.contextmanager
+def pipeline(settings: Any) -> Iterator[None]:  # noqa: ANN401
+    """Ingest, relay and views, each in a process of its own, for the ``with`` block."""
+    context = multiprocessing.get_context("spawn")
+    stop = context.Event()
+    workers = [
+        context.Process(target=_work, args=(kind, settings, stop), name=kind)
+        for kind in ("ingest", "relay", "views")
+    ]
+    for worker in workers:
+        worker.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        for worker in workers:
+            worker.join(timeout=60)
+            if worker.is_alive():
+                worker.kill()
+
+
+def probe(number: int) -> tuple[bytes, bytes, UUID]:
+    """A form fill by a new person: (key, value, the lead id it will have)."""
+    from lifecycle.identity import IdentityKey, IdentityKind  # noqa: PLC0415
+
+    email = f"probe-{number}@bench.example"
+    value = msgspec.json.encode(
+        {
+            "specversion": "1.0",
+            "id": f"probe-{number}",
+            "source": "urn:bench:probe",
+            "type": "lead.touchpoint",
+            "time": datetime.now(UTC),
+            "data": {"kind": "form_fill", "identity": {"email": email}},
+        }
+    )
+    return email.encode(), value, IdentityKey.of(IdentityKind.EMAIL, email).lead_id
+
+
+class Visibility:
+    """Watches the views for probe leads, and notes when each appeared."""
+
+    def __init__(self, views_url: str) -> None:
+        from lifecycle.projections.store import ViewStore  # noqa: PLC0415
+
+        self.store = ViewStore(views_url)
+        self.sent: dict[str, float] = {}
+        self.seen: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def expect(self, lead_id: UUID, sent_at: float) -> None:
+        """A probe was sent at ``sent_at`` (perf_counter)."""
+        with self._lock:
+            self.sent[str(lead_id)] = sent_at
+
+    def watch(self, stop: threading.Event) -> None:
+        """Poll the views until ``stop`` is set."""
+        from lifecycle.projections.queries import live_leads  # noqa: PLC0415
+
+        self.store.setup()
+        while not stop.is_set():
+            with self._lock:
+                pending = [lead for lead in self.sent if lead not in self.seen][:900]
+            if pending:
+                with self.store.reading() as tx:
+                    slot = self.store.active_slot(tx)
+                    marks = ", ".join("?" * len(pending))
+                    rows = tx.rows(
+                        f"SELECT lead_id FROM {live_leads(slot)} x "  # noqa: S608 (only ?s)
+                        f"WHERE lead_id IN ({marks})",
+                        pending,
+                    )
+                now = time.perf_counter()
+                for (lead_id,) in rows:
+                    self.seen[str(lead_id)] = now
+            time.sleep(VISIBLE_POLL_SECONDS)
+
+    def latencies_ms(self) -> list[float]:
+        """Milliseconds from send to visible, for every probe seen."""
+        return [(self.seen[k] - self.sent[k]) * 1000 for k in self.seen]
+
+    def missing(self) -> int:
+        """Probes sent and not (yet) seen."""
+        return len(self.sent) - len(self.seen)
+
+
+def end_to_end(
+    bootstrap: str,
+    database_url: str,
+    views_url: str,
+    messages: list[tuple[bytes, bytes]],
+    *,
+    rate: int,
+) -> dict[str, float]:
+    """p50/p99 (ms) from produce to visible in the views, at a steady ``rate`` of messages/s."""
+    settings = e2e_settings(bootstrap, database_url, views_url)
+    visibility = Visibility(views_url)
+    stop = threading.Event()
+    watcher = threading.Thread(target=visibility.watch, args=(stop,), daemon=True)
+    producer = KafkaProducer(
+        bootstrap_servers=bootstrap, enable_idempotence=True, acks="all", linger_ms=5
+    )
+    topic = settings.touchpoints_topic
+    with pipeline(settings):
+        watcher.start()
+        # Warm up: every worker has joined its group once the first probe is visible.
+        key, value, lead_id = probe(0)
+        producer.send(topic, key=key, value=value).get(timeout=30)
+        visibility.expect(lead_id, time.perf_counter())
+        _wait(lambda: visibility.missing() == 0, timeout=120, what="the pipeline to start")
+        visibility.seen.clear()
+        visibility.sent.clear()
+        # One message in PROBE_EVERY is a probe (in place of a demo message).
+        stream: list[tuple[bytes, bytes, UUID | None]] = [
+            probe(index + 1) if index % PROBE_EVERY == 0 else (key, value, None)
+            for index, (key, value) in enumerate(messages)
+        ]
+        started = time.perf_counter()
+        for index, (key, value, probe_lead) in enumerate(stream):
+            delay = started + index / rate - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+            if probe_lead is not None:
+                visibility.expect(probe_lead, time.perf_counter())
+            producer.send(topic, key=key, value=value)
+        sent_for = time.perf_counter() - started
+        producer.flush()
+        _wait(lambda: visibility.missing() == 0, timeout=120, what="every probe to be visible")
+    stop.set()
+    watcher.join()
+    producer.close()
+    visibility.store.close()
+    return {
+        **quantiles(visibility.latencies_ms()),
+        "rate_asked": rate,
+        "rate_sent": len(messages) / sent_for,
+    }
+
+
+def _wait(condition: Callable[[], bool], *, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"waited {timeout:.0f} s for {what}")
+        time.sleep(0.05)
+
+
+def _serve(settings: Any, port: int) -> None:  # noqa: ANN401
+    """The API (``lifecycle serve``), in a child process."""
+    from lifecycle.api.app import create_app  # noqa: PLC0415
+    from lifecycle.api.state import Api  # noqa: PLC0415
+    from lifecycle.application import LeadLifecycle  # noqa: PLC0415
+    from lifecycle.persistence import eventsourcing_env  # noqa: PLC0415
+
+    engine = LeadLifecycle(eventsourcing_env(settings.database_url))
+    api = Api(settings=settings, engine=engine)
+    uvicorn.run(create_app(api), host="127.0.0.1", port=port, log_level="warning")
+
+
+def api_latency(settings: Any, *, clients: int = 4, seconds: float = 3) -> dict[str, dict]:  # noqa: ANN401
+    """p50/p99 (ms) of three requests, each sent by ``clients`` clients for ``seconds``."""
+    from lifecycle.broker import free_port  # noqa: PLC0415
+
+    port = free_port()
+    server = multiprocessing.get_context("spawn").Process(target=_serve, args=(settings, port))
+    server.start()
+    base = f"http://127.0.0.1:{port}"
+    try:
+        _wait(lambda: _answers(f"{base}/healthz"), timeout=60, what="the API to start")
+        lead_ids = [
+            lead["lead_id"]
+            for lead in httpx.get(f"{base}/api/leads", params={"limit": 500}).json()["leads"]
+        ]
+        paths: dict[str, Callable[[int], str]] = {
+            "lead lookup": lambda i: f"/api/leads/{lead_ids[i % len(lead_ids)]}",
+            "funnel": lambda _: "/api/funnel",
+            "cost per lead": lambda _: "/api/cost-per-lead",
+        }
+        return {
+            name: quantiles(_load(base, path, clients=clients, seconds=seconds))
+            for name, path in paths.items()
+        }
+    finally:
+        server.terminate()
+        server.join(timeout=30)
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(url).status_code in {200, 503}  # 503: the broker is not asked here
+    except httpx.TransportError:
+        return False
+
+
+def _load(base: str, path: Callable[[int], str], *, clients: int, seconds: float) -> list[float]:
+    timings: list[float] = []
+
+    def client() -> None:
+        with httpx.Client(base_url=base) as http:
+            deadline = time.monotonic() + seconds
+            i = 0
+            while time.monotonic() < deadline:
+                started = time.perf_counter()
+                http.get(path(i)).raise_for_status()
+                timings.append((time.perf_counter() - started) * 1000)
+                i += 1
+
+    threads = [threading.Thread(target=client) for _ in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return timings
