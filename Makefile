@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck schemas clean browser bench bench-quick
+.PHONY: demo test lint typecheck schemas clean browser bench bench-quick bench-full
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,7 +36,11 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.run
 
 bench-quick: $(STAMP)
-	$(BIN)/python -m bench.run --sizes 3000 --no-api
+	$(BIN)/python -m bench.run --sizes 3000 --no-api --e2e-seconds 5
+
+# Adds the 1M-touchpoint run (about 20 minutes here).
+bench-full: $(STAMP)
+	$(BIN)/python -m bench.run --sizes 10000,100000,1000000
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
