@@ -21,8 +21,10 @@ import msgspec
 import uvicorn
 from kafka import KafkaProducer
 
-# The end-to-end phase has topics and groups of its own: it starts from empty stores.
-E2E_TOPICS = ("e2e.touchpoints", "e2e.touchpoints.dlq")
+# The end-to-end phase has topics and groups of its own: it starts from empty stores. All its
+# topics exist before the workers start: a consumer subscribed to a topic that does not exist
+# yet only sees it at its next metadata refresh (minutes later).
+E2E_TOPICS = ("e2e.touchpoints", "e2e.touchpoints.dlq", "e2e.events")
 PROBE_EVERY = 10  # one message in ten is a probe whose arrival in the views is timed
 VISIBLE_POLL_SECONDS = 0.02
 
@@ -43,7 +45,7 @@ def e2e_settings(bootstrap: str, database_url: str, views_url: str) -> Any:  # n
         kafka_bootstrap=bootstrap,
         touchpoints_topic=E2E_TOPICS[0],
         dead_letter_topic=E2E_TOPICS[1],
-        lead_events_topic="e2e.events",
+        lead_events_topic=E2E_TOPICS[2],
         ingest_group="e2e-ingest",
         views_group="e2e-views",
         relay_name="e2e-relay",
@@ -78,8 +80,11 @@ def _work(kind: str, settings: Any, stop: Any) -> None:  # noqa: ANN401
 
 
 @contextlib.contextmanager
-def pipeline(settings: Any) -> Iterator[None]:  # noqa: ANN401
-    """Ingest, relay and views, each in a process of its own, for the ``with`` block."""
+def pipeline(settings: Any) -> Iterator[Callable[[], None]]:  # noqa: ANN401
+    """Ingest, relay and views, each in a process of its own, for the ``with`` block.
+
+    Yields a check that raises if one of them has died.
+    """
     context = multiprocessing.get_context("spawn")
     stop = context.Event()
     workers = [
@@ -88,8 +93,14 @@ def pipeline(settings: Any) -> Iterator[None]:  # noqa: ANN401
     ]
     for worker in workers:
         worker.start()
+
+    def check() -> None:
+        for worker in workers:
+            if not worker.is_alive():
+                raise RuntimeError(f"the {worker.name} worker died (exit code {worker.exitcode})")
+
     try:
-        yield
+        yield check
     finally:
         stop.set()
         for worker in workers:
@@ -180,13 +191,18 @@ def end_to_end(
         bootstrap_servers=bootstrap, enable_idempotence=True, acks="all", linger_ms=5
     )
     topic = settings.touchpoints_topic
-    with pipeline(settings):
+    with pipeline(settings) as check_workers:
         watcher.start()
         # Warm up: every worker has joined its group once the first probe is visible.
         key, value, lead_id = probe(0)
         producer.send(topic, key=key, value=value).get(timeout=30)
         visibility.expect(lead_id, time.perf_counter())
-        _wait(lambda: visibility.missing() == 0, timeout=120, what="the pipeline to start")
+        _wait(
+            lambda: visibility.missing() == 0,
+            timeout=120,
+            what="the pipeline to start",
+            check=check_workers,
+        )
         visibility.seen.clear()
         visibility.sent.clear()
         # One message in PROBE_EVERY is a probe (in place of a demo message).
@@ -204,7 +220,12 @@ def end_to_end(
             producer.send(topic, key=key, value=value)
         sent_for = time.perf_counter() - started
         producer.flush()
-        _wait(lambda: visibility.missing() == 0, timeout=120, what="every probe to be visible")
+        _wait(
+            lambda: visibility.missing() == 0,
+            timeout=120,
+            what="every probe to be visible",
+            check=check_workers,
+        )
     stop.set()
     watcher.join()
     producer.close()
@@ -216,9 +237,16 @@ def end_to_end(
     }
 
 
-def _wait(condition: Callable[[], bool], *, timeout: float, what: str) -> None:
+def _wait(
+    condition: Callable[[], bool],
+    *,
+    timeout: float,
+    what: str,
+    check: Callable[[], None] = lambda: None,
+) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
+        check()
         if time.monotonic() > deadline:
             raise TimeoutError(f"waited {timeout:.0f} s for {what}")
         time.sleep(0.05)
