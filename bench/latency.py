@@ -161,9 +161,16 @@ class Visibility:
                         pending,
                     )
                 now = time.perf_counter()
-                for (lead_id,) in rows:
-                    self.seen[str(lead_id)] = now
+                with self._lock:
+                    for (lead_id,) in rows:
+                        self.seen[str(lead_id)] = now
             time.sleep(VISIBLE_POLL_SECONDS)
+
+    def reset(self) -> None:
+        """Forget every probe (the warm-up's)."""
+        with self._lock:
+            self.sent.clear()
+            self.seen.clear()
 
     def latencies_ms(self) -> list[float]:
         """Milliseconds from send to visible, for every probe seen."""
@@ -203,8 +210,7 @@ def end_to_end(
             what="the pipeline to start",
             check=check_workers,
         )
-        visibility.seen.clear()
-        visibility.sent.clear()
+        visibility.reset()
         # One message in PROBE_EVERY is a probe (in place of a demo message).
         stream: list[tuple[bytes, bytes, UUID | None]] = [
             probe(index + 1) if index % PROBE_EVERY == 0 else (key, value, None)

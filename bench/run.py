@@ -47,6 +47,7 @@ import psycopg
 from kafka import KafkaConsumer, KafkaProducer
 
 from bench.latency import E2E_TOPICS, api_latency, end_to_end
+from lifecycle.metrics import counted
 
 RESULTS = Path(__file__).parent / "results"
 TOPICS = ("lead.touchpoints", "lead.touchpoints.dlq", "lead.events", "bench.raw", *E2E_TOPICS)
@@ -85,21 +86,6 @@ def _peak_rss_mb() -> float:
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def _counted(topic: str, outcome: str) -> int:
-    # Only this counter is collected: the whole registry (histograms and all), read every
-    # 10 ms, took a third of the interpreter from the worker being measured.
-    from lifecycle.metrics import MESSAGES  # noqa: PLC0415 (imported in the child)
-
-    for metric in MESSAGES.collect():
-        for sample in metric.samples:
-            if sample.name.endswith("_total") and sample.labels == {
-                "topic": topic,
-                "outcome": outcome,
-            }:
-                return int(sample.value)
-    return 0
 
 
 # Phases: each runs in a child process and returns a Phase.
@@ -197,7 +183,7 @@ def ingest(bootstrap: str, database_url: str, views_url: str, expected: int) -> 
     settings = _settings(bootstrap, database_url, views_url)
     app = LeadLifecycle(eventsourcing_env(database_url))
     worker = TouchpointIngest(app=app, settings=settings)
-    seconds = _run_until(worker, lambda: _counted(settings.touchpoints_topic, "consumed"), expected)
+    seconds = _run_until(worker, lambda: counted(settings.touchpoints_topic, "consumed"), expected)
     app.close()
     return Phase(expected, seconds, _peak_rss_mb())
 
@@ -226,7 +212,7 @@ def views(bootstrap: str, database_url: str, views_url: str, expected: int) -> P
     settings = _settings(bootstrap, database_url, views_url)
     store = ViewStore(views_url)
     worker = ViewsWorker(store=store, rules=default_rulebook(), settings=settings)
-    seconds = _run_until(worker, lambda: _counted(settings.lead_events_topic, "consumed"), expected)
+    seconds = _run_until(worker, lambda: counted(settings.lead_events_topic, "consumed"), expected)
     store.close()
     return Phase(expected, seconds, _peak_rss_mb())
 

@@ -57,7 +57,7 @@ class LeadLifecycle(Application[UUID]):
     name = "lifecycle"
     env: ClassVar[dict[str, str]] = {
         # Queries bring cached aggregates up to date with the store on every read (other
-        # processes write too). Commands trust the cache first (see _Batch.get). Cached
+        # processes write too). Commands trust the cache first (see _Batch._cached). Cached
         # aggregates are not copied: a failed batch evicts what it changed.
         "AGGREGATE_CACHE_MAXSIZE": "20000",
         "AGGREGATE_CACHE_FASTFORWARD": "y",

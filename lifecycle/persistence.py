@@ -157,7 +157,9 @@ def _select(recorder: AggregateRecorder, ids: list[UUID]) -> list[StoredEvent]:
             )
             for row in rows
         ]
-    return [stored for i in ids for stored in recorder.select_events(i)]
+    raise ConfigurationError(
+        f"no batch reads for {type(recorder).__name__}: use SQLite or PostgreSQL"
+    )
 
 
 DEFAULT_DATABASE_URL = "sqlite:///.lifecycle/lifecycle.db"

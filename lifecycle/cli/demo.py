@@ -21,7 +21,6 @@ from typing import Annotated, Any
 import msgspec
 import typer
 from kafka.errors import KafkaError
-from prometheus_client import REGISTRY
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -36,6 +35,7 @@ from lifecycle.cli.serve import serve_until_stopped
 from lifecycle.cli.views import print_funnel
 from lifecycle.errors import LifecycleError
 from lifecycle.logs import configure_logging
+from lifecycle.metrics import counted
 from lifecycle.projections import queries
 from lifecycle.sample import generate
 from lifecycle.settings import Settings
@@ -86,13 +86,6 @@ def _key(event: dict[str, Any]) -> bytes:
     return str((data.get("campaign") or {}).get("id", "")).encode()
 
 
-def _counted(topic: str, outcome: str) -> int:
-    value = REGISTRY.get_sample_value(
-        "lifecycle_messages_total", {"topic": topic, "outcome": outcome}
-    )
-    return int(value or 0)
-
-
 def _produce(settings: Settings, messages: list[tuple[bytes, bytes]], bar: Progress) -> int:
     task = bar.add_task("producing touchpoints", total=len(messages))
     producer = kafka.producer(settings, linger_ms=20, batch_size=256 * 1024)
@@ -122,8 +115,8 @@ def _wait_until_caught_up(
     viewed = bar.add_task("views (lead.events → view tables)", total=None)
     quiet_since: float | None = None
     while not failed():
-        consumed = _counted(topic, "consumed")
-        sent, projected = _counted(events, "published"), _counted(events, "consumed")
+        consumed = counted(topic, "consumed")
+        sent, projected = counted(events, "published"), counted(events, "consumed")
         bar.update(ingest, completed=consumed)
         bar.update(published, completed=sent, total=sent or None)
         bar.update(viewed, completed=projected, total=max(sent, projected) or None)
@@ -252,9 +245,9 @@ def demo(
             raise fail(f"a worker failed: {failures[0]}")
         err.print(
             f"{produced} messages in {time.monotonic() - started:.0f} s: "
-            f"{_counted(settings.touchpoints_topic, 'recorded')} recorded, "
-            f"{_counted(settings.touchpoints_topic, 'duplicate')} duplicates dropped, "
-            f"{_counted(settings.touchpoints_topic, 'dead_lettered')} dead-lettered "
+            f"{counted(settings.touchpoints_topic, 'recorded')} recorded, "
+            f"{counted(settings.touchpoints_topic, 'duplicate')} duplicates dropped, "
+            f"{counted(settings.touchpoints_topic, 'dead_lettered')} dead-lettered "
             f"(see: LIFECYCLE_KAFKA_BOOTSTRAP={broker.bootstrap} lifecycle dlq show)",
             highlight=False,
         )

@@ -36,10 +36,14 @@ class Changes:
     versions: dict[UUID, int] = field(default_factory=dict)
     merged: dict[UUID, UUID] = field(default_factory=dict)
 
+    def saw(self, lead_id: UUID, version: int) -> None:
+        """A lead changed, at this version."""
+        self.versions[lead_id] = max(version, self.versions.get(lead_id, 0))
+
     def update(self, other: Changes) -> None:
         """Add another batch's changes."""
         for lead_id, version in other.versions.items():
-            self.versions[lead_id] = max(version, self.versions.get(lead_id, 0))
+            self.saw(lead_id, version)
         self.merged.update(other.merged)
 
 
@@ -77,7 +81,7 @@ class LeadsProjection:
                 continue
             else:
                 continue  # Captured, IdentifierAdded: nothing the fold needs
-            changes.versions[lead_id] = max(event.version, changes.versions.get(lead_id, 0))
+            changes.saw(lead_id, event.version)
         return changes
 
     def finish(self, tx: Transaction, slot: Slot, changes: Changes) -> None:

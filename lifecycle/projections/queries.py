@@ -135,7 +135,7 @@ def funnel(tx: Transaction, slot: Slot, filters: Filters = Filters()) -> Funnel:
         + f" FROM {leads}",
         params,
     )
-    counts = {stage: int(n) for stage, n in zip(FUNNEL, row, strict=False)}
+    counts = {stage: int(n) for stage, n in zip(FUNNEL, row[: len(FUNNEL)], strict=True)}
     conversion: dict[str, float | None] = {}
     medians: dict[str, float | None] = {}
     for (before, after), pairs in zip(STEPS, row[len(FUNNEL) :], strict=True):
