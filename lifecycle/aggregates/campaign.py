@@ -20,14 +20,19 @@ class Campaign(Aggregate):
         self.spend: list[Spend] = []
         self.spend_ids: set[str] = set()
 
+    class SpendRecorded(Aggregate.Event):
+        """Money spent on the campaign over a period."""
+
+        TOPIC = "lifecycle:Campaign.SpendRecorded.v1"
+        spend: Spend
+
+        def apply(self, campaign: Campaign) -> None:
+            campaign.spend.append(self.spend)
+            campaign.spend_ids.add(self.spend.fact_id)
+
     def record_spend(self, spend: Spend) -> bool:
         """Record a spend unless this event was recorded before; say whether it was new."""
         if spend.fact_id in self.spend_ids:
             return False
-        self._spend_recorded(spend=spend)
+        self.trigger_event(self.SpendRecorded, spend=spend)
         return True
-
-    @event("SpendRecorded", topic="lifecycle:Campaign.SpendRecorded.v1")
-    def _spend_recorded(self, spend: Spend) -> None:
-        self.spend.append(spend)
-        self.spend_ids.add(spend.fact_id)

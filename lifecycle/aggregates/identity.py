@@ -21,11 +21,16 @@ class Identity(Aggregate):
     def __init__(self, id: UUID, lead_id: UUID) -> None:  # noqa: A002 (eventsourcing names it id)
         self.lead_id = lead_id
 
+    class Reassigned(Aggregate.Event):
+        """The key now belongs to the lead that absorbed its previous owner."""
+
+        TOPIC = "lifecycle:Identity.Reassigned.v1"
+        lead_id: UUID
+
+        def apply(self, identity: Identity) -> None:
+            identity.lead_id = self.lead_id
+
     def reassign(self, lead_id: UUID) -> None:
         """Point the key at the lead that absorbed its previous owner."""
         if lead_id != self.lead_id:
-            self._reassigned(lead_id=lead_id)
-
-    @event("Reassigned", topic="lifecycle:Identity.Reassigned.v1")
-    def _reassigned(self, lead_id: UUID) -> None:
-        self.lead_id = lead_id
+            self.trigger_event(self.Reassigned, lead_id=lead_id)
