@@ -114,17 +114,18 @@ def probe(number: int) -> tuple[bytes, bytes, UUID]:
     from lifecycle.identity import IdentityKey, IdentityKind  # noqa: PLC0415
 
     email = f"probe-{number}@bench.example"
+    at = datetime.now(UTC)
     value = msgspec.json.encode(
         {
             "specversion": "1.0",
             "id": f"probe-{number}",
             "source": "urn:bench:probe",
             "type": "lead.touchpoint",
-            "time": datetime.now(UTC),
+            "time": at,
             "data": {"kind": "form_fill", "identity": {"email": email}},
         }
     )
-    return email.encode(), value, IdentityKey.of(IdentityKind.EMAIL, email).lead_id
+    return email.encode(), value, IdentityKey.of(IdentityKind.EMAIL, email).lead_id(at)
 
 
 class Visibility:

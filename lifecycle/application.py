@@ -25,7 +25,7 @@ from lifecycle import contracts
 from lifecycle.aggregates import Campaign, Identity, Lead, Receipt
 from lifecycle.errors import LeadNotFoundError, LifecycleError
 from lifecycle.facts import Disqualification, Fact, Qualification, Spend, Touch
-from lifecycle.identity import IdentityKey, IdentityKind, campaign_id, fact_uuid
+from lifecycle.identity import IdentityKey, IdentityKind, campaign_id, fact_id, receipt_id
 from lifecycle.persistence import select_histories
 from lifecycle.rules import LeadView, Rulebook, default_rulebook, fold
 
@@ -273,7 +273,7 @@ class _Batch:
             if referrer is not None:
                 named.update(key.identity_id for key in _keys(referrer))
             if self.retrying:
-                named.add(fact_uuid(event.source, event.id))
+                named.add(receipt_id(event.source, event.id, event.time))
         self._load(named)
         self._load({a.lead_id for a in self.loaded.values() if isinstance(a, Identity)})
 
@@ -347,14 +347,14 @@ class _Batch:
         return result
 
     def _apply_one(self, event: contracts.InboundEvent) -> bool:
-        receipt_id = fact_uuid(event.source, event.id)
-        fid = receipt_id.hex
-        if fid in self.fact_ids or (self.retrying and self.get(Receipt, receipt_id) is not None):
+        fid = fact_id(event.source, event.id)
+        receipt = receipt_id(event.source, event.id, event.time)
+        if fid in self.fact_ids or (self.retrying and self.get(Receipt, receipt) is not None):
             return False
         self.fact_ids.add(fid)
         recorded = self._record_event(event, fid)
         if recorded:
-            self.receipt_events.append(Receipt.issue(receipt_id))
+            self.receipt_events.append(Receipt.issue(receipt))
         return recorded
 
     def _record_event(self, event: contracts.InboundEvent, fid: str) -> bool:
@@ -406,7 +406,7 @@ class _Batch:
         if any(lead.has_fact(fact.fact_id) for lead in owners):
             return False
         if not owners:
-            lead = self.add(Lead(id=keys[0].lead_id))
+            lead = self.add(Lead(id=keys[0].lead_id(fact.at)))
         else:
             lead = self._merge(owners, fact) if len(owners) > 1 else owners[0]
         for key in unclaimed:

@@ -7,8 +7,10 @@ claims it, so the event store itself guarantees that one key maps to one lead.
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from enum import StrEnum
 from functools import lru_cache
+from hashlib import sha1
 from typing import NamedTuple
 from uuid import UUID, uuid5
 
@@ -77,10 +79,9 @@ class IdentityKey(NamedTuple):
         """The id of the Identity aggregate that claims this key."""
         return _identity_id(self.kind, self.value)
 
-    @property
-    def lead_id(self) -> UUID:
-        """The id a lead first seen with this key gets (deterministic, so retries agree)."""
-        return uuid5(NAMESPACE, f"lead:{self.kind}:{self.value}")
+    def lead_id(self, at: datetime) -> UUID:
+        """The id of a lead first seen with this key at ``at`` (the same on every retry)."""
+        return timed_id(at, f"lead:{self.kind}:{self.value}")
 
     def __str__(self) -> str:
         return f"{self.kind}:{self.value}"
@@ -99,11 +100,31 @@ def campaign_id(campaign_key: str) -> UUID:
     return uuid5(NAMESPACE, f"campaign:{campaign_key}")
 
 
-def fact_uuid(source: str, event_id: str) -> UUID:
-    """A fact's id as a UUID (its receipt's id): CloudEvents are identified by (source, id)."""
-    return uuid5(NAMESPACE, f"fact:{source}\x00{event_id}")
+def receipt_id(source: str, event_id: str, at: datetime) -> UUID:
+    """The id of the receipt of a CloudEvent (identified by (source, id), happened at ``at``)."""
+    return timed_id(at, f"fact:{source}\x00{event_id}")
+
+
+def timed_id(at: datetime, name: str) -> UUID:
+    """A deterministic id that sorts by time: ``at`` in milliseconds, then a hash of ``name``.
+
+    A UUIDv8 laid out like a UUIDv7 (RFC 9562). The ids of new leads and of receipts are made
+    in roughly time order, so the event store's index grows at its end: with random ids, each
+    commit at a million touchpoints rewrote a thousand index pages all over the file (70 ms
+    a batch in SQLite, against 4 ms for ordered ids).
+    """
+    millis = max(int(at.timestamp() * 1000), 0)
+    digest = int.from_bytes(
+        sha1(NAMESPACE.bytes + name.encode(), usedforsecurity=False).digest()[:10]
+    )
+    return UUID(
+        int=millis << 80 | 8 << 76 | (digest >> 62 & 0xFFF) << 64 | 0b10 << 62 | digest & _LOW_62
+    )
+
+
+_LOW_62 = (1 << 62) - 1
 
 
 def fact_id(source: str, event_id: str) -> str:
     """The id of a fact: CloudEvents are identified by (source, id)."""
-    return fact_uuid(source, event_id).hex
+    return uuid5(NAMESPACE, f"fact:{source}\x00{event_id}").hex

@@ -191,44 +191,47 @@ def select_histories(
     histories: dict[UUID, list[StoredEvent]] = defaultdict(list)
     ids = list(originator_ids)
     for start in range(0, len(ids), _IDS_PER_SELECT):
-        for stored in _select(recorder, ids[start : start + _IDS_PER_SELECT]):
-            histories[stored.originator_id].append(stored)  # type: ignore[index]
+        chunk = ids[start : start + _IDS_PER_SELECT]
+        # Rows name their aggregate by a key of their own; the UUIDs asked for are reused
+        # (parsing one per row cost as much as the query).
+        asked = {_key(recorder, i): i for i in chunk}
+        for key, version, topic, state in _select(recorder, list(asked)):
+            originator_id = asked[key]
+            histories[originator_id].append(StoredEvent(originator_id, version, topic, state))
     return histories
 
 
-def _select(recorder: AggregateRecorder, ids: list[UUID]) -> list[StoredEvent]:
+def _key(recorder: AggregateRecorder, originator_id: UUID) -> object:
+    return originator_id.hex if isinstance(recorder, SQLiteAggregateRecorder) else originator_id
+
+
+def _select(recorder: AggregateRecorder, keys: list[Any]) -> list[tuple[Any, int, str, bytes]]:
+    """(originator key, version, topic, state) rows of the aggregates, in version order."""
     if isinstance(recorder, SQLiteAggregateRecorder):
-        marks = ",".join("?" * len(ids))
+        marks = ",".join("?" * len(keys))
         statement = (
-            f"SELECT * FROM {recorder.events_table_name} WHERE originator_id IN ({marks}) "  # noqa: S608 (only ?s)
+            "SELECT originator_id, originator_version, topic, state "  # noqa: S608 (only ?s)
+            f"FROM {recorder.events_table_name} WHERE originator_id IN ({marks}) "
             "ORDER BY originator_id, originator_version"
         )
         with recorder.datastore.transaction(commit=False) as cursor:
-            cursor.execute(statement, [i.hex for i in ids])
-            rows = cursor.fetchall()
-        return [
-            StoredEvent(
-                UUID(row["originator_id"]), row["originator_version"], row["topic"], row["state"]
-            )
-            for row in rows
-        ]
+            cursor.execute(statement, keys)
+            rows: list[tuple[Any, int, str, bytes]] = cursor.fetchall()
+            return rows
     if isinstance(recorder, PostgresAggregateRecorder):
         query = SQL(
-            "SELECT * FROM {schema}.{table} WHERE originator_id = ANY(%s) "
-            "ORDER BY originator_id, originator_version"
+            "SELECT originator_id, originator_version, topic, state FROM {schema}.{table} "
+            "WHERE originator_id = ANY(%s) ORDER BY originator_id, originator_version"
         ).format(
             schema=Identifier(recorder.datastore.schema),
             table=Identifier(recorder.events_table_name),
         )
         with recorder.datastore.get_connection() as connection, connection.cursor() as cursor:
-            cursor.execute(query, [ids])
-            rows = cursor.fetchall()
-        return [
-            StoredEvent(
-                row["originator_id"], row["originator_version"], row["topic"], bytes(row["state"])
-            )
-            for row in rows
-        ]
+            cursor.execute(query, [keys])
+            return [
+                (row["originator_id"], row["originator_version"], row["topic"], bytes(row["state"]))
+                for row in cursor.fetchall()
+            ]
     raise ConfigurationError(
         f"no batch reads for {type(recorder).__name__}: use SQLite or PostgreSQL"
     )
