@@ -134,6 +134,8 @@ def public_fact(fact: Fact, published_properties: Collection[str]) -> Fact:
     text typed by sales: it stays in the store).
     """
     if isinstance(fact, Touch):
+        if all(k in published_properties for k in fact.properties):
+            return fact
         kept = {k: v for k, v in fact.properties.items() if k in published_properties}
         return msgspec.structs.replace(fact, properties=kept)
     if isinstance(fact, Qualification):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import typing
 from collections import defaultdict
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import MISSING
 from functools import cache
 from pathlib import Path
@@ -232,7 +232,93 @@ def _select(recorder: AggregateRecorder, keys: list[Any]) -> list[tuple[Any, int
                 (row["originator_id"], row["originator_version"], row["topic"], bytes(row["state"]))
                 for row in cursor.fetchall()
             ]
-    raise ConfigurationError(
+    raise _unsupported(recorder)
+
+
+def scan_histories(
+    recorder: AggregateRecorder, topics: Sequence[str], *, page: int = 5_000
+) -> Iterator[list[StoredEvent]]:
+    """The stored events of these topics, aggregate by aggregate (each in version order).
+
+    Read in pages of short read transactions, in the order of the events table's primary key,
+    so a scan of millions of events holds one aggregate and one page in memory at a time.
+    """
+    after: tuple[Any, int] | None = None
+    history: list[StoredEvent] = []
+    current: Any = None
+    while True:
+        rows = _scan(recorder, topics, after, page)
+        for key, version, topic, state in rows:
+            if key != current:
+                if history:
+                    yield history
+                current, history = key, []
+                originator_id = key if isinstance(key, UUID) else UUID(key)
+            history.append(StoredEvent(originator_id, version, topic, state))
+        if len(rows) < page:
+            break
+        after = rows[-1][0], rows[-1][1]
+    if history:
+        yield history
+
+
+def count_events(recorder: AggregateRecorder, topics: Sequence[str]) -> int:
+    """How many stored events have these topics."""
+    if isinstance(recorder, SQLiteAggregateRecorder):
+        marks = ",".join("?" * len(topics))
+        statement = f"SELECT COUNT(*) FROM {recorder.events_table_name} WHERE topic IN ({marks})"  # noqa: S608 (only ?s)
+        with recorder.datastore.transaction(commit=False) as cursor:
+            cursor.execute(statement, list(topics))
+            return int(cursor.fetchone()[0])
+    if isinstance(recorder, PostgresAggregateRecorder):
+        query = SQL("SELECT COUNT(*) AS n FROM {schema}.{table} WHERE topic = ANY(%s)").format(
+            schema=Identifier(recorder.datastore.schema),
+            table=Identifier(recorder.events_table_name),
+        )
+        with recorder.datastore.get_connection() as connection, connection.cursor() as cursor:
+            cursor.execute(query, [list(topics)])
+            row = cursor.fetchone()
+            return int(row["n"]) if row else 0
+    raise _unsupported(recorder)
+
+
+def _scan(
+    recorder: AggregateRecorder, topics: Sequence[str], after: tuple[Any, int] | None, page: int
+) -> list[tuple[Any, int, str, bytes]]:
+    """One page of (originator key, version, topic, state) rows after a (key, version)."""
+    if isinstance(recorder, SQLiteAggregateRecorder):
+        marks = ",".join("?" * len(topics))
+        statement = (
+            "SELECT originator_id, originator_version, topic, state "  # noqa: S608 (only ?s)
+            f"FROM {recorder.events_table_name} "
+            f"WHERE (originator_id, originator_version) > (?, ?) AND topic IN ({marks}) "
+            "ORDER BY originator_id, originator_version LIMIT ?"
+        )
+        with recorder.datastore.transaction(commit=False) as cursor:
+            cursor.execute(statement, [*(after or ("", 0)), *topics, page])
+            rows: list[tuple[Any, int, str, bytes]] = cursor.fetchall()
+            return rows
+    if isinstance(recorder, PostgresAggregateRecorder):
+        where = SQL("(originator_id, originator_version) > (%s, %s) AND " if after else "")
+        query = SQL(
+            "SELECT originator_id, originator_version, topic, state FROM {schema}.{table} "
+            "WHERE {where}topic = ANY(%s) ORDER BY originator_id, originator_version LIMIT %s"
+        ).format(
+            schema=Identifier(recorder.datastore.schema),
+            table=Identifier(recorder.events_table_name),
+            where=where,
+        )
+        with recorder.datastore.get_connection() as connection, connection.cursor() as cursor:
+            cursor.execute(query, [*(after or ()), list(topics), page])
+            return [
+                (row["originator_id"], row["originator_version"], row["topic"], bytes(row["state"]))
+                for row in cursor.fetchall()
+            ]
+    raise _unsupported(recorder)
+
+
+def _unsupported(recorder: AggregateRecorder) -> ConfigurationError:
+    return ConfigurationError(
         f"no batch reads for {type(recorder).__name__}: use SQLite or PostgreSQL"
     )
 

@@ -8,15 +8,15 @@ Facts are keyed by (lead, fact id) and spend by fact id: a repeated event change
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from uuid import UUID
 
 import msgspec
 
-from lifecycle.facts import Fact, Qualification, Touch
-from lifecycle.lead_events import LeadEvent
+from lifecycle.facts import Fact, Qualification, Spend, Touch
+from lifecycle.lead_events import PUBLISHED, LeadEvent
 from lifecycle.projections.schema import STAGES
 from lifecycle.projections.store import Slot, Transaction
 from lifecycle.rules import LeadView, Rulebook, fold
@@ -25,6 +25,12 @@ from lifecycle.vocabulary import Stage
 _FACT_ENCODER = msgspec.json.Encoder()
 _FACT_DECODER = msgspec.json.Decoder(Fact)
 SALES_READY = (Stage.SQL, Stage.PQL, Stage.SERVICE_QUALIFIED)
+# The stored events whose lead events change the views (Captured and IdentifierAdded do not).
+FOLDED_TOPICS = tuple(
+    topic
+    for topic, (_, name) in PUBLISHED.items()
+    if name in {"FactRecorded", "Absorbed", "MergedInto", "SpendRecorded"}
+)
 # Leads folded per query: few statements per batch, well under SQLite's parameter limit.
 FOLDS_PER_QUERY = 500
 
@@ -40,12 +46,6 @@ class Changes:
         """A lead changed, at this version."""
         self.versions[lead_id] = max(version, self.versions.get(lead_id, 0))
 
-    def update(self, other: Changes) -> None:
-        """Add another batch's changes."""
-        for lead_id, version in other.versions.items():
-            self.saw(lead_id, version)
-        self.merged.update(other.merged)
-
 
 class LeadsProjection:
     """Applies lead and campaign events to the tables of a slot."""
@@ -55,47 +55,69 @@ class LeadsProjection:
 
     def apply(self, tx: Transaction, slot: Slot, events: Sequence[LeadEvent]) -> int:
         """Apply events in one transaction; how many leads were folded again."""
-        changes = self.store(tx, slot, events)
-        self.finish(tx, slot, changes)
+        changes = self._store(tx, slot, events)
+        self._finish(tx, slot, changes)
         return len(changes.versions)
 
-    def store(self, tx: Transaction, slot: Slot, events: Sequence[LeadEvent]) -> Changes:
-        """Keep the events' facts and spend; which leads must be folded again (not yet done).
+    def apply_whole(self, tx: Transaction, slot: Slot, events: Sequence[LeadEvent]) -> int:
+        """Apply events that carry every fact of each lead they name; how many leads folded.
 
-        A replay stores every page first and folds each lead once at the end (``finish``),
-        instead of once for every page that changed it.
+        A replay from the store reads lead by lead: each lead is folded from the facts in
+        hand, with nothing read back from the slot.
         """
+        changes = self._store(tx, slot, events)
+        facts: dict[UUID, dict[str, Fact]] = defaultdict(dict)
+        for event in events:
+            for fact in _facts_of(event):
+                facts[event.aggregate_id].setdefault(fact.fact_id, fact)
+        self._write_folds(
+            tx,
+            slot,
+            {str(i): (v, list(facts[i].values())) for i, v in changes.versions.items()},
+        )
+        self._mark_merged(tx, slot, changes)
+        return len(changes.versions)
+
+    def _store(self, tx: Transaction, slot: Slot, events: Sequence[LeadEvent]) -> Changes:
+        """Keep the events' facts and spend; which leads must be folded again (not yet done)."""
         changes = Changes()
+        facts: list[tuple[object, ...]] = []
+        spend: list[tuple[object, ...]] = []
         for event in events:
             if event.aggregate == "campaign":
                 if event.spend is not None:
-                    self._record_spend(tx, slot, event)
+                    spend.append(_spend_row(event, event.spend))
                 continue
-            lead_id = event.aggregate_id
-            if event.fact is not None:
-                self._store_facts(tx, slot, lead_id, [event.fact])
-            elif event.facts:
-                self._store_facts(tx, slot, lead_id, event.facts)
-            elif event.merged_into is not None:
-                changes.merged[lead_id] = event.merged_into
+            if event.merged_into is not None:
+                changes.merged[event.aggregate_id] = event.merged_into
                 continue
-            else:
+            new = _facts_of(event)
+            if not new:
                 continue  # Captured, IdentifierAdded: nothing the fold needs
-            changes.saw(lead_id, event.version)
+            key = str(event.aggregate_id)
+            facts.extend((key, f.fact_id, f.at, _FACT_ENCODER.encode(f).decode()) for f in new)
+            changes.saw(event.aggregate_id, event.version)
+        tx.executemany(
+            f"INSERT INTO lifecycle_lead_facts_{slot} (lead_id, fact_id, at, body) "
+            "VALUES (?, ?, ?, ?) ON CONFLICT (lead_id, fact_id) DO NOTHING",
+            facts,
+        )
+        tx.executemany(
+            f"INSERT INTO lifecycle_spend_{slot} "
+            "(fact_id, campaign_id, channel, currency, amount_minor, period_start, period_end, "
+            "month) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (fact_id) DO NOTHING",
+            spend,
+        )
         return changes
 
-    def finish(self, tx: Transaction, slot: Slot, changes: Changes) -> None:
+    def _finish(self, tx: Transaction, slot: Slot, changes: Changes) -> None:
         """Fold the changed leads again, then mark the merged ones."""
         versions = list(changes.versions.items())
         for start in range(0, len(versions), FOLDS_PER_QUERY):
-            self.refold(tx, slot, dict(versions[start : start + FOLDS_PER_QUERY]))
-        # After the refolds: a lead merged in the batch that created its row stays merged.
-        tx.executemany(
-            f"UPDATE lifecycle_leads_{slot} SET merged_into = ? WHERE lead_id = ?",
-            [(str(survivor), str(lead_id)) for lead_id, survivor in changes.merged.items()],
-        )
+            self._refold(tx, slot, dict(versions[start : start + FOLDS_PER_QUERY]))
+        self._mark_merged(tx, slot, changes)
 
-    def refold(self, tx: Transaction, slot: Slot, versions: dict[UUID, int]) -> None:
+    def _refold(self, tx: Transaction, slot: Slot, versions: dict[UUID, int]) -> None:
         """Fold leads from every fact the slot holds, and rewrite their rows."""
         keys = [str(lead_id) for lead_id in versions]
         marks = ", ".join("?" * len(keys))
@@ -105,11 +127,25 @@ class LeadsProjection:
             keys,
         ):
             bodies[key].append(_FACT_DECODER.decode(body))
+        self._write_folds(
+            tx,
+            slot,
+            {
+                key: (version, bodies[key])
+                for key, version in zip(keys, versions.values(), strict=True)
+            },
+        )
+
+    def _write_folds(
+        self, tx: Transaction, slot: Slot, leads: dict[str, tuple[int, list[Fact]]]
+    ) -> None:
+        """Fold each lead (id: its version and every fact) and rewrite its rows."""
+        if not leads:
+            return
         rows: list[dict[str, object]] = []
         history: list[tuple[object, ...]] = []
         revenue: list[tuple[object, ...]] = []
-        for key, version in zip(keys, versions.values(), strict=True):
-            facts = bodies[key]
+        for key, (version, facts) in leads.items():
             view = fold(facts, self.rules)
             rows.append(_lead_row(key, version, view, facts))
             history.extend(
@@ -125,46 +161,49 @@ class LeadsProjection:
             f"ON CONFLICT (lead_id) DO UPDATE SET {updates}",
             [list(row.values()) for row in rows],
         )
-        tx.execute(f"DELETE FROM lifecycle_stage_history_{slot} WHERE lead_id IN ({marks})", keys)
+        for start in range(0, len(leads), FOLDS_PER_QUERY):
+            keys = list(leads)[start : start + FOLDS_PER_QUERY]
+            marks = ", ".join("?" * len(keys))
+            for table in ("lifecycle_stage_history", "lifecycle_lead_revenue"):
+                tx.execute(f"DELETE FROM {table}_{slot} WHERE lead_id IN ({marks})", keys)
         tx.executemany(
             f"INSERT INTO lifecycle_stage_history_{slot} "
             "(lead_id, seq, stage, entered_at, exited_at, fact_id) VALUES (?, ?, ?, ?, ?, ?)",
             history,
         )
-        tx.execute(f"DELETE FROM lifecycle_lead_revenue_{slot} WHERE lead_id IN ({marks})", keys)
         tx.executemany(
             f"INSERT INTO lifecycle_lead_revenue_{slot} (lead_id, currency, amount_minor) "
             "VALUES (?, ?, ?)",
             revenue,
         )
 
-    def _store_facts(
-        self, tx: Transaction, slot: Slot, lead_id: UUID, facts: Iterable[Fact]
-    ) -> None:
+    @staticmethod
+    def _mark_merged(tx: Transaction, slot: Slot, changes: Changes) -> None:
+        # After the folds: a lead merged in the batch that created its row stays merged.
         tx.executemany(
-            f"INSERT INTO lifecycle_lead_facts_{slot} (lead_id, fact_id, at, body) "
-            "VALUES (?, ?, ?, ?) ON CONFLICT (lead_id, fact_id) DO NOTHING",
-            [(str(lead_id), f.fact_id, f.at, _FACT_ENCODER.encode(f).decode()) for f in facts],
+            f"UPDATE lifecycle_leads_{slot} SET merged_into = ? WHERE lead_id = ?",
+            [(str(survivor), str(lead_id)) for lead_id, survivor in changes.merged.items()],
         )
 
-    def _record_spend(self, tx: Transaction, slot: Slot, event: LeadEvent) -> None:
-        spend = event.spend
-        assert spend is not None  # noqa: S101 (checked by the caller)
-        tx.execute(
-            f"INSERT INTO lifecycle_spend_{slot} "
-            "(fact_id, campaign_id, channel, currency, amount_minor, period_start, period_end, "
-            "month) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (fact_id) DO NOTHING",
-            [
-                spend.fact_id,
-                event.campaign_key or str(event.aggregate_id),
-                spend.channel,
-                spend.currency,
-                spend.amount_minor,
-                spend.period_start,
-                spend.period_end,
-                spend.period_start.strftime("%Y-%m"),
-            ],
-        )
+
+def _facts_of(event: LeadEvent) -> list[Fact]:
+    """The facts a lead event brings (FactRecorded: one; Absorbed: the absorbed lead's)."""
+    if event.aggregate != "lead":
+        return []
+    return [event.fact] if event.fact is not None else event.facts
+
+
+def _spend_row(event: LeadEvent, spend: Spend) -> tuple[object, ...]:
+    return (
+        spend.fact_id,
+        event.campaign_key or str(event.aggregate_id),
+        spend.channel,
+        spend.currency,
+        spend.amount_minor,
+        spend.period_start,
+        spend.period_end,
+        spend.period_start.strftime("%Y-%m"),
+    )
 
 
 def _lead_row(

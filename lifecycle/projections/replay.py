@@ -12,8 +12,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from lifecycle.application import LeadLifecycle
-from lifecycle.lead_events import PUBLISHED_TOPICS, lead_event
-from lifecycle.projections.leads import Changes, LeadsProjection
+from lifecycle.lead_events import LeadEvent, lead_event
+from lifecycle.persistence import count_events, scan_histories
+from lifecycle.projections.leads import FOLDED_TOPICS, LeadsProjection
 from lifecycle.projections.queries import CostRow, cost_per_lead, temperature_counts
 from lifecycle.projections.schema import STAGES, live_leads
 from lifecycle.projections.store import SLOTS, Slot, ViewStore
@@ -47,36 +48,32 @@ def fill_from_store(
 ) -> Slot:
     """Fold the whole event store into the spare slot (no broker needed); that slot.
 
-    Every page's facts are stored first; each lead is folded once, at the end.
+    The store is read lead by lead (only the events the views use), so each lead is folded
+    once, from the facts in hand, and written with a page of others in a few statements.
     """
     slot = spare_slot(store)
     projection = LeadsProjection(rules)
-    changes = Changes()
-    total = app.recorder.max_notification_id() or 0
-    start: int | None = None
-    while True:
-        page = app.recorder.select_notifications(
-            start, PAGE, topics=PUBLISHED_TOPICS, inclusive_of_start=start is None
-        )
-        if not page:
-            break
-        events = [
-            lead_event(
-                app.mapper.to_domain_event(notification),
+    total = count_events(app.recorder, FOLDED_TOPICS)
+    done = 0
+    page: list[LeadEvent] = []
+    for history in scan_histories(app.recorder, FOLDED_TOPICS):
+        for stored in history:
+            event = lead_event(
+                app.mapper.to_domain_event(stored),
                 published_properties=settings.published_properties,
                 campaign_key=app.campaign_key,
             )
-            for notification in page
-        ]
-        with store.transaction() as tx:
-            changes.update(projection.store(tx, slot, [e for e in events if e is not None]))
-        start = page[-1].id
-        if progress is not None:
-            progress(start, total)
-        if len(page) < PAGE:
-            break
+            if event is not None:
+                page.append(event)
+        done += len(history)
+        if len(page) >= PAGE:
+            with store.transaction() as tx:
+                projection.apply_whole(tx, slot, page)
+            page = []
+            if progress is not None:
+                progress(done, total)
     with store.transaction() as tx:
-        projection.finish(tx, slot, changes)
+        projection.apply_whole(tx, slot, page)
     if progress is not None:
         progress(total, total)
     return slot

@@ -23,7 +23,9 @@ SLOT_TABLES = (
 
 def sqlite_instant(value: datetime) -> str:
     """How SQLite stores an instant."""
-    return value.astimezone(UTC).isoformat(sep=" ", timespec="microseconds")
+    if value.tzinfo is not UTC:
+        value = value.astimezone(UTC)
+    return value.isoformat(sep=" ", timespec="microseconds")
 
 
 def _types(dialect: str) -> dict[str, str]:

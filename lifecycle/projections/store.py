@@ -50,14 +50,12 @@ class Transaction:
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
         """Run a statement."""
-        self._cursor.execute(self._sql(sql), [self._param(p) for p in params])
+        self._cursor.execute(self._sql(sql), self._params(params))
 
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         """Run a statement once per row (in one call to the driver)."""
         if rows:
-            self._cursor.executemany(
-                self._sql(sql), [[self._param(p) for p in row] for row in rows]
-            )
+            self._cursor.executemany(self._sql(sql), [self._params(row) for row in rows])
 
     def rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         """Rows of a query."""
@@ -73,13 +71,19 @@ class Transaction:
     def _sql(self, sql: str) -> str:
         return sql.replace("?", "%s") if self.dialect == "postgres" else sql
 
-    def _param(self, value: object) -> object:
+    def _params(self, values: Sequence[Any]) -> Sequence[Any]:
+        if self.dialect != "sqlite":
+            return values
         # SQLite keeps instants as fixed-width ISO text, so that they compare as strings.
-        if self.dialect == "sqlite" and isinstance(value, datetime):
-            return schema.sqlite_instant(value)
-        if self.dialect == "sqlite" and isinstance(value, date):
-            return value.isoformat()
-        return value
+        # (Exact types, checked inline: replays bind millions of values.)
+        return [
+            schema.sqlite_instant(v)
+            if type(v) is datetime
+            else v.isoformat()
+            if type(v) is date
+            else v
+            for v in values
+        ]
 
 
 class ViewStore:
