@@ -1,10 +1,10 @@
-"""The projection worker: ``lead.events`` into the view tables, exactly once, per partition batch.
+"""The projection worker: ``lead.events`` into the view tables, exactly once.
 
-Each partition batch updates the views and the partition's offset in one transaction of the
-views database. On assignment the consumer seeks to the offset the active slot recorded; when a
-replay swaps the slots, the worker notices at its next batch and seeks to the new slot's
-offsets (from the start of the topic if a replay from the store built it: repeats are
-harmless, every event is applied idempotently).
+Each poll's messages (of every partition) update the views and the partitions' offsets in one
+transaction of the views database. On assignment the consumer seeks to the offsets the active
+slot recorded; when a replay swaps the slots, the worker notices at its next batch and seeks to
+the new slot's offsets (from the start of the topic if a replay from the store built it:
+repeats are harmless, every event is applied idempotently).
 """
 
 from __future__ import annotations
@@ -31,6 +31,8 @@ from lifecycle.settings import Settings
 log = structlog.get_logger()
 
 MAX_RECORDS = 2_000
+# Leads whose folds are kept between batches (a few kB each).
+REMEMBERED_LEADS = 20_000
 
 
 class ViewsWorker:
@@ -42,7 +44,7 @@ class ViewsWorker:
         self.store = store
         self.settings = settings
         self.topic = settings.lead_events_topic
-        self.projection = LeadsProjection(rules)
+        self.projection = LeadsProjection(rules, remember=REMEMBERED_LEADS)
         self._slot: Slot | None = None
         self._assigned: list[TopicPartition] = []
 
@@ -54,21 +56,22 @@ class ViewsWorker:
             [self.topic],
             listener=kafka.PartitionListener(
                 assigned=lambda partitions: self._on_assigned(consumer, partitions),
-                revoked=lambda _: None,
+                revoked=lambda _: self.projection.forget(),
             ),
         )
         log.info("views_started", topic=self.topic, group=self.settings.views_group)
         try:
             while not stop.is_set():
                 batches = consumer.poll(timeout_ms=200, max_records=self.settings.batch_size)
-                for partition, messages in batches.items():
-                    self._handle(consumer, partition, messages)
+                if batches:
+                    self._handle(consumer, batches)
         finally:
             consumer.close(autocommit=False)
             log.info("views_stopped", topic=self.topic)
 
     def _on_assigned(self, consumer: KafkaConsumer, partitions: Sequence[TopicPartition]) -> None:
         self._assigned = list(partitions)
+        self.projection.forget()
         with self.store.transaction() as tx:
             self._slot = self.store.active_slot(tx)
             self._seek(consumer, tx, self._slot, partitions)
@@ -89,37 +92,49 @@ class ViewsWorker:
                 consumer.seek(partition, int(position) + 1)
 
     def _handle(
-        self, consumer: KafkaConsumer, partition: TopicPartition, messages: Sequence[ConsumerRecord]
+        self,
+        consumer: KafkaConsumer,
+        batches: dict[TopicPartition, list[ConsumerRecord]],
     ) -> None:
-        last = messages[-1].offset
+        """Apply one poll's messages in one transaction, with every partition's new offset."""
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(
             topic=self.topic,
-            partition=partition.partition,
-            offset=messages[0].offset,
-            last_offset=last,
+            offsets={p.partition: [m[0].offset, m[-1].offset] for p, m in batches.items()},
         )
         events: list[LeadEvent] = []
-        for message in messages:
-            try:
-                events.append(decode_lead_event(message.value or b""))
-            except msgspec.DecodeError:
-                # Our own topic: a message we cannot read is a bug to see, not input to keep.
-                log.exception("lead_event_unreadable", offset=message.offset)
-        with BATCH_SECONDS.labels(worker=self.name).time(), self.store.transaction() as tx:
-            slot = self.store.active_slot(tx)
-            if slot != self._slot:
-                # A replay swapped the views: continue from where the new slot is.
-                self._slot = slot
-                self._seek(consumer, tx, slot, self._assigned)
-                log.info("views_slot_changed", slot=slot)
-                return
-            folded = self.projection.apply(tx, slot, events)
-            self.store.record_offset(tx, slot, self.topic, partition.partition, last)
-        consumer.commit_async({partition: OffsetAndMetadata(last + 1, "", -1)})
-        count(self.topic, "consumed", len(messages))
+        for messages in batches.values():
+            for message in messages:
+                try:
+                    events.append(decode_lead_event(message.value or b""))
+                except msgspec.DecodeError:
+                    # Our own topic: a message we cannot read is a bug to see, not input to keep.
+                    log.exception("lead_event_unreadable", offset=message.offset)
+        try:
+            with BATCH_SECONDS.labels(worker=self.name).time(), self.store.transaction() as tx:
+                slot = self.store.active_slot(tx)
+                if slot != self._slot:
+                    # A replay swapped the views: continue from where the new slot is.
+                    self._slot = slot
+                    self.projection.forget()
+                    self._seek(consumer, tx, slot, self._assigned)
+                    log.info("views_slot_changed", slot=slot)
+                    return
+                folded = self.projection.apply(tx, slot, events)
+                for partition, messages in batches.items():
+                    self.store.record_offset(
+                        tx, slot, self.topic, partition.partition, messages[-1].offset
+                    )
+        except BaseException:
+            self.projection.forget()  # its folds went on with what was rolled back
+            raise
+        consumer.commit_async(
+            {p: OffsetAndMetadata(m[-1].offset + 1, "", -1) for p, m in batches.items()}
+        )
+        consumed = sum(len(m) for m in batches.values())
+        count(self.topic, "consumed", consumed)
         count(self.topic, "projected", len(events))
-        log.info("views_batch_applied", messages=len(messages), leads_folded=folded)
+        log.info("views_batch_applied", messages=consumed, leads_folded=folded)
 
 
 def fill_from_kafka(

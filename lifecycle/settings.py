@@ -32,7 +32,7 @@ class Settings:
     """Where the view tables live (empty: the event store's database)."""
     views_group: str = "lifecycle-views"
     sla_hours: int = 24
-    batch_size: int = 500
+    batch_size: int = 2000
     session_timeout_ms: int = 10_000
     heartbeat_interval_ms: int = 3_000
     published_properties: tuple[str, ...] = ("sales_contacted",)

@@ -7,7 +7,7 @@ Facts are keyed by (lead, fact id) and spend by fact id: a repeated event change
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -15,11 +15,11 @@ from uuid import UUID
 
 import msgspec
 
-from lifecycle.facts import Fact, Qualification, Spend, Touch
+from lifecycle.facts import Fact, Qualification, Spend, Touch, ordered
 from lifecycle.lead_events import PUBLISHED, LeadEvent
 from lifecycle.projections.schema import STAGES
 from lifecycle.projections.store import Slot, Transaction
-from lifecycle.rules import LeadView, Rulebook, fold
+from lifecycle.rules import LeadFold, LeadView, Rulebook, fold, folded
 from lifecycle.vocabulary import Stage
 
 _FACT_ENCODER = msgspec.json.Encoder()
@@ -41,17 +41,57 @@ class Changes:
 
     versions: dict[UUID, int] = field(default_factory=dict)
     merged: dict[UUID, UUID] = field(default_factory=dict)
+    facts: dict[UUID, list[Fact]] = field(default_factory=lambda: defaultdict(list))
+    """The facts each changed lead received (repeats included)."""
 
-    def saw(self, lead_id: UUID, version: int) -> None:
-        """A lead changed, at this version."""
+    def saw(self, lead_id: UUID, version: int, facts: Sequence[Fact]) -> None:
+        """A lead received facts, at this version."""
         self.versions[lead_id] = max(version, self.versions.get(lead_id, 0))
+        self.facts[lead_id].extend(facts)
+
+
+@dataclass
+class _Remembered:
+    """A lead as the slot holds it after the last batch: its facts, and the fold after them."""
+
+    facts: list[Fact]
+    fact_ids: set[str]
+    fold: LeadFold
+
+    @classmethod
+    def of(cls, facts: list[Fact], rules: Rulebook) -> _Remembered:
+        return cls(facts, {f.fact_id for f in facts}, folded(facts, rules))
+
+    def continued(self, new: Sequence[Fact]) -> bool:
+        """Add the facts not seen before, if they all come after the others; whether it could."""
+        fresh = {f.fact_id: f for f in reversed(new) if f.fact_id not in self.fact_ids}
+        facts = ordered(list(fresh.values()))
+        if facts and not self.fold.follows(facts[0]):
+            return False
+        for fact in facts:
+            self.fold.add(fact)
+        self.facts.extend(facts)
+        self.fact_ids.update(fresh)
+        return True
 
 
 class LeadsProjection:
-    """Applies lead and campaign events to the tables of a slot."""
+    """Applies lead and campaign events to the tables of a slot.
 
-    def __init__(self, rules: Rulebook) -> None:
+    With ``remember``, the folds of that many recently changed leads are kept between batches:
+    when a lead's new facts come after its others (as they mostly do), its fold goes on from
+    where it was, instead of reading every fact back and folding them all again. The caller
+    must ``forget`` them whenever the slot may have changed behind it.
+    """
+
+    def __init__(self, rules: Rulebook, *, remember: int = 0) -> None:
         self.rules = rules
+        self._remember = remember
+        self._folds: OrderedDict[str, _Remembered] = OrderedDict()
+
+    def forget(self) -> None:
+        """Drop the remembered folds (after a rollback, a rebalance, or a replay swapped in)."""
+        self._folds.clear()
 
     def apply(self, tx: Transaction, slot: Slot, events: Sequence[LeadEvent]) -> int:
         """Apply events in one transaction; how many leads were folded again."""
@@ -66,15 +106,11 @@ class LeadsProjection:
         hand, with nothing read back from the slot.
         """
         changes = self._store(tx, slot, events)
-        facts: dict[UUID, dict[str, Fact]] = defaultdict(dict)
-        for event in events:
-            for fact in _facts_of(event):
-                facts[event.aggregate_id].setdefault(fact.fact_id, fact)
-        self._write_folds(
-            tx,
-            slot,
-            {str(i): (v, list(facts[i].values())) for i, v in changes.versions.items()},
-        )
+        leads = {}
+        for lead_id, version in changes.versions.items():
+            facts = list({f.fact_id: f for f in reversed(changes.facts[lead_id])}.values())
+            leads[str(lead_id)] = (version, fold(facts, self.rules), facts)
+        self._write_folds(tx, slot, leads)
         self._mark_merged(tx, slot, changes)
         return len(changes.versions)
 
@@ -96,7 +132,7 @@ class LeadsProjection:
                 continue  # Captured, IdentifierAdded: nothing the fold needs
             key = str(event.aggregate_id)
             facts.extend((key, f.fact_id, f.at, _FACT_ENCODER.encode(f).decode()) for f in new)
-            changes.saw(event.aggregate_id, event.version)
+            changes.saw(event.aggregate_id, event.version, new)
         tx.executemany(
             f"INSERT INTO lifecycle_lead_facts_{slot} (lead_id, fact_id, at, body) "
             "VALUES (?, ?, ?, ?) ON CONFLICT (lead_id, fact_id) DO NOTHING",
@@ -112,41 +148,55 @@ class LeadsProjection:
 
     def _finish(self, tx: Transaction, slot: Slot, changes: Changes) -> None:
         """Fold the changed leads again, then mark the merged ones."""
-        versions = list(changes.versions.items())
-        for start in range(0, len(versions), FOLDS_PER_QUERY):
-            self._refold(tx, slot, dict(versions[start : start + FOLDS_PER_QUERY]))
+        leads: dict[str, tuple[int, LeadView, list[Fact]]] = {}
+        unread: list[tuple[str, int]] = []
+        for lead_id, version in changes.versions.items():
+            key = str(lead_id)
+            remembered = self._folds.get(key)
+            if remembered is not None and remembered.continued(changes.facts[lead_id]):
+                leads[key] = (version, remembered.fold.view(), remembered.facts)
+                self._folds.move_to_end(key)
+            else:
+                unread.append((key, version))
+        for start in range(0, len(unread), FOLDS_PER_QUERY):
+            chunk = dict(unread[start : start + FOLDS_PER_QUERY])
+            for key, facts in self._read_facts(tx, slot, list(chunk)).items():
+                remembered = _Remembered.of(facts, self.rules)
+                leads[key] = (chunk[key], remembered.fold.view(), remembered.facts)
+                self._keep(key, remembered)
+        self._write_folds(tx, slot, leads)
         self._mark_merged(tx, slot, changes)
 
-    def _refold(self, tx: Transaction, slot: Slot, versions: dict[UUID, int]) -> None:
-        """Fold leads from every fact the slot holds, and rewrite their rows."""
-        keys = [str(lead_id) for lead_id in versions]
+    def _keep(self, key: str, remembered: _Remembered) -> None:
+        if not self._remember:
+            return
+        self._folds[key] = remembered
+        self._folds.move_to_end(key)
+        while len(self._folds) > self._remember:
+            self._folds.popitem(last=False)
+
+    @staticmethod
+    def _read_facts(tx: Transaction, slot: Slot, keys: list[str]) -> dict[str, list[Fact]]:
+        """Every fact the slot holds for these leads."""
+        facts: dict[str, list[Fact]] = {key: [] for key in keys}
         marks = ", ".join("?" * len(keys))
-        bodies: dict[str, list[Fact]] = defaultdict(list)
         for key, body in tx.rows(
             f"SELECT lead_id, body FROM lifecycle_lead_facts_{slot} WHERE lead_id IN ({marks})",
             keys,
         ):
-            bodies[key].append(_FACT_DECODER.decode(body))
-        self._write_folds(
-            tx,
-            slot,
-            {
-                key: (version, bodies[key])
-                for key, version in zip(keys, versions.values(), strict=True)
-            },
-        )
+            facts[key].append(_FACT_DECODER.decode(body))
+        return facts
 
     def _write_folds(
-        self, tx: Transaction, slot: Slot, leads: dict[str, tuple[int, list[Fact]]]
+        self, tx: Transaction, slot: Slot, leads: dict[str, tuple[int, LeadView, list[Fact]]]
     ) -> None:
-        """Fold each lead (id: its version and every fact) and rewrite its rows."""
+        """Rewrite the rows of folded leads (id: version, view, every fact)."""
         if not leads:
             return
         rows: list[dict[str, object]] = []
         history: list[tuple[object, ...]] = []
         revenue: list[tuple[object, ...]] = []
-        for key, (version, facts) in leads.items():
-            view = fold(facts, self.rules)
+        for key, (version, view, facts) in leads.items():
             rows.append(_lead_row(key, version, view, facts))
             history.extend(
                 (key, seq, move.stage.value, move.entered_at, move.exited_at, move.fact_id)
@@ -154,18 +204,28 @@ class LeadsProjection:
             )
             revenue.extend((key, currency, amount) for currency, amount in view.revenue.items())
         columns = list(rows[0])
-        updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c != "lead_id")
+        table = f"lifecycle_leads_{slot}"
+        updates = ", ".join(
+            # A redelivered older event must not take the version back.
+            f"version = CASE WHEN excluded.version > {table}.version "
+            f"THEN excluded.version ELSE {table}.version END"
+            if c == "version"
+            else f"{c} = excluded.{c}"
+            for c in columns
+            if c != "lead_id"
+        )
         tx.executemany(
-            f"INSERT INTO lifecycle_leads_{slot} ({', '.join(columns)}) "
+            f"INSERT INTO {table} ({', '.join(columns)}) "
             f"VALUES ({', '.join('?' * len(columns))}) "
             f"ON CONFLICT (lead_id) DO UPDATE SET {updates}",
             [list(row.values()) for row in rows],
         )
-        for start in range(0, len(leads), FOLDS_PER_QUERY):
-            keys = list(leads)[start : start + FOLDS_PER_QUERY]
-            marks = ", ".join("?" * len(keys))
+        keys = list(leads)
+        for start in range(0, len(keys), FOLDS_PER_QUERY):
+            chunk = keys[start : start + FOLDS_PER_QUERY]
+            marks = ", ".join("?" * len(chunk))
             for table in ("lifecycle_stage_history", "lifecycle_lead_revenue"):
-                tx.execute(f"DELETE FROM {table}_{slot} WHERE lead_id IN ({marks})", keys)
+                tx.execute(f"DELETE FROM {table}_{slot} WHERE lead_id IN ({marks})", chunk)
         tx.executemany(
             f"INSERT INTO lifecycle_stage_history_{slot} "
             "(lead_id, seq, stage, entered_at, exited_at, fact_id) VALUES (?, ?, ?, ?, ?, ?)",
@@ -209,10 +269,12 @@ def _spend_row(event: LeadEvent, spend: Spend) -> tuple[object, ...]:
 def _lead_row(
     lead_id: str, version: int, view: LeadView, facts: Sequence[Fact]
 ) -> dict[str, object]:
-    became = {f"became_{stage}_at": view.became_at(Stage(stage)) for stage in STAGES}
+    entered: dict[str, datetime] = {}
+    for move in view.history:
+        entered.setdefault(move.stage.value, move.entered_at)
     last_fact = view.last_fact_at
     ready_at = _sales_ready_at(view)
-    lead_at = view.became_at(Stage.LEAD)
+    lead_at = entered.get("lead")
     return {
         "lead_id": lead_id,
         "version": version,
@@ -228,7 +290,7 @@ def _lead_row(
         "last_fact_at": last_fact,
         "last_touch_at": view.last_touch_at,
         "last_hand_raise_at": view.last_hand_raise_at,
-        **became,
+        **{f"became_{stage}_at": entered.get(stage) for stage in STAGES},
         "acquisition_campaign": view.acquisition_campaign,
         "acquisition_channel": view.acquisition_channel,
         "acquisition_month": lead_at.strftime("%Y-%m") if lead_at else None,

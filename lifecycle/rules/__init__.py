@@ -1,6 +1,6 @@
 """The rulebook: one pure, versioned fold from a lead's facts to its interpretation."""
 
-from lifecycle.rules.fold import LeadFold, LeadView, StageMove, fold
+from lifecycle.rules.fold import LeadFold, LeadView, StageMove, fold, folded
 from lifecycle.rules.rulebook import Rulebook, default_rulebook, load_rulebook
 
 __all__ = [
@@ -10,5 +10,6 @@ __all__ = [
     "StageMove",
     "default_rulebook",
     "fold",
+    "folded",
     "load_rulebook",
 ]

@@ -116,6 +116,10 @@ class LeadFold:
         """The current stage (None before the first fact)."""
         return self._history[-1].stage if self._history else None
 
+    def follows(self, fact: Fact) -> bool:
+        """Whether ``fact`` comes after (or as late as) every fact added so far."""
+        return self._last_key is None or (fact.at, fact.fact_id) >= self._last_key
+
     def add(self, fact: Fact) -> None:
         """Apply one fact, later than (or as late as) every fact added before."""
         key = (fact.at, fact.fact_id)
@@ -284,8 +288,12 @@ class LeadFold:
 
 def fold(facts: Iterable[Fact], rules: Rulebook, *, as_of: datetime | None = None) -> LeadView:
     """Fold facts (in any arrival order) into a view; with ``as_of``, only facts up to it."""
-    chosen = [f for f in facts if as_of is None or f.at <= as_of]
+    return folded([f for f in facts if as_of is None or f.at <= as_of], rules).view()
+
+
+def folded(facts: Iterable[Fact], rules: Rulebook) -> LeadFold:
+    """The fold after every fact (in any arrival order), ready to take later ones."""
     folder = LeadFold(rules)
-    for fact in ordered(chosen):
+    for fact in ordered(list(facts)):
         folder.add(fact)
-    return folder.view()
+    return folder
