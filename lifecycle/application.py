@@ -401,7 +401,7 @@ class _Batch:
                 unclaimed.append(key)
                 continue
             lead = self.live_lead(identity.lead_id)
-            if lead not in owners:
+            if all(lead is not owner for owner in owners):  # (== compares whole histories)
                 owners.append(lead)
         if any(lead.has_fact(fact.fact_id) for lead in owners):
             return False
