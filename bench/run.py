@@ -4,9 +4,9 @@ Starts the bundled broker and a store in a temporary folder (``--postgres URL`` 
 produces the demo generator's touchpoints, and measures, each in a fresh child process (so that
 peak memory is the worker's own):
 
-1. the raw limits: a bare kafka-python produce loop (the relay's six CloudEvent headers on
-   each message), and bare consume loops that only decode, over ``lead.touchpoints`` and over
-   ``lead.events``;
+1. the raw limits: a bare kafka-python produce loop sending the relay's very messages (made
+   from the store, untimed), and bare consume loops that only decode, over
+   ``lead.touchpoints`` and over ``lead.events``, each run just before the worker it bounds;
 2. ingest (``lead.touchpoints`` -> event store, exactly once) and its ratio to raw consume of
    the same topic;
 3. relay (event store -> ``lead.events``) and its ratio to raw produce;
@@ -91,26 +91,39 @@ def _peak_rss_mb() -> float:
 # Phases: each runs in a child process and returns a Phase.
 
 
-def raw_produce(bootstrap: str, messages: list[tuple[bytes, bytes]]) -> Phase:
-    """A bare produce loop with the settings the engine's producers use.
+def raw_produce(bootstrap: str, database_url: str) -> Phase:
+    """A bare produce loop sending the relay's very messages, with the engine's settings.
 
-    Each message carries the six binary-mode CloudEvent headers the relay sends (of the
-    same lengths): kafka-python encodes every header in Python, so they are part of the
-    transport's limit for the relay's messages.
+    The messages (keys, values and the six binary-mode CloudEvent headers, which kafka-python
+    encodes in Python) are made from the store first, untimed; only the sends are timed.
     """
+    from lifecycle.application import LeadLifecycle  # noqa: PLC0415
+    from lifecycle.lead_events import PUBLISHED_TOPICS, to_lead_event  # noqa: PLC0415
+    from lifecycle.persistence import eventsourcing_env  # noqa: PLC0415
+    from lifecycle.settings import Settings  # noqa: PLC0415
+
+    app = LeadLifecycle(eventsourcing_env(database_url))
+    keep = Settings().published_properties
+    messages = []
+    start: int | None = None
+    while page := app.recorder.select_notifications(
+        start, 10_000, topics=PUBLISHED_TOPICS, inclusive_of_start=start is None
+    ):
+        for notification in page:
+            outgoing = to_lead_event(
+                app.mapper.to_domain_event(notification),
+                published_properties=keep,
+                campaign_key=app.campaign_key,
+            )
+            if outgoing is not None:
+                messages.append((outgoing.key, outgoing.value, outgoing.headers))
+        start = page[-1].id
+    app.close()
     producer = KafkaProducer(
         bootstrap_servers=bootstrap, enable_idempotence=True, acks="all", linger_ms=5
     )
-    headers = [
-        ("ce_specversion", b"1.0"),
-        ("ce_id", b"00000000-0000-0000-0000-000000000000:12"),
-        ("ce_source", b"urn:lead-lifecycle:event-store"),
-        ("ce_type", b"lifecycle.lead.FactRecorded"),
-        ("ce_time", b"2026-11-23T01:00:00.000000Z"),
-        ("content-type", b"application/json"),
-    ]
     started = time.perf_counter()
-    for key, value in messages:
+    for key, value, headers in messages:
         producer.send("bench.raw", key=key, value=value, headers=headers)
     producer.flush()
     seconds = time.perf_counter() - started
@@ -330,14 +343,16 @@ def measure(size: int, *, postgres: str | None, api: bool) -> tuple[dict[str, fl
         try:
             bootstrap = broker.bootstrap
             step = _progress(size)
-            produced = _in_child(raw_produce, bootstrap, messages)
-            step("raw produce", produced)
             _produce(bootstrap, messages)
-            # Each worker is compared with a bare loop reading the very messages it reads.
+            # Each worker is compared with a bare loop over the very messages it handles, run
+            # just before it: this machine's speed drifts over minutes, so a pair measured
+            # together is fairer than one measured at the start.
             consumed = _in_child(raw_consume, bootstrap, "lead.touchpoints", len(messages))
             step("raw consume", consumed)
             ingested = _in_child(ingest, bootstrap, database_url, views_url, len(messages))
             step("ingest", ingested)
+            produced = _in_child(raw_produce, bootstrap, database_url)
+            step("raw produce", produced)
             published = _in_child(relay, bootstrap, database_url, views_url)
             step("relay", published)
             consumed_events = _in_child(raw_consume, bootstrap, "lead.events", published.items)

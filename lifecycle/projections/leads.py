@@ -17,6 +17,7 @@ import msgspec
 
 from lifecycle.facts import Fact, Qualification, Spend, Touch, ordered
 from lifecycle.lead_events import PUBLISHED, LeadEvent
+from lifecycle.projections import funnel
 from lifecycle.projections.schema import STAGES
 from lifecycle.projections.store import Slot, Transaction
 from lifecycle.rules import LeadFold, LeadView, Rulebook, fold, folded
@@ -193,11 +194,17 @@ class LeadsProjection:
         """Rewrite the rows of folded leads (id: version, view, every fact)."""
         if not leads:
             return
+        before, merged = funnel.read_contributions(tx, slot, list(leads))
+        after: list[funnel.Contribution] = []
         rows: list[dict[str, object]] = []
         history: list[tuple[object, ...]] = []
         revenue: list[tuple[object, ...]] = []
         for key, (version, view, facts) in leads.items():
-            rows.append(_lead_row(key, version, view, facts))
+            row = _lead_row(key, version, view, facts)
+            rows.append(row)
+            if key not in merged:  # (a merged lead stays merged: its row keeps merged_into)
+                added = funnel.contribution(key, {**row, "merged_into": None}, view.revenue)
+                after.extend([added] if added else [])
             history.extend(
                 (key, seq, move.stage.value, move.entered_at, move.exited_at, move.fact_id)
                 for seq, move in enumerate(view.history)
@@ -236,10 +243,13 @@ class LeadsProjection:
             "VALUES (?, ?, ?)",
             revenue,
         )
+        funnel.update(tx, slot, before, after)
 
     @staticmethod
     def _mark_merged(tx: Transaction, slot: Slot, changes: Changes) -> None:
         # After the folds: a lead merged in the batch that created its row stays merged.
+        live, _ = funnel.read_contributions(tx, slot, [str(lead_id) for lead_id in changes.merged])
+        funnel.update(tx, slot, live, [])
         tx.executemany(
             f"UPDATE lifecycle_leads_{slot} SET merged_into = ? WHERE lead_id = ?",
             [(str(survivor), str(lead_id)) for lead_id, survivor in changes.merged.items()],

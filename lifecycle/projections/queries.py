@@ -7,18 +7,24 @@ here, from the rows.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime, timedelta
 from typing import Literal
 
-from lifecycle.projections.schema import STAGES, cost_per_lead_sql, live_leads, referrals_sql
+from lifecycle.projections.schema import (
+    FUNNEL,
+    FUNNEL_COUNTS,
+    STAGES,
+    STEP_NAMES,
+    STEPS,
+    cost_per_lead_sql,
+    instant,
+    live_leads,
+    referrals_sql,
+)
 from lifecycle.projections.store import Slot, Transaction
 
 By = Literal["campaign", "channel", "month"]
-# Stages counted by the funnel ("sales_ready": sql or pql, whichever came first) and the
-# steps whose conversion rate and median time it reports.
-FUNNEL = ("lead", "mql", "sql", "pql", "sales_ready", "customer")
-STEPS = (("lead", "mql"), ("mql", "sales_ready"), ("sales_ready", "customer"), ("lead", "customer"))
 
 
 @dataclass
@@ -105,51 +111,117 @@ class Filters:
 def funnel(tx: Transaction, slot: Slot, filters: Filters = Filters()) -> Funnel:
     """The funnel of leads acquired (became a lead) in a period, optionally by campaign/channel.
 
-    Counted and ordered by the database: only the one or two middle rows of each median
-    come back to Python.
+    Whole days are summed from the totals the views keep per acquisition day; only the part
+    days at the ends of a period that does not start or end at midnight (UTC) are counted
+    from the lead rows. Medians read the one or two middle rows of each step, in index order.
     """
-    where: list[str] = ["1 = 1"]
-    params: list[object] = []
-    for column, value in (
-        ("acquisition_campaign", filters.campaign),
-        ("acquisition_channel", filters.channel),
+    counts, revenue = _whole_days(tx, slot, filters)
+    for part in _part_days(filters):
+        more, more_revenue = _counted(tx, slot, part)
+        counts = [a + b for a, b in zip(counts, more, strict=True)]
+        for currency, amount in more_revenue.items():
+            revenue[currency] = revenue.get(currency, 0) + amount
+    totals = dict(zip(FUNNEL_COUNTS, counts, strict=True))
+    reached = {stage: totals[f"reached_{stage}"] for stage in FUNNEL}
+    conversion: dict[str, float | None] = {}
+    medians: dict[str, float | None] = {}
+    for (before, after), name in zip(STEPS, STEP_NAMES, strict=True):
+        conversion[name] = reached[after] / reached[before] if reached[before] else None
+        medians[name] = _median_days(tx, slot, name, filters, count=totals[name])
+    return Funnel(reached, conversion, medians, revenue)
+
+
+def _whole_days(tx: Transaction, slot: Slot, filters: Filters) -> tuple[list[int], dict[str, int]]:
+    """Totals of the whole (UTC) days of the period, from the kept totals."""
+    where, params = _groups(filters, campaign="campaign", channel="channel")
+    first, last = _day_range(filters)
+    if first is not None:
+        where.append("acquired_on >= ?")
+        params.append(first)
+    if last is not None:
+        where.append("acquired_on < ?")
+        params.append(last)
+    if first is not None and last is not None and first >= last:
+        return [0] * len(FUNNEL_COUNTS), {}
+    condition = " AND ".join(where)
+    (row,) = tx.rows(
+        f"SELECT {', '.join(f'SUM({c})' for c in FUNNEL_COUNTS)} "
+        f"FROM lifecycle_funnel_{slot} WHERE {condition}",
+        params,
+    )
+    revenue = tx.rows(
+        f"SELECT currency, SUM(amount_minor) FROM lifecycle_funnel_revenue_{slot} "
+        f"WHERE {condition} GROUP BY currency",
+        params,
+    )
+    return [int(n or 0) for n in row], {c: int(v) for c, v in revenue}
+
+
+def _day_range(filters: Filters) -> tuple[date | None, date | None]:
+    """The first whole day in the period, and the day after its last whole day."""
+    first = last = None
+    if filters.since is not None:
+        since = filters.since.astimezone(UTC)
+        first = since.date() if since == _midnight(since) else since.date() + timedelta(days=1)
+    if filters.until is not None:
+        last = filters.until.astimezone(UTC).date()
+    return first, last
+
+
+def _part_days(filters: Filters) -> list[Filters]:
+    """The parts of days at the ends of the period (those not summed from the totals)."""
+    first, last = _day_range(filters)
+    since, until = filters.since, filters.until
+    if first is not None and last is not None and first >= last:
+        return [filters]  # within one day, or two part days with none whole between them
+    parts = []
+    if since is not None and first is not None and _midnight(since) != since:
+        parts.append(replace(filters, until=_midnight(since) + timedelta(days=1)))
+    if until is not None and last is not None and _midnight(until) != until:
+        parts.append(replace(filters, since=_midnight(until)))
+    return parts
+
+
+def _midnight(at: datetime) -> datetime:
+    return datetime.combine(at.astimezone(UTC).date(), datetime.min.time(), UTC)
+
+
+def _counted(tx: Transaction, slot: Slot, filters: Filters) -> tuple[list[int], dict[str, int]]:
+    """Totals counted from the lead rows acquired in the period (an index finds them)."""
+    where, params = _groups(filters, campaign="acquisition_campaign", channel="acquisition_channel")
+    for condition, value in (
+        ("became_lead_at >= ?", filters.since),
+        ("became_lead_at < ?", filters.until),
     ):
         if value is not None:
-            where.append(f"{column} = ?")
+            where.append(condition)
             params.append(value)
-    if filters.since is not None:
-        where.append("became_lead_at >= ?")
-        params.append(filters.since)
-    if filters.until is not None:
-        where.append("became_lead_at < ?")
-        params.append(filters.until)
-    leads = f"{live_leads(slot)} x WHERE {' AND '.join(where)}"
-    both = {
-        (before, after): f"{_REACHED[before]} IS NOT NULL AND {_REACHED[after]} IS NOT NULL"
-        for before, after in STEPS
-    }
+    condition = " AND ".join(where)
+    both = [f"{_REACHED[a]} IS NOT NULL AND {_REACHED[b]} IS NOT NULL" for a, b in STEPS]
     (row,) = tx.rows(
         "SELECT "
         + ", ".join(f"COUNT({_REACHED[stage]})" for stage in FUNNEL)
-        + "".join(f", SUM(CASE WHEN {pair} THEN 1 ELSE 0 END)" for pair in both.values())
-        + f" FROM {leads}",
+        + "".join(f", SUM(CASE WHEN {pair} THEN 1 ELSE 0 END)" for pair in both)
+        + f" FROM {live_leads(slot)} x WHERE {condition}",
         params,
     )
-    counts = {stage: int(n) for stage, n in zip(FUNNEL, row[: len(FUNNEL)], strict=True)}
-    conversion: dict[str, float | None] = {}
-    medians: dict[str, float | None] = {}
-    for (before, after), pairs in zip(STEPS, row[len(FUNNEL) :], strict=True):
-        name = f"{before}_to_{after}"
-        conversion[name] = counts[after] / counts[before] if counts[before] else None
-        rows = f"{leads} AND {both[before, after]}"
-        medians[name] = _median_days(tx, rows, params, (before, after), count=int(pairs or 0))
     revenue = tx.rows(
         f"SELECT v.currency, SUM(v.amount_minor) FROM {live_leads(slot)} x "
         f"JOIN lifecycle_lead_revenue_{slot} v ON v.lead_id = x.lead_id "
-        f"WHERE {' AND '.join(where)} GROUP BY v.currency",
+        f"WHERE {condition} GROUP BY v.currency",
         params,
     )
-    return Funnel(counts, conversion, medians, {c: int(v) for c, v in revenue})
+    return [int(n or 0) for n in row], {c: int(v) for c, v in revenue}
+
+
+def _groups(filters: Filters, *, campaign: str, channel: str) -> tuple[list[str], list[object]]:
+    where: list[str] = ["1 = 1"]
+    params: list[object] = []
+    for column, value in ((campaign, filters.campaign), (channel, filters.channel)):
+        if value is not None:
+            where.append(f"{column} = ?")
+            params.append(value)
+    return where, params
 
 
 # When a view row reached each funnel stage (sales-ready: the earlier of sql and pql).
@@ -162,25 +234,27 @@ _REACHED = {
 
 
 def _median_days(
-    tx: Transaction, rows: str, params: list[object], step: tuple[str, str], *, count: int
+    tx: Transaction, slot: Slot, step: str, filters: Filters, *, count: int
 ) -> float | None:
-    """The median of days from one stage to the next over ``count`` rows (both reached)."""
+    """The median of the days a step took, over the ``count`` leads of the period that made it."""
     if not count:
         return None
-    start, end = (_REACHED[stage] for stage in step)
-    # Ordered by the database; the days themselves are computed here, to the microsecond
-    # (SQLite's julianday is a float).
-    gap = (
-        f"EXTRACT(EPOCH FROM ({end}) - ({start}))"
-        if tx.dialect == "postgres"
-        else f"julianday({end}) - julianday({start})"
-    )
+    where, params = _groups(filters, campaign="campaign", channel="channel")
+    where.append("step = ?")
+    params.append(step)
+    for condition, value in (
+        ("acquired_at >= ?", filters.since),
+        ("acquired_at < ?", filters.until),
+    ):
+        if value is not None:
+            where.append(condition)
+            params.append(value)
     middle = tx.rows(
-        f"SELECT {start}, {end} FROM {rows} ORDER BY {gap} LIMIT ? OFFSET ?",
+        f"SELECT days FROM lifecycle_stage_days_{slot} WHERE {' AND '.join(where)} "
+        "ORDER BY days LIMIT ? OFFSET ?",
         [*params, 2 - count % 2, (count - 1) // 2],
     )
-    days = [(instant(b) - instant(a)) / timedelta(days=1) for a, b in middle]  # type: ignore[operator]
-    return sum(days) / len(days)
+    return sum(float(days) for (days,) in middle) / len(middle)
 
 
 # The temperature of a view row at an instant (two ``?``: the instant, twice).
@@ -332,15 +406,6 @@ def sla_breaches(
         if (touched_at is None and now > deadline) or (touched_at and touched_at > deadline):
             breaches.append((lead_id, stage, ready_at, touched_at))
     return breaches
-
-
-def instant(value: object) -> datetime | None:
-    """An instant read from a view row (TIMESTAMPTZ or ISO text)."""
-    if value is None:
-        return None
-    if isinstance(value, datetime):
-        return value.astimezone(UTC)
-    return datetime.fromisoformat(str(value))
 
 
 def _float(value: object) -> float | None:

@@ -10,6 +10,12 @@ from datetime import UTC, datetime
 from functools import lru_cache
 
 STAGES = ("lead", "mql", "sql", "pql", "customer", "service_qualified", "disqualified")
+# The funnel's stages (sales_ready: sql or pql, whichever came first) and the steps it reports.
+FUNNEL = ("lead", "mql", "sql", "pql", "sales_ready", "customer")
+STEPS = (("lead", "mql"), ("mql", "sales_ready"), ("sales_ready", "customer"), ("lead", "customer"))
+STEP_NAMES = tuple(f"{before}_to_{after}" for before, after in STEPS)
+# Columns of lifecycle_funnel: leads that reached each stage, then leads that made each step.
+FUNNEL_COUNTS = (*(f"reached_{stage}" for stage in FUNNEL), *STEP_NAMES)
 
 # Per slot: the tables a replay rebuilds.
 SLOT_TABLES = (
@@ -18,6 +24,9 @@ SLOT_TABLES = (
     "lifecycle_lead_revenue",
     "lifecycle_stage_history",
     "lifecycle_spend",
+    "lifecycle_funnel",
+    "lifecycle_funnel_revenue",
+    "lifecycle_stage_days",
     "lifecycle_offsets",
 )
 
@@ -30,6 +39,15 @@ def sqlite_instant(value: datetime) -> str:
     if value.tzinfo is not UTC:
         value = value.astimezone(UTC)
     return value.isoformat(sep=" ", timespec="microseconds")
+
+
+def instant(value: object) -> datetime | None:
+    """An instant read from a view row (TIMESTAMPTZ or ISO text), or one in hand, in UTC."""
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return value if value.tzinfo is UTC else value.astimezone(UTC)
+    return datetime.fromisoformat(str(value))
 
 
 def _types(dialect: str) -> dict[str, str]:
@@ -83,6 +101,11 @@ def tables(slot: str, dialect: str) -> list[str]:
             f"CREATE INDEX IF NOT EXISTS lifecycle_leads_{slot}_by_score "
             f"ON lifecycle_leads_{slot} (score DESC, lead_id)"
         ),
+        # The leads acquired in part of a day (the funnel counts whole days from its totals).
+        (
+            f"CREATE INDEX IF NOT EXISTS lifecycle_leads_{slot}_by_acquisition "
+            f"ON lifecycle_leads_{slot} (became_lead_at) WHERE merged_into IS NULL AND is_lead = 1"
+        ),
         f"""CREATE TABLE IF NOT EXISTS lifecycle_lead_facts_{slot} (
             lead_id TEXT NOT NULL,
             fact_id TEXT NOT NULL,
@@ -115,6 +138,40 @@ def tables(slot: str, dialect: str) -> list[str]:
             period_end {t["date"]} NOT NULL,
             month TEXT NOT NULL
         )""",
+        # Kept by the views worker (lifecycle.projections.funnel): per acquisition day (UTC),
+        # campaign and channel ('' for none), leads that reached each stage and made each step.
+        f"""CREATE TABLE IF NOT EXISTS lifecycle_funnel_{slot} (
+            acquired_on {t["date"]} NOT NULL,
+            campaign TEXT NOT NULL,
+            channel TEXT NOT NULL,
+            acquired_month TEXT NOT NULL,
+            {", ".join(f"{name} INTEGER NOT NULL" for name in FUNNEL_COUNTS)},
+            PRIMARY KEY (acquired_on, campaign, channel)
+        )""",
+        f"""CREATE TABLE IF NOT EXISTS lifecycle_funnel_revenue_{slot} (
+            acquired_on {t["date"]} NOT NULL,
+            campaign TEXT NOT NULL,
+            channel TEXT NOT NULL,
+            acquired_month TEXT NOT NULL,
+            currency TEXT NOT NULL,
+            amount_minor {t["big"]} NOT NULL,
+            leads INTEGER NOT NULL,
+            PRIMARY KEY (acquired_on, campaign, channel, currency)
+        )""",
+        # Per live lead and step it made: the days the step took (medians in index order).
+        f"""CREATE TABLE IF NOT EXISTS lifecycle_stage_days_{slot} (
+            lead_id TEXT NOT NULL,
+            step TEXT NOT NULL,
+            acquired_at {t["ts"]} NOT NULL,
+            campaign TEXT NOT NULL,
+            channel TEXT NOT NULL,
+            days {t["float"]} NOT NULL,
+            PRIMARY KEY (lead_id, step)
+        )""",
+        (
+            f"CREATE INDEX IF NOT EXISTS lifecycle_stage_days_{slot}_by_days "
+            f"ON lifecycle_stage_days_{slot} (step, days)"
+        ),
         f"""CREATE TABLE IF NOT EXISTS lifecycle_offsets_{slot} (
             topic TEXT NOT NULL,
             partition_id INTEGER NOT NULL,
@@ -158,11 +215,11 @@ def view_bodies(slot: str) -> dict[str, str]:
     }
 
 
-# Lead dimension and spend dimension of each grouping.
+# The funnel totals' dimension and spend's dimension of each grouping.
 _DIMENSIONS: dict[str, tuple[str, str]] = {
-    "campaign": ("acquisition_campaign", "campaign_id"),
-    "channel": ("acquisition_channel", "channel"),
-    "month": ("acquisition_month", "month"),
+    "campaign": ("NULLIF(campaign, '')", "campaign_id"),
+    "channel": ("NULLIF(channel, '')", "channel"),
+    "month": ("acquired_month", "month"),
 }
 
 
@@ -172,23 +229,23 @@ def live_leads(slot: str) -> str:
 
 
 def cost_per_lead_sql(slot: str, by: str) -> str:
-    """Spend, acquired leads, MQLs, SQLs, customers, revenue and ratios, per group and currency."""
+    """Spend, acquired leads, MQLs, SQLs, customers, revenue and ratios, per group and currency.
+
+    The leads and their revenue come from the funnel totals the views keep per acquisition
+    day, so the cost of the query does not grow with the number of leads.
+    """
     lead_dim, spend_dim = _DIMENSIONS[by]
-    leads = live_leads(slot)
     return f"""
     WITH s AS (
         SELECT {spend_dim} AS grp, currency, SUM(amount_minor) AS spend_minor
         FROM lifecycle_spend_{slot} GROUP BY {spend_dim}, currency
     ), l AS (
-        SELECT {lead_dim} AS grp, COUNT(*) AS leads, COUNT(became_mql_at) AS mqls,
-               SUM(CASE WHEN became_sql_at IS NOT NULL OR became_pql_at IS NOT NULL
-                   THEN 1 ELSE 0 END) AS sqls,
-               COUNT(became_customer_at) AS customers
-        FROM {leads} x GROUP BY {lead_dim}
+        SELECT {lead_dim} AS grp, SUM(reached_lead) AS leads, SUM(reached_mql) AS mqls,
+               SUM(reached_sales_ready) AS sqls, SUM(reached_customer) AS customers
+        FROM lifecycle_funnel_{slot} GROUP BY {lead_dim}
     ), r AS (
-        SELECT x.{lead_dim} AS grp, v.currency, SUM(v.amount_minor) AS revenue_minor
-        FROM {leads} x JOIN lifecycle_lead_revenue_{slot} v ON v.lead_id = x.lead_id
-        GROUP BY x.{lead_dim}, v.currency
+        SELECT {lead_dim} AS grp, currency, SUM(amount_minor) AS revenue_minor
+        FROM lifecycle_funnel_revenue_{slot} GROUP BY {lead_dim}, currency
     )
     SELECT s.grp AS {by}, s.currency, s.spend_minor,
            COALESCE(l.leads, 0) AS leads, COALESCE(l.mqls, 0) AS mqls,

@@ -19,7 +19,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 import psycopg
 
 from lifecycle.errors import ConfigurationError
-from lifecycle.projections import schema
+from lifecycle.projections import funnel, schema
 
 Slot = Literal["a", "b"]
 SLOTS: tuple[Slot, Slot] = ("a", "b")
@@ -171,11 +171,24 @@ class ViewStore:
                     "INSERT INTO lifecycle_views_state (id, active_slot) VALUES (1, ?)", [active]
                 )
             for slot in SLOTS:
+                totals_missing = not self._has_table(tx, f"lifecycle_funnel_{slot}")
                 for statement in schema.tables(slot, self.dialect):
                     tx.execute(statement)
+                if totals_missing:
+                    # A slot built before the funnel totals existed: count them once.
+                    funnel.rebuild(tx, slot)
             for statement in schema.views(active):
                 tx.execute(statement)
         return active  # type: ignore[no-any-return]
+
+    def _has_table(self, tx: Transaction, name: str) -> bool:
+        if self.dialect == "sqlite":
+            found = tx.value(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", [name]
+            )
+        else:
+            found = tx.value("SELECT to_regclass(?)", [name])
+        return found is not None
 
     def active_slot(self, tx: Transaction) -> Slot:
         """The slot the views read (read inside the caller's transaction)."""

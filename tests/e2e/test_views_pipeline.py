@@ -19,7 +19,7 @@ from lifecycle.application import LeadLifecycle
 from lifecycle.persistence import eventsourcing_env
 from lifecycle.projections import queries
 from lifecycle.projections.replay import fill_from_store
-from lifecycle.projections.schema import SLOT_TABLES
+from lifecycle.projections.schema import SLOT_TABLES, instant
 from lifecycle.projections.store import ViewStore
 from lifecycle.rules import default_rulebook
 from lifecycle.sample import generate
@@ -120,7 +120,7 @@ def _assert_temperatures_from_rows(store: ViewStore, app: LeadLifecycle, events)
     with store.transaction() as tx:
         slot = store.active_slot(tx)
         rows = {
-            lead_id: (queries.instant(hot), queries.instant(warm), queries.instant(last))
+            lead_id: (instant(hot), instant(warm), instant(last))
             for lead_id, hot, warm, last in tx.rows(
                 f"SELECT lead_id, hot_until, warm_until, last_fact_at FROM lifecycle_leads_{slot}"
             )

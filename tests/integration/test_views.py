@@ -5,8 +5,9 @@ Runs on SQLite and on PostgreSQL; the Kafka path is in tests/e2e/test_views_pipe
 
 from __future__ import annotations
 
+import random
 import statistics
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
 import msgspec
@@ -16,7 +17,7 @@ import scenario
 from lifecycle import contracts
 from lifecycle.projections import queries
 from lifecycle.projections.replay import fill_from_store, swap, what_if
-from lifecycle.projections.schema import STAGES
+from lifecycle.projections.schema import STAGES, instant
 from lifecycle.projections.store import ViewStore
 from lifecycle.rules import default_rulebook, load_rulebook
 from lifecycle.sample import generate
@@ -59,7 +60,7 @@ def test_every_lead_has_the_stage_and_stage_instants_computed_by_hand(views, eng
     for identity, became in scenario.EXPECTED_BECAME.items():
         row = rows[str(engine.resolve(identity).id)]
         for stage, day in became.items():
-            assert queries.instant(row[f"became_{stage}_at"]) == events.at(day), (identity, stage)
+            assert instant(row[f"became_{stage}_at"]) == events.at(day), (identity, stage)
 
 
 def test_temperature_at_chosen_instants_comes_from_the_lead_row_alone(views, engine, events):
@@ -71,7 +72,7 @@ def test_temperature_at_chosen_instants_comes_from_the_lead_row_alone(views, eng
         assert view.temperature(at).value == expected, (identity, day)
         if view.last_fact_at == engine.view(lead).last_fact_at:  # the row is the lead's now
             row = rows[str(lead.id)]
-            hot, warm = queries.instant(row["hot_until"]), queries.instant(row["warm_until"])
+            hot, warm = instant(row["hot_until"]), instant(row["warm_until"])
             from_row = "hot" if hot and at < hot else "warm" if warm and at < warm else "cold"
             assert from_row == expected, (identity, day)
 
@@ -99,41 +100,106 @@ def test_the_funnel_counts_every_live_lead_once(views):
         assert result.reached[stage] == count, stage
 
 
-def test_funnel_medians_are_the_middle_of_the_days_between_stages(database_url, engine):
+@pytest.fixture
+def generated(database_url, engine):
+    """Views over 300 generated people (90 days, every kind of journey)."""
     history = [contracts.decode_structured(msgspec.json.encode(e)) for e in generate(people=300)]
     engine.record(history)
     store = ViewStore(database_url)
     settings = Settings(database_url=database_url)
     swap(store, fill_from_store(engine, store, default_rulebook(), settings), default_rulebook())
-    reached = [
-        {
-            **{s: queries.instant(r[f"became_{s}_at"]) for s in ("lead", "mql", "customer")},
-            "sales_ready": min(
-                (
-                    queries.instant(r[f"became_{s}_at"])
-                    for s in ("sql", "pql")
-                    if r[f"became_{s}_at"]
-                ),
-                default=None,
-            ),
-        }
-        for r in lead_rows(store).values()
-    ]
-    days = {
-        f"{before}_to_{after}": [
-            (at[after] - at[before]) / timedelta(days=1)
-            for at in reached
-            if at[before] and at[after]
-        ]
-        for before, after in queries.STEPS
-    }
-
-    with store.transaction() as tx:
-        medians = queries.funnel(tx, store.active_slot(tx)).median_days
+    yield store
     store.close()
 
-    assert {len(gaps) % 2 for gaps in days.values()} == {0, 1}  # both kinds of middle
-    assert medians == pytest.approx({k: statistics.median(v) for k, v in days.items()}, abs=1e-9)
+
+def counted_from_rows(store: ViewStore, filters: queries.Filters) -> queries.Funnel:
+    """The funnel counted lead by lead from the rows (what the kept totals must equal)."""
+    with store.transaction() as tx:
+        slot = store.active_slot(tx)
+        columns = ["lead_id", "acquisition_campaign", "acquisition_channel"]
+        columns += [f"became_{s}_at" for s in ("lead", "mql", "sql", "pql", "customer")]
+        rows = [
+            dict(zip(columns, row, strict=True))
+            for row in tx.rows(f"SELECT {', '.join(columns)} FROM {queries.live_leads(slot)} x")
+        ]
+        revenue = tx.rows(
+            f"SELECT lead_id, currency, amount_minor FROM lifecycle_lead_revenue_{slot}"
+        )
+    chosen = {}
+    for r in rows:
+        at = {s: instant(r[f"became_{s}_at"]) for s in ("lead", "mql", "sql", "pql", "customer")}
+        ready = [t for t in (at["sql"], at["pql"]) if t]
+        at["sales_ready"] = min(ready) if ready else None
+        if (
+            filters.campaign in (None, r["acquisition_campaign"])
+            and filters.channel in (None, r["acquisition_channel"])
+            and (filters.since is None or at["lead"] >= filters.since)
+            and (filters.until is None or at["lead"] < filters.until)
+        ):
+            chosen[r["lead_id"]] = at
+    reached = {s: sum(1 for at in chosen.values() if at[s]) for s in queries.FUNNEL}
+    days = {
+        f"{a}_to_{b}": [
+            (at[b] - at[a]) / timedelta(days=1) for at in chosen.values() if at[a] and at[b]
+        ]
+        for a, b in queries.STEPS
+    }
+    money: dict[str, int] = {}
+    for lead_id, currency, amount in revenue:
+        if lead_id in chosen:
+            money[currency] = money.get(currency, 0) + int(amount)
+    return queries.Funnel(
+        reached=reached,
+        conversion={
+            f"{a}_to_{b}": reached[b] / reached[a] if reached[a] else None for a, b in queries.STEPS
+        },
+        median_days={k: statistics.median(v) if v else None for k, v in days.items()},
+        revenue_minor=money,
+    )
+
+
+def test_funnel_medians_are_the_middle_of_the_days_between_stages(generated):
+    expected = counted_from_rows(generated, queries.Filters())
+
+    with generated.transaction() as tx:
+        medians = queries.funnel(tx, generated.active_slot(tx)).median_days
+
+    assert {reached % 2 for reached in expected.reached.values()} == {0, 1}  # both middles
+    assert medians == pytest.approx(expected.median_days, abs=1e-9)
+
+
+def test_the_funnel_of_any_period_campaign_and_channel_equals_one_counted_lead_by_lead(generated):
+    rng = random.Random(4)  # noqa: S311
+    start = min(instant(r["became_lead_at"]) for r in lead_rows(generated).values())
+    midnight = datetime.combine(start.date(), datetime.min.time(), UTC)
+    cases = [queries.Filters()]
+    for _ in range(40):
+        since = midnight + timedelta(
+            days=rng.randrange(90), seconds=rng.choice([0, rng.randrange(86_400)])
+        )
+        until = since + timedelta(
+            days=rng.randrange(3), seconds=rng.choice([0, rng.randrange(86_400)])
+        )
+        cases.append(
+            queries.Filters(
+                campaign=rng.choice([None, "2026q3-search-brand", "2026-seo-content", "none-such"]),
+                channel=rng.choice([None, "paid_search", "organic_search", "direct"]),
+                since=rng.choice([None, since]),
+                until=rng.choice([None, until + timedelta(microseconds=1)]),
+            )
+        )
+
+    for filters in cases:
+        with generated.transaction() as tx:
+            answer = queries.funnel(tx, generated.active_slot(tx), filters)
+
+        expected = counted_from_rows(generated, filters)
+        assert (answer.reached, answer.conversion, answer.revenue_minor) == (
+            expected.reached,
+            expected.conversion,
+            expected.revenue_minor,
+        ), filters
+        assert answer.median_days == pytest.approx(expected.median_days, abs=1e-9), filters
 
 
 def test_referrals_credit_the_referring_customers(views, engine):
@@ -165,7 +231,7 @@ def test_live_views_equal_the_time_travel_fold_of_every_lead(views, engine):
         view = engine.view(engine.get_lead(UUID(lead_id)))
         assert row["stage"] == view.stage.value
         for stage in STAGES:
-            assert queries.instant(row[f"became_{stage}_at"]) == view.became_at(Stage(stage))
+            assert instant(row[f"became_{stage}_at"]) == view.became_at(Stage(stage))
 
 
 def test_what_if_with_the_default_rules_reports_no_difference(views, engine, database_url, events):

@@ -14,9 +14,8 @@ from lifecycle.contracts import decode_structured
 from lifecycle.lead_events import PUBLISHED_TOPICS, LeadEvent, lead_event
 from lifecycle.persistence import eventsourcing_env
 from lifecycle.projections.leads import LeadsProjection
-from lifecycle.projections.queries import instant, live_leads
 from lifecycle.projections.replay import fill_from_store
-from lifecycle.projections.schema import SLOT_TABLES, STAGES
+from lifecycle.projections.schema import SLOT_TABLES, STAGES, instant, live_leads
 from lifecycle.projections.store import ViewStore
 from lifecycle.rules import default_rulebook
 from lifecycle.sample import generate
