@@ -11,7 +11,6 @@ from collections import OrderedDict, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from uuid import UUID
 
 import msgspec
 
@@ -38,14 +37,17 @@ FOLDS_PER_QUERY = 500
 
 @dataclass
 class Changes:
-    """What stored events changed: leads to fold again (at their newest version), merges."""
+    """What lead events changed: leads to fold again (at their newest version), and merges.
 
-    versions: dict[UUID, int] = field(default_factory=dict)
-    merged: dict[UUID, UUID] = field(default_factory=dict)
-    facts: dict[UUID, list[Fact]] = field(default_factory=lambda: defaultdict(list))
+    Leads are named by their ids as the tables hold them.
+    """
+
+    versions: dict[str, int] = field(default_factory=dict)
+    merged: dict[str, str] = field(default_factory=dict)
+    facts: dict[str, list[Fact]] = field(default_factory=lambda: defaultdict(list))
     """The facts each changed lead received (repeats included)."""
 
-    def saw(self, lead_id: UUID, version: int, facts: Sequence[Fact]) -> None:
+    def saw(self, lead_id: str, version: int, facts: Sequence[Fact]) -> None:
         """A lead received facts, at this version."""
         self.versions[lead_id] = max(version, self.versions.get(lead_id, 0))
         self.facts[lead_id].extend(facts)
@@ -110,7 +112,7 @@ class LeadsProjection:
         leads = {}
         for lead_id, version in changes.versions.items():
             facts = list({f.fact_id: f for f in reversed(changes.facts[lead_id])}.values())
-            leads[str(lead_id)] = (version, fold(facts, self.rules), facts)
+            leads[lead_id] = (version, fold(facts, self.rules), facts)
         self._write_folds(tx, slot, leads)
         self._mark_merged(tx, slot, changes)
         return len(changes.versions)
@@ -126,14 +128,14 @@ class LeadsProjection:
                     spend.append(_spend_row(event, event.spend))
                 continue
             if event.merged_into is not None:
-                changes.merged[event.aggregate_id] = event.merged_into
+                changes.merged[str(event.aggregate_id)] = str(event.merged_into)
                 continue
             new = _facts_of(event)
             if not new:
                 continue  # Captured, IdentifierAdded: nothing the fold needs
             key = str(event.aggregate_id)
             facts.extend((key, f.fact_id, f.at, _FACT_ENCODER.encode(f).decode()) for f in new)
-            changes.saw(event.aggregate_id, event.version, new)
+            changes.saw(key, event.version, new)
         tx.executemany(
             f"INSERT INTO lifecycle_lead_facts_{slot} (lead_id, fact_id, at, body) "
             "VALUES (?, ?, ?, ?) ON CONFLICT (lead_id, fact_id) DO NOTHING",
@@ -151,10 +153,9 @@ class LeadsProjection:
         """Fold the changed leads again, then mark the merged ones."""
         leads: dict[str, tuple[int, LeadView, list[Fact]]] = {}
         unread: list[tuple[str, int]] = []
-        for lead_id, version in changes.versions.items():
-            key = str(lead_id)
+        for key, version in changes.versions.items():
             remembered = self._folds.get(key)
-            if remembered is not None and remembered.continued(changes.facts[lead_id]):
+            if remembered is not None and remembered.continued(changes.facts[key]):
                 leads[key] = (version, remembered.fold.view(), remembered.facts)
                 self._folds.move_to_end(key)
             else:
@@ -248,11 +249,11 @@ class LeadsProjection:
     @staticmethod
     def _mark_merged(tx: Transaction, slot: Slot, changes: Changes) -> None:
         # After the folds: a lead merged in the batch that created its row stays merged.
-        live, _ = funnel.read_contributions(tx, slot, [str(lead_id) for lead_id in changes.merged])
+        live, _ = funnel.read_contributions(tx, slot, list(changes.merged))
         funnel.update(tx, slot, live, [])
         tx.executemany(
             f"UPDATE lifecycle_leads_{slot} SET merged_into = ? WHERE lead_id = ?",
-            [(str(survivor), str(lead_id)) for lead_id, survivor in changes.merged.items()],
+            [(survivor, lead_id) for lead_id, survivor in changes.merged.items()],
         )
 
 
