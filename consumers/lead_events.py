@@ -31,8 +31,8 @@ from lifecycle.settings import Settings
 log = structlog.get_logger()
 
 MAX_RECORDS = 2_000
-# Leads whose folds are kept between batches (a few kB each).
-REMEMBERED_LEADS = 20_000
+# Leads remembered between batches (their folds: about 2 kB each).
+REMEMBERED_LEADS = 50_000
 
 
 class ViewsWorker:

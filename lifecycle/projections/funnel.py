@@ -48,32 +48,30 @@ class Contribution:
 
 
 def contribution(
-    lead_id: str, row: Mapping[str, object], revenue: Mapping[str, int]
+    lead_id: str,
+    *,
+    entered: Mapping[str, datetime],
+    campaign: str | None,
+    channel: str | None,
+    revenue: Mapping[str, int],
 ) -> Contribution | None:
-    """What a lead row adds (None: merged away, a mere visitor, or never acquired)."""
-    if row["merged_into"] is not None or not row["is_lead"]:
-        return None
-    reached = {
-        stage: instant(row[f"became_{stage}_at"])
-        for stage in ("lead", "mql", "sql", "pql", "customer")
-    }
-    ready = [at for at in (reached["sql"], reached["pql"]) if at is not None]
-    reached["sales_ready"] = min(ready, default=None)
-    acquired_at = reached["lead"]
+    """What a live lead adds, from when it entered each stage (None: it never became a lead)."""
+    acquired_at = entered.get("lead")
     if acquired_at is None:
-        return None  # (every lead became one at some instant)
+        return None
+    ready = [at for at in (entered.get("sql"), entered.get("pql")) if at is not None]
+    reached = {**entered, "sales_ready": min(ready, default=None)}
     days = {
         name: (end - start) / timedelta(days=1)
         for name, (before, after) in zip(STEP_NAMES, STEPS, strict=True)
-        if (start := reached[before]) is not None and (end := reached[after]) is not None
+        if (start := reached.get(before)) is not None and (end := reached.get(after)) is not None
     }
-    campaign, channel = row["acquisition_campaign"], row["acquisition_channel"]
     return Contribution(
         lead_id=lead_id,
-        group=(acquired_at.date(), str(campaign or ""), str(channel or "")),
+        group=(acquired_at.date(), campaign or "", channel or ""),
         acquired_at=acquired_at,
         counts=(
-            *(int(reached[stage] is not None) for stage in FUNNEL),
+            *(int(reached.get(stage) is not None) for stage in FUNNEL),
             *(int(name in days) for name in STEP_NAMES),
         ),
         days=days,
@@ -105,7 +103,21 @@ def read_contributions(
             row = dict(zip(ROW_COLUMNS, values, strict=True))
             if row["merged_into"] is not None:
                 merged.add(lead_id)
-            elif (found := contribution(lead_id, row, revenue[lead_id])) is not None:
+                continue
+            if not row["is_lead"]:
+                continue  # a mere visitor
+            found = contribution(
+                lead_id,
+                entered={
+                    stage: at
+                    for stage in ("lead", "mql", "sql", "pql", "customer")
+                    if (at := instant(row[f"became_{stage}_at"])) is not None
+                },
+                campaign=row["acquisition_campaign"],
+                channel=row["acquisition_channel"],
+                revenue=revenue[lead_id],
+            )
+            if found is not None:
                 contributions.append(found)
     return contributions, merged
 

@@ -8,7 +8,7 @@ Facts are keyed by (lead, fact id) and spend by fact id: a repeated event change
 from __future__ import annotations
 
 from collections import OrderedDict, defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -19,7 +19,7 @@ from lifecycle.lead_events import PUBLISHED, LeadEvent
 from lifecycle.projections import funnel
 from lifecycle.projections.schema import STAGES
 from lifecycle.projections.store import Slot, Transaction
-from lifecycle.rules import LeadFold, LeadView, Rulebook, fold, folded
+from lifecycle.rules import LeadFold, LeadView, Rulebook, StageMove, fold, folded
 from lifecycle.vocabulary import Stage
 
 _FACT_ENCODER = msgspec.json.Encoder()
@@ -53,48 +53,67 @@ class Changes:
         self.facts[lead_id].extend(facts)
 
 
+@dataclass(frozen=True)
+class _Written:
+    """What a lead's rows in the slot say, besides the lead row itself."""
+
+    history: tuple[StageMove, ...]
+    revenue: dict[str, int]
+    contribution: funnel.Contribution | None
+
+
 @dataclass
 class _Remembered:
-    """A lead as the slot holds it after the last batch: its facts, and the fold after them."""
+    """A lead as the slot holds it after the last batch.
 
-    facts: list[Fact]
-    fact_ids: set[str]
+    The fold after its facts, the instants sales contacted it, and what its rows say (None
+    until this projection wrote them).
+    """
+
     fold: LeadFold
-
-    @classmethod
-    def of(cls, facts: list[Fact], rules: Rulebook) -> _Remembered:
-        return cls(facts, {f.fact_id for f in facts}, folded(facts, rules))
+    contacts: list[datetime]
+    written: _Written | None = None
 
     def continued(self, new: Sequence[Fact]) -> bool:
-        """Add the facts not seen before, if they all come after the others; whether it could."""
-        fresh = {f.fact_id: f for f in reversed(new) if f.fact_id not in self.fact_ids}
-        facts = ordered(list(fresh.values()))
-        if facts and not self.fold.follows(facts[0]):
+        """Add the new facts if none comes before the last one added; whether it could.
+
+        A repeat of the last fact changes nothing; an earlier fact (late, or an older repeat)
+        means folding every fact again.
+        """
+        last = self.fold.last
+        fresh = ordered(
+            [f for f in {f.fact_id: f for f in new}.values() if (f.at, f.fact_id) != last]
+        )
+        if fresh and last is not None and (fresh[0].at, fresh[0].fact_id) < last:
             return False
-        for fact in facts:
+        for fact in fresh:
             self.fold.add(fact)
-        self.facts.extend(facts)
-        self.fact_ids.update(fresh)
+        self.contacts.extend(_sales_contacts(fresh))
         return True
+
+
+Folded = tuple[int, LeadView, list[datetime]]
+"""A lead folded again: its version, its view, and when sales contacted it."""
 
 
 class LeadsProjection:
     """Applies lead and campaign events to the tables of a slot.
 
-    With ``remember``, the folds of that many recently changed leads are kept between batches:
-    when a lead's new facts come after its others (as they mostly do), its fold goes on from
-    where it was, instead of reading every fact back and folding them all again. The caller
-    must ``forget`` them whenever the slot may have changed behind it.
+    With ``remember``, that many recently changed leads are remembered between batches: when a
+    lead's new facts come after its others (as they mostly do), its fold goes on from where it
+    was, instead of reading every fact back and folding them all again, and only the rows that
+    change are written. The caller must ``forget`` them whenever the slot may have changed
+    behind it.
     """
 
     def __init__(self, rules: Rulebook, *, remember: int = 0) -> None:
         self.rules = rules
         self._remember = remember
-        self._folds: OrderedDict[str, _Remembered] = OrderedDict()
+        self._leads: OrderedDict[str, _Remembered] = OrderedDict()
 
     def forget(self) -> None:
-        """Drop the remembered folds (after a rollback, a rebalance, or a replay swapped in)."""
-        self._folds.clear()
+        """Drop the remembered leads (after a rollback, a rebalance, or a replay swapped in)."""
+        self._leads.clear()
 
     def apply(self, tx: Transaction, slot: Slot, events: Sequence[LeadEvent]) -> int:
         """Apply events in one transaction; how many leads were folded again."""
@@ -109,10 +128,10 @@ class LeadsProjection:
         hand, with nothing read back from the slot.
         """
         changes = self._store(tx, slot, events)
-        leads = {}
+        leads: dict[str, Folded] = {}
         for lead_id, version in changes.versions.items():
-            facts = list({f.fact_id: f for f in reversed(changes.facts[lead_id])}.values())
-            leads[lead_id] = (version, fold(facts, self.rules), facts)
+            facts = list({f.fact_id: f for f in changes.facts[lead_id]}.values())
+            leads[lead_id] = (version, fold(facts, self.rules), _sales_contacts(facts))
         self._write_folds(tx, slot, leads)
         self._mark_merged(tx, slot, changes)
         return len(changes.versions)
@@ -151,20 +170,25 @@ class LeadsProjection:
 
     def _finish(self, tx: Transaction, slot: Slot, changes: Changes) -> None:
         """Fold the changed leads again, then mark the merged ones."""
-        leads: dict[str, tuple[int, LeadView, list[Fact]]] = {}
+        leads: dict[str, Folded] = {}
         unread: list[tuple[str, int]] = []
         for key, version in changes.versions.items():
-            remembered = self._folds.get(key)
+            remembered = self._leads.get(key)
             if remembered is not None and remembered.continued(changes.facts[key]):
-                leads[key] = (version, remembered.fold.view(), remembered.facts)
-                self._folds.move_to_end(key)
+                leads[key] = (version, remembered.fold.view(), remembered.contacts)
+                self._leads.move_to_end(key)
             else:
                 unread.append((key, version))
         for start in range(0, len(unread), FOLDS_PER_QUERY):
             chunk = dict(unread[start : start + FOLDS_PER_QUERY])
             for key, facts in self._read_facts(tx, slot, list(chunk)).items():
-                remembered = _Remembered.of(facts, self.rules)
-                leads[key] = (chunk[key], remembered.fold.view(), remembered.facts)
+                before = self._leads.get(key)
+                remembered = _Remembered(
+                    folded(facts, self.rules),
+                    _sales_contacts(facts),
+                    written=before.written if before else None,  # (the rows did not change)
+                )
+                leads[key] = (chunk[key], remembered.fold.view(), remembered.contacts)
                 self._keep(key, remembered)
         self._write_folds(tx, slot, leads)
         self._mark_merged(tx, slot, changes)
@@ -172,10 +196,10 @@ class LeadsProjection:
     def _keep(self, key: str, remembered: _Remembered) -> None:
         if not self._remember:
             return
-        self._folds[key] = remembered
-        self._folds.move_to_end(key)
-        while len(self._folds) > self._remember:
-            self._folds.popitem(last=False)
+        self._leads[key] = remembered
+        self._leads.move_to_end(key)
+        while len(self._leads) > self._remember:
+            self._leads.popitem(last=False)
 
     @staticmethod
     def _read_facts(tx: Transaction, slot: Slot, keys: list[str]) -> dict[str, list[Fact]]:
@@ -189,28 +213,70 @@ class LeadsProjection:
             facts[key].append(_FACT_DECODER.decode(body))
         return facts
 
-    def _write_folds(
-        self, tx: Transaction, slot: Slot, leads: dict[str, tuple[int, LeadView, list[Fact]]]
-    ) -> None:
-        """Rewrite the rows of folded leads (id: version, view, every fact)."""
+    def _write_folds(self, tx: Transaction, slot: Slot, leads: dict[str, Folded]) -> None:
+        """Rewrite the rows of folded leads: the lead row always, the others if they changed.
+
+        What changed is known for remembered leads; for the others, their stage history and
+        revenue are written again and their contribution to the funnel totals read back.
+        """
         if not leads:
             return
-        before, merged = funnel.read_contributions(tx, slot, list(leads))
-        after: list[funnel.Contribution] = []
+        unknown = [key for key in leads if (r := self._leads.get(key)) is None or not r.written]
+        removed, merged = funnel.read_contributions(tx, slot, unknown)
+        added: list[funnel.Contribution] = []
         rows: list[dict[str, object]] = []
-        history: list[tuple[object, ...]] = []
-        revenue: list[tuple[object, ...]] = []
-        for key, (version, view, facts) in leads.items():
-            row = _lead_row(key, version, view, facts)
-            rows.append(row)
-            if key not in merged:  # (a merged lead stays merged: its row keeps merged_into)
-                added = funnel.contribution(key, {**row, "merged_into": None}, view.revenue)
-                after.extend([added] if added else [])
-            history.extend(
-                (key, seq, move.stage.value, move.entered_at, move.exited_at, move.fact_id)
-                for seq, move in enumerate(view.history)
+        moved: dict[str, tuple[StageMove, ...]] = {}
+        paid: dict[str, dict[str, int]] = {}
+        for key, (version, view, contacts) in leads.items():
+            entered: dict[str, datetime] = {}
+            for move in view.history:
+                entered.setdefault(move.stage.value, move.entered_at)
+            rows.append(_lead_row(key, version, view, entered, contacts))
+            contribution = (
+                None
+                if key in merged or not view.is_lead  # (a merged lead keeps its merged_into)
+                else funnel.contribution(
+                    key,
+                    entered=entered,
+                    campaign=view.acquisition_campaign,
+                    channel=view.acquisition_channel,
+                    revenue=view.revenue,
+                )
             )
-            revenue.extend((key, currency, amount) for currency, amount in view.revenue.items())
+            remembered = self._leads.get(key)
+            written = remembered.written if remembered is not None else None
+            if written is None or written.history != view.history:
+                moved[key] = view.history
+            if written is None or written.revenue != view.revenue:
+                paid[key] = view.revenue
+            if written is None or written.contribution != contribution:
+                if written is not None and written.contribution is not None:
+                    removed.append(written.contribution)
+                if contribution is not None:
+                    added.append(contribution)
+            if remembered is not None:
+                remembered.written = _Written(view.history, view.revenue, contribution)
+        self._upsert_leads(tx, slot, rows)
+        _delete_leads(tx, f"lifecycle_stage_history_{slot}", list(moved))
+        tx.executemany(
+            f"INSERT INTO lifecycle_stage_history_{slot} "
+            "(lead_id, seq, stage, entered_at, exited_at, fact_id) VALUES (?, ?, ?, ?, ?, ?)",
+            [
+                (key, seq, m.stage.value, m.entered_at, m.exited_at, m.fact_id)
+                for key, history in moved.items()
+                for seq, m in enumerate(history)
+            ],
+        )
+        _delete_leads(tx, f"lifecycle_lead_revenue_{slot}", list(paid))
+        tx.executemany(
+            f"INSERT INTO lifecycle_lead_revenue_{slot} (lead_id, currency, amount_minor) "
+            "VALUES (?, ?, ?)",
+            [(key, c, amount) for key, revenue in paid.items() for c, amount in revenue.items()],
+        )
+        funnel.update(tx, slot, removed, added)
+
+    @staticmethod
+    def _upsert_leads(tx: Transaction, slot: Slot, rows: list[dict[str, object]]) -> None:
         columns = list(rows[0])
         table = f"lifecycle_leads_{slot}"
         updates = ", ".join(
@@ -228,33 +294,24 @@ class LeadsProjection:
             f"ON CONFLICT (lead_id) DO UPDATE SET {updates}",
             [list(row.values()) for row in rows],
         )
-        keys = list(leads)
-        for start in range(0, len(keys), FOLDS_PER_QUERY):
-            chunk = keys[start : start + FOLDS_PER_QUERY]
-            marks = ", ".join("?" * len(chunk))
-            for table in ("lifecycle_stage_history", "lifecycle_lead_revenue"):
-                tx.execute(f"DELETE FROM {table}_{slot} WHERE lead_id IN ({marks})", chunk)
-        tx.executemany(
-            f"INSERT INTO lifecycle_stage_history_{slot} "
-            "(lead_id, seq, stage, entered_at, exited_at, fact_id) VALUES (?, ?, ?, ?, ?, ?)",
-            history,
-        )
-        tx.executemany(
-            f"INSERT INTO lifecycle_lead_revenue_{slot} (lead_id, currency, amount_minor) "
-            "VALUES (?, ?, ?)",
-            revenue,
-        )
-        funnel.update(tx, slot, before, after)
 
-    @staticmethod
-    def _mark_merged(tx: Transaction, slot: Slot, changes: Changes) -> None:
+    def _mark_merged(self, tx: Transaction, slot: Slot, changes: Changes) -> None:
         # After the folds: a lead merged in the batch that created its row stays merged.
+        for lead_id in changes.merged:
+            self._leads.pop(lead_id, None)  # (its rows change here, and only here)
         live, _ = funnel.read_contributions(tx, slot, list(changes.merged))
         funnel.update(tx, slot, live, [])
         tx.executemany(
             f"UPDATE lifecycle_leads_{slot} SET merged_into = ? WHERE lead_id = ?",
             [(survivor, lead_id) for lead_id, survivor in changes.merged.items()],
         )
+
+
+def _delete_leads(tx: Transaction, table: str, keys: list[str]) -> None:
+    """Delete these leads' rows from a table keyed by lead."""
+    for start in range(0, len(keys), FOLDS_PER_QUERY):
+        chunk = keys[start : start + FOLDS_PER_QUERY]
+        tx.execute(f"DELETE FROM {table} WHERE lead_id IN ({', '.join('?' * len(chunk))})", chunk)
 
 
 def _facts_of(event: LeadEvent) -> list[Fact]:
@@ -278,11 +335,12 @@ def _spend_row(event: LeadEvent, spend: Spend) -> tuple[object, ...]:
 
 
 def _lead_row(
-    lead_id: str, version: int, view: LeadView, facts: Sequence[Fact]
+    lead_id: str,
+    version: int,
+    view: LeadView,
+    entered: dict[str, datetime],
+    contacts: Sequence[datetime],
 ) -> dict[str, object]:
-    entered: dict[str, datetime] = {}
-    for move in view.history:
-        entered.setdefault(move.stage.value, move.entered_at)
     last_fact = view.last_fact_at
     ready_at = _sales_ready_at(view)
     lead_at = entered.get("lead")
@@ -308,7 +366,9 @@ def _lead_row(
         "referrer_lead_id": str(view.referrer_lead_id) if view.referrer_lead_id else None,
         "unsubscribed": int(view.unsubscribed),
         "sales_ready_at": ready_at,
-        "sales_touch_at": _first_sales_touch(facts, ready_at),
+        "sales_touch_at": min((at for at in contacts if at >= ready_at), default=None)
+        if ready_at
+        else None,
         "facts": view.facts,
         "rules_version": view.rules_version,
     }
@@ -326,17 +386,11 @@ def _sales_ready_at(view: LeadView) -> datetime | None:
     return ready
 
 
-def _first_sales_touch(facts: Sequence[Fact], since: datetime | None) -> datetime | None:
-    """The first sales contact at or after ``since``: a sales_contacted touch or a qualification."""
-    if since is None:
-        return None
-    touches = [
+def _sales_contacts(facts: Iterable[Fact]) -> list[datetime]:
+    """When sales contacted the lead: sales_contacted touches and qualifications."""
+    return [
         f.at
         for f in facts
-        if f.at >= since
-        and (
-            isinstance(f, Qualification)
-            or (isinstance(f, Touch) and f.properties.get("sales_contacted"))
-        )
+        if isinstance(f, Qualification)
+        or (isinstance(f, Touch) and f.properties.get("sales_contacted"))
     ]
-    return min(touches, default=None)

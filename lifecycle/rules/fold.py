@@ -116,9 +116,10 @@ class LeadFold:
         """The current stage (None before the first fact)."""
         return self._history[-1].stage if self._history else None
 
-    def follows(self, fact: Fact) -> bool:
-        """Whether ``fact`` comes after (or as late as) every fact added so far."""
-        return self._last_key is None or (fact.at, fact.fact_id) >= self._last_key
+    @property
+    def last(self) -> tuple[datetime, str] | None:
+        """The event time and id of the latest fact added (facts must come after it)."""
+        return self._last_key
 
     def add(self, fact: Fact) -> None:
         """Apply one fact, later than (or as late as) every fact added before."""
