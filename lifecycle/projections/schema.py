@@ -212,6 +212,15 @@ def view_bodies(slot: str) -> dict[str, str]:
             f"JOIN lifecycle_leads_{slot} l ON l.lead_id = r.lead_id WHERE l.merged_into IS NULL"
         ),
         "lifecycle_spend": f"SELECT * FROM lifecycle_spend_{slot}",
+        "lifecycle_funnel": (
+            "SELECT acquired_on, acquired_month, NULLIF(campaign, '') AS campaign, "
+            f"NULLIF(channel, '') AS channel, {', '.join(FUNNEL_COUNTS)} "
+            f"FROM lifecycle_funnel_{slot}"
+        ),
+        "lifecycle_stage_days": (
+            "SELECT lead_id, step, acquired_at, NULLIF(campaign, '') AS campaign, "
+            f"NULLIF(channel, '') AS channel, days FROM lifecycle_stage_days_{slot}"
+        ),
     }
 
 

@@ -15,7 +15,7 @@ import pytest
 import scenario
 
 from lifecycle import contracts
-from lifecycle.projections import queries
+from lifecycle.projections import queries, schema
 from lifecycle.projections.replay import fill_from_store, swap, what_if
 from lifecycle.projections.schema import STAGES, instant
 from lifecycle.projections.store import ViewStore
@@ -200,6 +200,24 @@ def test_the_funnel_of_any_period_campaign_and_channel_equals_one_counted_lead_b
             expected.revenue_minor,
         ), filters
         assert answer.median_days == pytest.approx(expected.median_days, abs=1e-9), filters
+
+
+def test_views_built_before_the_funnel_totals_get_them_counted_from_their_lead_rows(generated):
+    with generated.transaction() as tx:
+        slot = generated.active_slot(tx)
+        expected = (queries.funnel(tx, slot), queries.cost_per_lead(tx, slot, "month"))
+        for view in schema.view_bodies(slot):
+            tx.execute(f"DROP VIEW {view}")
+        for table in ("lifecycle_funnel", "lifecycle_funnel_revenue", "lifecycle_stage_days"):
+            for old in ("a", "b"):
+                tx.execute(f"DROP TABLE {table}_{old}")
+
+    generated.setup()
+
+    with generated.transaction() as tx:
+        answer = (queries.funnel(tx, slot), queries.cost_per_lead(tx, slot, "month"))
+    assert answer == expected
+    assert expected[0].reached["customer"] > 0
 
 
 def test_referrals_credit_the_referring_customers(views, engine):
