@@ -61,6 +61,7 @@ def _work(kind: str, settings: Any, stop: Any) -> None:  # noqa: ANN401
     from consumers.lead_events import ViewsWorker  # noqa: PLC0415
     from consumers.relay import Relay  # noqa: PLC0415
     from consumers.touchpoints import TouchpointIngest  # noqa: PLC0415
+    from consumers.worker import collect_garbage_less_often  # noqa: PLC0415
     from lifecycle.application import LeadLifecycle  # noqa: PLC0415
     from lifecycle.logs import configure_logging  # noqa: PLC0415
     from lifecycle.persistence import eventsourcing_env  # noqa: PLC0415
@@ -68,6 +69,7 @@ def _work(kind: str, settings: Any, stop: Any) -> None:  # noqa: ANN401
     from lifecycle.rules import default_rulebook  # noqa: PLC0415
 
     configure_logging("json", level=logging.WARNING)
+    collect_garbage_less_often()
     if kind == "views":
         store = ViewStore(settings.views_url)
         ViewsWorker(store=store, rules=default_rulebook(), settings=settings).run(stop)

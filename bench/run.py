@@ -287,14 +287,17 @@ def naive(bootstrap: str, database_url: str, count: int) -> Phase:
 
 def _in_child(function: Callable[..., Phase], *args: Any) -> Phase:  # noqa: ANN401
     context = multiprocessing.get_context("spawn")
-    with context.Pool(1, initializer=_quiet) as pool:
+    with context.Pool(1, initializer=_as_a_worker) as pool:
         return pool.apply(function, args)
 
 
-def _quiet() -> None:
+def _as_a_worker() -> None:
+    """Set the child up as the CLI sets a worker up (the bare loops too: they get the same)."""
+    from consumers.worker import collect_garbage_less_often  # noqa: PLC0415
     from lifecycle.logs import configure_logging  # noqa: PLC0415
 
     configure_logging("json", level=logging.WARNING)
+    collect_garbage_less_often()
 
 
 # Setup and the API.

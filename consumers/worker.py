@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import threading
 from collections.abc import Sequence
 from typing import Protocol
@@ -9,6 +10,18 @@ from typing import Protocol
 import structlog
 
 log = structlog.get_logger()
+
+# A worker keeps tens of thousands of objects alive in its caches (aggregates, folds) and makes
+# many short-lived ones per message. At CPython's default (a young collection every 700
+# allocations, an older one every 7,000) the collector kept walking the cached objects: it took
+# about a quarter of ingest's time. Measured (200,000 touchpoints, ingest only, two runs each):
+# 4,600-4,900 msg/s at the default, 6,300-6,600 at 10,000; memory stayed the same.
+YOUNG_COLLECTION_EVERY = 10_000
+
+
+def collect_garbage_less_often() -> None:
+    """Set this process's collector for a long-running worker (call once, at start)."""
+    gc.set_threshold(YOUNG_COLLECTION_EVERY, 10, 10)
 
 
 class Worker(Protocol):

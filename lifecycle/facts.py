@@ -14,7 +14,11 @@ import msgspec
 PropertyValue = str | int | float | bool
 
 
-class Touch(msgspec.Struct, frozen=True, kw_only=True, tag="touch"):
+# Facts are values that never hold a reference back to anything holding them (no cycles), so
+# the garbage collector need not track them: fewer objects to walk in caches full of facts.
+
+
+class Touch(msgspec.Struct, frozen=True, kw_only=True, tag="touch", gc=False):
     """A touchpoint: the lead did something (visited, signed up, bought...)."""
 
     fact_id: str
@@ -32,7 +36,7 @@ class Touch(msgspec.Struct, frozen=True, kw_only=True, tag="touch"):
     properties: dict[str, PropertyValue] = {}
 
 
-class Qualification(msgspec.Struct, frozen=True, kw_only=True, tag="qualification"):
+class Qualification(msgspec.Struct, frozen=True, kw_only=True, tag="qualification", gc=False):
     """Sales assessed the lead by BANT (budget, authority, need, timeline)."""
 
     fact_id: str
@@ -50,7 +54,7 @@ class Qualification(msgspec.Struct, frozen=True, kw_only=True, tag="qualificatio
         return sum((self.need, self.budget, self.authority, self.timeline))
 
 
-class Disqualification(msgspec.Struct, frozen=True, kw_only=True, tag="disqualification"):
+class Disqualification(msgspec.Struct, frozen=True, kw_only=True, tag="disqualification", gc=False):
     """Sales decided the lead is not worth pursuing."""
 
     fact_id: str
@@ -62,7 +66,7 @@ class Disqualification(msgspec.Struct, frozen=True, kw_only=True, tag="disqualif
 Fact = Touch | Qualification | Disqualification
 
 
-class Spend(msgspec.Struct, frozen=True, kw_only=True):
+class Spend(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """Money spent on a campaign over a period."""
 
     fact_id: str

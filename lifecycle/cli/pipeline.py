@@ -19,7 +19,7 @@ from consumers.dead_letters import DeadLetter, read_dead_letters, redrive
 from consumers.lead_events import ViewsWorker
 from consumers.relay import Relay
 from consumers.touchpoints import TouchpointIngest
-from consumers.worker import Worker, run_until_stopped
+from consumers.worker import Worker, collect_garbage_less_often, run_until_stopped
 from lifecycle.application import LeadLifecycle
 from lifecycle.broker import LocalBroker
 from lifecycle.cli.common import app, err, fail, load_settings, open_engine, open_views, out
@@ -105,6 +105,7 @@ def _worker(name: WorkerName, settings: Settings, stack: ExitStack, *, from_star
 
 def _run(settings: Settings, names: list[WorkerName], *, from_start: bool = False) -> None:
     """Run the workers in threads until SIGINT or SIGTERM."""
+    collect_garbage_less_often()
     with ExitStack() as stack, _stop_on_signals() as stop:
         workers = [_worker(name, settings, stack, from_start=from_start) for name in names]
         try:

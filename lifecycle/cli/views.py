@@ -22,6 +22,7 @@ from rich.progress import (
 from rich.table import Table
 
 from consumers.lead_events import fill_from_kafka
+from consumers.worker import collect_garbage_less_often
 from lifecycle.cli.common import (
     RulesOption,
     app,
@@ -129,6 +130,7 @@ def replay(
     if source not in {"store", "kafka"}:
         raise fail("--source must be store or kafka")
     settings = load_settings()
+    collect_garbage_less_often()
     rulebook = load_rulebook(rules or settings.rules) if rules or settings.rules else None
     store = open_views(settings)
     try:
