@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.partitioner import DefaultPartitioner
+from kafka.partitioner.default import murmur2
 
 from lifecycle.settings import Settings
 
@@ -30,6 +33,41 @@ def consumer(settings: Settings, *, group_id: str | None, **overrides: Any) -> K
     return KafkaConsumer(**options)
 
 
+# Keys recently hashed (one entry: a key's bytes and an int, about 150 bytes).
+HASHED_KEYS = 50_000
+
+
+@functools.lru_cache(maxsize=HASHED_KEYS)
+def _key_hash(key: bytes) -> int:
+    return int(murmur2(key)) & 0x7FFFFFFF
+
+
+class KeyHashPartitioner(DefaultPartitioner):  # type: ignore[misc]
+    """kafka-python's default partitioner (murmur2 of the key, as Java's), hashes remembered.
+
+    murmur2 runs in pure Python: about a tenth of the relay's time, for keys (lead ids) that
+    come back with each of a lead's events. Messages without a key go to the default.
+    """
+
+    def partition(  # noqa: PLR0913, PLR0917 (kafka-python's signature)
+        self,
+        topic: str,
+        key: object,
+        serialized_key: bytes | None,
+        value: object,
+        serialized_value: bytes | None,
+        cluster: Any,  # noqa: ANN401
+    ) -> int:
+        """The partition of ``serialized_key`` among the topic's partitions."""
+        partitions = cluster.partitions_for_topic(topic)
+        if serialized_key is None or not partitions:
+            return super().partition(  # type: ignore[no-any-return]
+                topic, key, serialized_key, value, serialized_value, cluster
+            )
+        ordered = sorted(partitions)
+        return ordered[_key_hash(serialized_key) % len(ordered)]  # type: ignore[no-any-return]
+
+
 def producer(settings: Settings, **overrides: Any) -> KafkaProducer:  # noqa: ANN401
     """An idempotent producer that waits for all in-sync replicas (kafka-python 3 defaults)."""
     options: dict[str, Any] = {
@@ -37,6 +75,7 @@ def producer(settings: Settings, **overrides: Any) -> KafkaProducer:  # noqa: AN
         "enable_idempotence": True,
         "acks": "all",
         "linger_ms": 5,
+        "partitioner": KeyHashPartitioner(),
     }
     options.update(overrides)
     return KafkaProducer(**options)
