@@ -31,6 +31,9 @@ def serve_until_stopped(settings: Settings, engine: LeadLifecycle, host: str, po
         server = uvicorn.Server(config)
         config.load()
         sockets = [config.bind_socket()]
+        # Listening before the address is printed: a client that reads it and connects at
+        # once waits in the backlog until the server starts, instead of being refused.
+        sockets[0].listen(config.backlog)
         bound = sockets[0].getsockname()[1]
         err.print(
             f"dashboard: [bold]http://{host}:{bound}/[/bold]  API: /api  OpenAPI: /schema  "
