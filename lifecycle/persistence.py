@@ -208,26 +208,40 @@ def _key(recorder: AggregateRecorder, originator_id: UUID) -> object:
 def _select(recorder: AggregateRecorder, keys: list[Any]) -> list[tuple[Any, int, str, bytes]]:
     """(originator key, version, topic, state) rows of the aggregates, in version order."""
     if isinstance(recorder, SQLiteAggregateRecorder):
-        marks = ",".join("?" * len(keys))
+        return _event_rows(recorder, f"originator_id IN ({','.join('?' * len(keys))})", keys)
+    return _event_rows(recorder, "originator_id = ANY(%s)", [keys])
+
+
+def _event_rows(
+    recorder: AggregateRecorder, where: str, params: list[Any], *, limit: int | None = None
+) -> list[tuple[Any, int, str, bytes]]:
+    """(originator key, version, topic, state) rows matching ``where``, in primary-key order.
+
+    ``where`` is our own SQL with the placeholders of the recorder's database (never data).
+    """
+    values = [*params, limit] if limit else params
+    if isinstance(recorder, SQLiteAggregateRecorder):
         statement = (
             "SELECT originator_id, originator_version, topic, state "  # noqa: S608 (only ?s)
-            f"FROM {recorder.events_table_name} WHERE originator_id IN ({marks}) "
-            "ORDER BY originator_id, originator_version"
+            f"FROM {recorder.events_table_name} WHERE {where} "
+            "ORDER BY originator_id, originator_version" + (" LIMIT ?" if limit else "")
         )
         with recorder.datastore.transaction(commit=False) as cursor:
-            cursor.execute(statement, keys)
+            cursor.execute(statement, values)
             rows: list[tuple[Any, int, str, bytes]] = cursor.fetchall()
             return rows
     if isinstance(recorder, PostgresAggregateRecorder):
         query = SQL(
             "SELECT originator_id, originator_version, topic, state FROM {schema}.{table} "
-            "WHERE originator_id = ANY(%s) ORDER BY originator_id, originator_version"
+            "WHERE {where} ORDER BY originator_id, originator_version{limit}"
         ).format(
             schema=Identifier(recorder.datastore.schema),
             table=Identifier(recorder.events_table_name),
+            where=SQL(where),  # our own SQL (see above)
+            limit=SQL(" LIMIT %s" if limit else ""),
         )
         with recorder.datastore.get_connection() as connection, connection.cursor() as cursor:
-            cursor.execute(query, [keys])
+            cursor.execute(query, values)
             return [
                 (row["originator_id"], row["originator_version"], row["topic"], bytes(row["state"]))
                 for row in cursor.fetchall()
@@ -288,33 +302,12 @@ def _scan(
     """One page of (originator key, version, topic, state) rows after a (key, version)."""
     if isinstance(recorder, SQLiteAggregateRecorder):
         marks = ",".join("?" * len(topics))
-        statement = (
-            "SELECT originator_id, originator_version, topic, state "  # noqa: S608 (only ?s)
-            f"FROM {recorder.events_table_name} "
-            f"WHERE (originator_id, originator_version) > (?, ?) AND topic IN ({marks}) "
-            "ORDER BY originator_id, originator_version LIMIT ?"
-        )
-        with recorder.datastore.transaction(commit=False) as cursor:
-            cursor.execute(statement, [*(after or ("", 0)), *topics, page])
-            rows: list[tuple[Any, int, str, bytes]] = cursor.fetchall()
-            return rows
-    if isinstance(recorder, PostgresAggregateRecorder):
-        where = SQL("(originator_id, originator_version) > (%s, %s) AND " if after else "")
-        query = SQL(
-            "SELECT originator_id, originator_version, topic, state FROM {schema}.{table} "
-            "WHERE {where}topic = ANY(%s) ORDER BY originator_id, originator_version LIMIT %s"
-        ).format(
-            schema=Identifier(recorder.datastore.schema),
-            table=Identifier(recorder.events_table_name),
-            where=where,
-        )
-        with recorder.datastore.get_connection() as connection, connection.cursor() as cursor:
-            cursor.execute(query, [*(after or ()), list(topics), page])
-            return [
-                (row["originator_id"], row["originator_version"], row["topic"], bytes(row["state"]))
-                for row in cursor.fetchall()
-            ]
-    raise _unsupported(recorder)
+        where = f"(originator_id, originator_version) > (?, ?) AND topic IN ({marks})"
+        return _event_rows(recorder, where, [*(after or ("", 0)), *topics], limit=page)
+    where = "(originator_id, originator_version) > (%s, %s) AND " if after else ""
+    return _event_rows(
+        recorder, f"{where}topic = ANY(%s)", [*(after or ()), list(topics)], limit=page
+    )
 
 
 def _unsupported(recorder: AggregateRecorder) -> ConfigurationError:

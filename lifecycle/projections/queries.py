@@ -188,14 +188,12 @@ def _midnight(at: datetime) -> datetime:
 
 def _counted(tx: Transaction, slot: Slot, filters: Filters) -> tuple[list[int], dict[str, int]]:
     """Totals counted from the lead rows acquired in the period (an index finds them)."""
-    where, params = _groups(filters, campaign="acquisition_campaign", channel="acquisition_channel")
-    for condition, value in (
-        ("became_lead_at >= ?", filters.since),
-        ("became_lead_at < ?", filters.until),
-    ):
-        if value is not None:
-            where.append(condition)
-            params.append(value)
+    where, params = _groups(
+        filters,
+        campaign="acquisition_campaign",
+        channel="acquisition_channel",
+        acquired="became_lead_at",
+    )
     condition = " AND ".join(where)
     both = [f"{_REACHED[a]} IS NOT NULL AND {_REACHED[b]} IS NOT NULL" for a, b in STEPS]
     (row,) = tx.rows(
@@ -214,12 +212,24 @@ def _counted(tx: Transaction, slot: Slot, filters: Filters) -> tuple[list[int], 
     return [int(n or 0) for n in row], {c: int(v) for c, v in revenue}
 
 
-def _groups(filters: Filters, *, campaign: str, channel: str) -> tuple[list[str], list[object]]:
+def _groups(
+    filters: Filters, *, campaign: str, channel: str, acquired: str | None = None
+) -> tuple[list[str], list[object]]:
+    """Conditions (and their values) for the filters' campaign, channel and period.
+
+    The period applies when the rows have their acquisition instant in column ``acquired``.
+    """
+    conditions: list[tuple[str, object]] = [
+        (f"{campaign} = ?", filters.campaign),
+        (f"{channel} = ?", filters.channel),
+    ]
+    if acquired is not None:
+        conditions += [(f"{acquired} >= ?", filters.since), (f"{acquired} < ?", filters.until)]
     where: list[str] = ["1 = 1"]
     params: list[object] = []
-    for column, value in ((campaign, filters.campaign), (channel, filters.channel)):
+    for condition, value in conditions:
         if value is not None:
-            where.append(f"{column} = ?")
+            where.append(condition)
             params.append(value)
     return where, params
 
@@ -239,16 +249,9 @@ def _median_days(
     """The median of the days a step took, over the ``count`` leads of the period that made it."""
     if not count:
         return None
-    where, params = _groups(filters, campaign="campaign", channel="channel")
+    where, params = _groups(filters, campaign="campaign", channel="channel", acquired="acquired_at")
     where.append("step = ?")
     params.append(step)
-    for condition, value in (
-        ("acquired_at >= ?", filters.since),
-        ("acquired_at < ?", filters.until),
-    ):
-        if value is not None:
-            where.append(condition)
-            params.append(value)
     middle = tx.rows(
         f"SELECT days FROM lifecycle_stage_days_{slot} WHERE {' AND '.join(where)} "
         "ORDER BY days LIMIT ? OFFSET ?",
@@ -336,16 +339,6 @@ def leads_page(
         [*params, limit],
     )
     return [_lead_row(row) for row in rows]
-
-
-def lead_row(tx: Transaction, slot: Slot, lead_id: str, *, now: datetime) -> LeadRow | None:
-    """One live lead's row (None: not in the views, or merged into another)."""
-    rows = tx.rows(
-        f"SELECT {TEMPERATURE_SQL}, {', '.join(LEAD_COLUMNS)} FROM {live_leads(slot)} x "
-        "WHERE lead_id = ?",
-        [now, now, lead_id],
-    )
-    return _lead_row(rows[0]) if rows else None
 
 
 def _lead_row(row: tuple[object, ...]) -> LeadRow:
