@@ -6,6 +6,7 @@ The headers are the ones Spring Kafka's DeadLetterPublishingRecoverer writes (pa
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -13,7 +14,7 @@ from typing import Any
 
 from kafka import KafkaProducer, TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
-from kafka.errors import KafkaTimeoutError
+from kafka.errors import KafkaError, KafkaTimeoutError
 
 from consumers import kafka
 from lifecycle.settings import Settings
@@ -60,6 +61,48 @@ def send_dead_letters(
     producer.flush(timeout=timeout)
     for future in futures:
         future.get(timeout=timeout)  # raises if the broker refused it
+
+
+# A lost broker must show as a failed send within seconds, so that the batch is retried.
+PRODUCER_OPTIONS: dict[str, Any] = {
+    "max_block_ms": 10_000,
+    "request_timeout_ms": 10_000,
+    "delivery_timeout_ms": 20_000,
+}
+
+
+class DeadLetterProducer:
+    """Sends dead letters with a producer made on first use, and made again after a failure.
+
+    An idempotent producer that lived through a broker restart keeps failing
+    (``OutOfOrderSequenceNumberError``, then ``InitProducerIdResponse`` errors): a new one
+    gets a new producer id from the new broker.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._producer: KafkaProducer | None = None
+
+    def send(self, refused: Sequence[tuple[ConsumerRecord, Exception]]) -> None:
+        """Send the refused messages and wait for the broker's acknowledgement of each."""
+        if not refused:
+            return
+        if self._producer is None:
+            self._producer = kafka.producer(self.settings, **PRODUCER_OPTIONS)
+        try:
+            send_dead_letters(
+                self._producer, self.settings.dead_letter_topic, refused, timeout=30.0
+            )
+        except KafkaError:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        """Close the producer (the next send makes a new one)."""
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            with contextlib.suppress(KafkaError):  # it is dropped because it failed
+                producer.close(timeout=5)
 
 
 @dataclass(frozen=True)

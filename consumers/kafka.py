@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Sequence
 from typing import Any
+from uuid import UUID
 
 from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.partitioner import DefaultPartitioner
@@ -28,9 +29,32 @@ def consumer(settings: Settings, *, group_id: str | None, **overrides: Any) -> K
         "session_timeout_ms": settings.session_timeout_ms,
         "heartbeat_interval_ms": settings.heartbeat_interval_ms,
         "max_poll_records": settings.batch_size,
+        # A topic recreated on a running broker is noticed at the next metadata refresh at
+        # the latest (a broker restart is noticed at once): see topic_id().
+        "metadata_max_age_ms": METADATA_MAX_AGE_MS,
     }
     options.update(overrides)
     return KafkaConsumer(**options)
+
+
+METADATA_MAX_AGE_MS = 30_000
+
+
+def topic_id(client: KafkaConsumer | KafkaProducer, topic: str) -> UUID | None:
+    """The id the broker gave the topic when it was created (KIP-516), as the client last heard.
+
+    None when the client has not heard of the topic yet or the broker gives no ids (before
+    Kafka 2.8). kafka-python keeps these ids in its cluster metadata, which has no public
+    accessor on the clients themselves: read there.
+    """
+    cluster = client._cluster if isinstance(client, KafkaConsumer) else client._metadata  # noqa: SLF001
+    found = cluster.topic_id(topic)
+    return found if isinstance(found, UUID) and found.int else None
+
+
+def refresh_metadata(consumer: KafkaConsumer) -> None:
+    """Ask the broker for fresh metadata now (topic ids included)."""
+    consumer.topics()
 
 
 # Keys recently hashed (one entry: a key's bytes and an int, about 150 bytes).

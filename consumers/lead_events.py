@@ -1,27 +1,38 @@
 """The projection worker: ``lead.events`` into the view tables, exactly once.
 
 Each poll's messages (of every partition) update the views and the partitions' offsets in one
-transaction of the views database. On assignment the consumer seeks to the offsets the active
-slot recorded; when a replay swaps the slots, the worker notices at its next batch and seeks to
-the new slot's offsets (from the start of the topic if a replay from the store built it:
-repeats are harmless, every event is applied idempotently).
+transaction of the views database. The offsets in the active slot, not Kafka, say where the
+worker stands: newly assigned partitions wait, paused, until they have been read, and after
+any failed transaction every partition is sought back to them. When a replay swaps the slots,
+the worker notices at its next batch and seeks to the new slot's offsets (from the start of the
+topic if a replay from the store built it: repeats are harmless, every event is applied
+idempotently). Offsets are kept with the id of the topic's life they were read from: if the
+topic was recreated (the relay then publishes everything again), it is read from its start.
+
+The database or the broker being away is waited out with backoff; a lead event the views
+cannot apply (or read) is parked in ``lifecycle_parked_events`` and the others go on.
 """
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 import time
 from collections.abc import Sequence
 
 import msgspec
+import psycopg
 import structlog
 from kafka import KafkaConsumer, TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
+from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata
 
 from consumers import kafka
+from consumers.worker import backoff
 from lifecycle.lead_events import LeadEvent, decode_lead_event
-from lifecycle.metrics import BATCH_SECONDS, count
+from lifecycle.logs import describe
+from lifecycle.metrics import BATCH_SECONDS, count, fault
 from lifecycle.projections.leads import LeadsProjection
 from lifecycle.projections.replay import Progress, spare_slot
 from lifecycle.projections.store import Slot, Transaction, ViewStore
@@ -33,6 +44,11 @@ log = structlog.get_logger()
 MAX_RECORDS = 2_000
 # Leads remembered between batches (their folds: about 2 kB each).
 REMEMBERED_LEADS = 50_000
+# The views database briefly away or busy: worth waiting for. Anything else a write raises
+# (a value the column refuses, say) is about one event, which is parked.
+TRANSIENT = (psycopg.OperationalError, psycopg.InterfaceError, sqlite3.OperationalError)
+
+Batches = dict[TopicPartition, list[ConsumerRecord]]
 
 
 class ViewsWorker:
@@ -46,11 +62,13 @@ class ViewsWorker:
         self.topic = settings.lead_events_topic
         self.projection = LeadsProjection(rules, remember=REMEMBERED_LEADS)
         self._slot: Slot | None = None
+        self._topic_id: str | None = None
         self._assigned: list[TopicPartition] = []
+        self._unlocated: set[TopicPartition] = set()
+        self._retry_at = 0.0
 
     def run(self, stop: threading.Event) -> None:
         """Consume until ``stop`` is set; the batch in hand is finished first."""
-        self.store.setup()
         consumer = kafka.consumer(self.settings, group_id=self.settings.views_group)
         consumer.subscribe(
             [self.topic],
@@ -60,81 +78,192 @@ class ViewsWorker:
             ),
         )
         log.info("views_started", topic=self.topic, group=self.settings.views_group)
+        failures = 0
         try:
             while not stop.is_set():
-                batches = consumer.poll(timeout_ms=200, max_records=self.settings.batch_size)
-                if batches:
-                    self._handle(consumer, batches)
+                try:
+                    self._step(consumer)
+                except (KafkaError, *TRANSIENT) as error:
+                    failures += 1
+                    delay = backoff(failures)
+                    fault("views", "broker" if isinstance(error, KafkaError) else "database")
+                    log.warning(
+                        "views_failed_will_retry",
+                        error=describe(error),
+                        attempt=failures,
+                        retry_in=delay,
+                    )
+                    self._relocate(consumer)  # what was polled was not applied
+                    stop.wait(delay)
+                else:
+                    failures = 0
         finally:
             consumer.close(autocommit=False)
             log.info("views_stopped", topic=self.topic)
 
+    def _step(self, consumer: KafkaConsumer) -> None:
+        if self._slot is None:
+            self.store.setup()
+            with self.store.transaction() as tx:
+                self._slot = self.store.active_slot(tx)
+        self._check_topic_id(consumer)
+        self._locate(consumer)
+        batches = consumer.poll(timeout_ms=200, max_records=self.settings.batch_size)
+        batches = {p: m for p, m in batches.items() if p not in self._unlocated}
+        if batches:
+            self._handle(consumer, batches)
+
     def _on_assigned(self, consumer: KafkaConsumer, partitions: Sequence[TopicPartition]) -> None:
+        """New partitions wait, paused, until their offsets are read (nothing here may fail)."""
         self._assigned = list(partitions)
         self.projection.forget()
-        with self.store.transaction() as tx:
-            self._slot = self.store.active_slot(tx)
-            self._seek(consumer, tx, self._slot, partitions)
+        self._unlocated = set(partitions)
+        consumer.pause(*partitions)
         log.info("partitions_assigned", partitions=sorted(p.partition for p in partitions))
 
-    def _seek(
-        self,
-        consumer: KafkaConsumer,
-        tx: Transaction,
-        slot: Slot,
-        partitions: Sequence[TopicPartition],
-    ) -> None:
-        for partition in partitions:
-            position = self.store.offset(tx, slot, self.topic, partition.partition)
-            if position is None:
-                consumer.seek_to_beginning(partition)
-            else:
-                consumer.seek(partition, int(position) + 1)
+    def _relocate(self, consumer: KafkaConsumer) -> None:
+        """Every partition is sought again to the offsets the views hold."""
+        self.projection.forget()  # its folds may have gone on with what was rolled back
+        self._unlocated = set(self._assigned)
+        if self._assigned:
+            consumer.pause(*self._assigned)
 
-    def _handle(
-        self,
-        consumer: KafkaConsumer,
-        batches: dict[TopicPartition, list[ConsumerRecord]],
-    ) -> None:
+    def _check_topic_id(self, consumer: KafkaConsumer) -> None:
+        current = kafka.topic_id(consumer, self.topic)
+        if self._topic_id is not None and current is not None and str(current) != self._topic_id:
+            log.warning("topic_id_changed", topic=self.topic, topic_id=str(current))
+            self._relocate(consumer)
+
+    def _locate(self, consumer: KafkaConsumer) -> None:
+        if not self._unlocated or time.monotonic() < self._retry_at:
+            return
+        current = kafka.topic_id(consumer, self.topic)
+        if current is None:
+            kafka.refresh_metadata(consumer)
+            current = kafka.topic_id(consumer, self.topic)
+        topic_id = None if current is None else str(current)
+        with self.store.transaction() as tx:
+            slot = self._slot = self.store.active_slot(tx)
+            if topic_id is not None and self.store.tie_offsets(tx, slot, self.topic, topic_id):
+                fault("views", "topic_recreated")
+                log.error("topic_recreated_reading_from_start", topic=self.topic, topic_id=topic_id)
+            positions = {
+                p: self.store.offset(tx, slot, self.topic, p.partition) for p in self._unlocated
+            }
+        self._topic_id = topic_id
+        for partition, position in positions.items():
+            consumer.seek(partition, 0 if position is None else position + 1)
+        consumer.resume(*positions)
+        self._unlocated.clear()
+        self.projection.forget()
+
+    def _handle(self, consumer: KafkaConsumer, batches: Batches) -> None:
         """Apply one poll's messages in one transaction, with every partition's new offset."""
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(
             topic=self.topic,
             offsets={p.partition: [m[0].offset, m[-1].offset] for p, m in batches.items()},
         )
-        events: list[LeadEvent] = []
+        events: list[tuple[ConsumerRecord, LeadEvent]] = []
+        unreadable: list[tuple[ConsumerRecord, Exception]] = []
         for messages in batches.values():
             for message in messages:
                 try:
-                    events.append(decode_lead_event(message.value or b""))
-                except msgspec.DecodeError:
-                    # Our own topic: a message we cannot read is a bug to see, not input to keep.
-                    log.exception("lead_event_unreadable", offset=message.offset)
+                    events.append((message, decode_lead_event(message.value or b"")))
+                except msgspec.DecodeError as error:
+                    unreadable.append((message, error))
         try:
             with BATCH_SECONDS.labels(worker=self.name).time(), self.store.transaction() as tx:
                 slot = self.store.active_slot(tx)
                 if slot != self._slot:
                     # A replay swapped the views: continue from where the new slot is.
-                    self._slot = slot
-                    self.projection.forget()
-                    self._seek(consumer, tx, slot, self._assigned)
                     log.info("views_slot_changed", slot=slot)
+                    self._relocate(consumer)
                     return
-                folded = self.projection.apply(tx, slot, events)
-                for partition, messages in batches.items():
-                    self.store.record_offset(
-                        tx, slot, self.topic, partition.partition, messages[-1].offset
-                    )
-        except BaseException:
-            self.projection.forget()  # its folds went on with what was rolled back
+                folded = self.projection.apply(tx, slot, [event for _, event in events])
+                self._finish(tx, slot, batches, unreadable)
+        except TRANSIENT:
             raise
-        consumer.commit_async(
-            {p: OffsetAndMetadata(m[-1].offset + 1, "", -1) for p, m in batches.items()}
-        )
+        except Exception as error:  # noqa: BLE001 (one event's write failed: find which)
+            self.projection.forget()
+            log.warning("views_batch_refused_applying_one_by_one", error=describe(error))
+            folded = self._apply_one_by_one(batches, events, unreadable)
+        except BaseException:
+            self.projection.forget()
+            raise
+        _commit(consumer, batches)
         consumed = sum(len(m) for m in batches.values())
         count(self.topic, "consumed", consumed)
         count(self.topic, "projected", len(events))
         log.info("views_batch_applied", messages=consumed, leads_folded=folded)
+
+    def _apply_one_by_one(
+        self,
+        batches: Batches,
+        events: list[tuple[ConsumerRecord, LeadEvent]],
+        unreadable: list[tuple[ConsumerRecord, Exception]],
+    ) -> int:
+        """Each event in a transaction of its own; the ones that fail are parked."""
+        assert self._slot is not None  # noqa: S101 (_locate set it)
+        slot, parked = self._slot, list(unreadable)
+        folded = 0
+        for message, event in events:
+            try:
+                with self.store.transaction() as tx:
+                    folded += self.projection.apply(tx, slot, [event])
+            except TRANSIENT:
+                raise
+            except Exception as error:  # noqa: BLE001 (parked with its reason)
+                self.projection.forget()
+                parked.append((message, error))
+        with self.store.transaction() as tx:
+            self._finish(tx, slot, batches, parked)
+        return folded
+
+    def _finish(
+        self,
+        tx: Transaction,
+        slot: Slot,
+        batches: Batches,
+        parked: Sequence[tuple[ConsumerRecord, Exception]],
+    ) -> None:
+        """Park what could not be applied, and record every partition's new offset."""
+        for message, error in parked:
+            self.store.park(
+                tx,
+                topic=message.topic,
+                partition=message.partition,
+                offset=message.offset,
+                error=describe(error),
+                value=message.value,
+            )
+            fault("views", "event_parked")
+            log.error(
+                "lead_event_parked",
+                partition=message.partition,
+                offset=message.offset,
+                error=describe(error),
+            )
+        count(self.topic, "parked", len(parked))
+        for partition, messages in batches.items():
+            self.store.record_offset(
+                tx,
+                slot,
+                self.topic,
+                partition.partition,
+                messages[-1].offset,
+                topic_id=self._topic_id,
+            )
+
+
+def _commit(consumer: KafkaConsumer, batches: Batches) -> None:
+    """Tell Kafka too (for lag tools); the views hold the offsets, so a failure is fine."""
+    try:
+        consumer.commit_async(
+            {p: OffsetAndMetadata(m[-1].offset + 1, "", -1) for p, m in batches.items()}
+        )
+    except KafkaError as error:
+        log.info("offset_commit_skipped", error=describe(error))
 
 
 def fill_from_kafka(
@@ -154,6 +283,8 @@ def fill_from_kafka(
         partitions = [
             TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])
         ]
+        found = kafka.topic_id(consumer, topic)
+        topic_id = None if found is None else str(found)
         consumer.assign(partitions)
         consumer.seek_to_beginning(*partitions)
         ends = consumer.end_offsets(partitions) if partitions else {}
@@ -175,7 +306,9 @@ def fill_from_kafka(
                         continue  # the live worker logs these; a replay skips them too
                 with store.transaction() as tx:
                     projection.apply(tx, slot, events)
-                    store.record_offset(tx, slot, topic, partition.partition, messages[-1].offset)
+                    store.record_offset(
+                        tx, slot, topic, partition.partition, messages[-1].offset, topic_id=topic_id
+                    )
                 done += len(messages)
                 if progress is not None:
                     progress(done, max(total, done))

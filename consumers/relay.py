@@ -5,27 +5,44 @@ acknowledged all of it, and only then records the batch's last notification id: 
 reaches the topic at least once, and a crash only repeats the unacknowledged batch.
 
 Positions are tracking records in the event store, which only accept increasing numbers. To
-start over (``from_start``, or a topic that is missing or empty while we have published to it,
-as after a restart of the in-memory local broker) the relay starts a new *epoch*: the record
-``<relay name>:<topic>:epoch`` holds the epoch number and ``<relay name>:<topic>#<epoch>`` the
-position within it, which begins at zero.
+start over the relay starts a new *epoch*: the record ``<relay name>:<topic>:epoch`` holds the
+epoch number and ``<relay name>:<topic>#<epoch>`` the position within it, which begins at zero.
+An epoch publishes to one life of the topic: ``<relay name>:<topic>@<topic id>`` names the epoch
+that first published to the topic with that id (Kafka gives a topic a new id each time it is
+created), and ``<relay name>:<topic>#<epoch>:topic`` says the epoch was tied to a topic id. A new
+epoch begins on ``from_start``, when the topic's id is not the one the epoch published to (the
+topic was recreated: the bundled broker keeps nothing across restarts), or when the topic is
+empty while we have published to it (a broker that gives no topic ids).
+
+Transient failures of the broker or of the event store are retried with backoff, from the
+last acknowledged position: nothing is skipped, and at most the unacknowledged batch repeats.
 """
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Sequence
+from uuid import UUID
 
 import structlog
-from eventsourcing.persistence import IntegrityError, Notification, Tracking
+from eventsourcing.persistence import (
+    IntegrityError,
+    InterfaceError,
+    Notification,
+    OperationalError,
+    Tracking,
+)
 from kafka import KafkaProducer, TopicPartition
 from kafka.errors import KafkaError, KafkaTimeoutError
 
-from consumers.kafka import consumer, producer
+from consumers.kafka import consumer, producer, topic_id
 from lifecycle.application import LeadLifecycle
 from lifecycle.broker import create_topics
+from lifecycle.errors import TransientError
 from lifecycle.lead_events import PUBLISHED_TOPICS, to_lead_event
-from lifecycle.metrics import BATCH_SECONDS, count
+from lifecycle.logs import describe
+from lifecycle.metrics import BATCH_SECONDS, count, fault
 from lifecycle.settings import Settings
 
 log = structlog.get_logger()
@@ -47,6 +64,12 @@ PRODUCER_OPTIONS = {
 }
 # Longer than the delivery timeout, so that flushing ends with every send failed or acknowledged.
 FLUSH_TIMEOUT_SECONDS = 30.0
+# Failures worth waiting out: the broker or the event store is briefly away.
+TRANSIENT = (KafkaError, OperationalError, InterfaceError, TransientError)
+
+
+class TopicRecreatedError(TransientError):
+    """The topic now has another id than the one this session published to."""
 
 
 class Relay:
@@ -93,13 +116,17 @@ class Relay:
                         session = self._open(from_start=from_start)
                         from_start = False  # the new epoch is recorded: a retry keeps it
                     selected, sent = session.publish_batch()
-                except KafkaError as error:
+                except TRANSIENT as error:
                     failures += 1
                     if until_caught_up and failures >= MAX_ATTEMPTS:
                         raise
                     delay = min(0.1 * 2 ** (failures - 1), MAX_BACKOFF_SECONDS)
+                    fault("relay", "broker" if isinstance(error, KafkaError) else "database")
                     log.warning(
-                        "relay_broker_error", error=repr(error), attempt=failures, retry_in=delay
+                        "relay_failed_will_retry",
+                        error=describe(error),
+                        attempt=failures,
+                        retry_in=delay,
                     )
                     if session is not None:
                         session.close()
@@ -121,23 +148,37 @@ class Relay:
         """Make sure the topic exists, start a new epoch if needed, and connect a producer."""
         epoch = self._epoch()
         position = self.app.position(self._position_name(epoch)) or 0
-        empty = self._prepare_topic()
-        reason = "from_start" if from_start else "topic_empty" if empty and position else None
+        current_id, empty = self._prepare_topic()
+        marked = None if current_id is None else self.app.position(self._id_name(current_id))
+        reason = None
+        if from_start:
+            reason = "from_start"
+        elif position and current_id is not None and marked is None and self._tied(epoch):
+            reason = "topic_recreated"
+        elif position and empty:
+            reason = "topic_empty"
         if reason is not None:
-            log.info(
-                "relay_epoch_started",
-                topic=self.topic,
-                epoch=epoch + 1,
-                reason=reason,
-                previous_position=position,
-            )
-            epoch += 1
-            try:
-                self.app.process_recorder.insert_tracking(Tracking(self._epoch_name, epoch))
-            except IntegrityError:
-                epoch = self._epoch()  # another relay started this epoch: join it
+            epoch = self._start_epoch(epoch, reason=reason, previous_position=position)
             position = self.app.position(self._position_name(epoch)) or 0
-        return _Session(self, self._position_name(epoch), position)
+        if current_id is not None and marked != epoch:
+            self._tie(epoch, current_id)
+        return _Session(self, self._position_name(epoch), position, current_id)
+
+    def _start_epoch(self, epoch: int, *, reason: str, previous_position: int) -> int:
+        if reason == "topic_recreated":
+            fault("relay", "topic_recreated")
+        log.warning(
+            "relay_epoch_started",
+            topic=self.topic,
+            epoch=epoch + 1,
+            reason=reason,
+            previous_position=previous_position,
+        )
+        try:
+            self.app.process_recorder.insert_tracking(Tracking(self._epoch_name, epoch + 1))
+        except IntegrityError:
+            return self._epoch()  # another relay started this epoch: join it
+        return epoch + 1
 
     def _epoch(self) -> int:
         return self.app.position(self._epoch_name) or 0
@@ -145,8 +186,25 @@ class Relay:
     def _position_name(self, epoch: int) -> str:
         return f"{self.settings.relay_name}:{self.topic}#{epoch}"
 
-    def _prepare_topic(self) -> bool:
-        """Create the topic if it is missing; whether it is empty (has never held a message)."""
+    def _id_name(self, current_id: UUID) -> str:
+        return f"{self.settings.relay_name}:{self.topic}@{current_id}"
+
+    def _tied(self, epoch: int) -> bool:
+        """Whether the epoch published to a topic whose id it recorded."""
+        return self.app.position(f"{self._position_name(epoch)}:topic") is not None
+
+    def _tie(self, epoch: int, current_id: UUID) -> None:
+        """Record that the epoch publishes to the topic with this id."""
+        for name, number in (
+            (self._id_name(current_id), epoch),
+            (f"{self._position_name(epoch)}:topic", 1),
+        ):
+            # (IntegrityError: another relay recorded it, or a later epoch, already.)
+            with contextlib.suppress(IntegrityError):
+                self.app.process_recorder.insert_tracking(Tracking(name, number))
+
+    def _prepare_topic(self) -> tuple[UUID | None, bool]:
+        """Create the topic if it is missing: its id, and whether it is empty (never written)."""
         client = consumer(self.settings, group_id=None, bootstrap_timeout_ms=BOOTSTRAP_TIMEOUT_MS)
         try:
             if self.topic not in client.topics():
@@ -156,7 +214,7 @@ class Relay:
             ids = client.partitions_for_topic(self.topic)
             partitions = [TopicPartition(self.topic, p) for p in sorted(ids)]
             ends = client.end_offsets(partitions, timeout_ms=10_000) if partitions else {}
-            return not any(ends.values())
+            return topic_id(client, self.topic), not any(ends.values())
         finally:
             client.close()
 
@@ -164,10 +222,13 @@ class Relay:
 class _Session:
     """One producer connection, publishing batches from a position in one epoch."""
 
-    def __init__(self, relay: Relay, position_name: str, position: int) -> None:
+    def __init__(
+        self, relay: Relay, position_name: str, position: int, topic_id: UUID | None
+    ) -> None:
         self.relay = relay
         self.position_name = position_name
         self.position = position
+        self.topic_id = topic_id
         self.producer: KafkaProducer = producer(relay.settings, **PRODUCER_OPTIONS)
 
     def publish_batch(self) -> tuple[int, int]:
@@ -181,6 +242,10 @@ class _Session:
         )
         if not notifications:
             return 0, 0
+        heard = topic_id(self.producer, relay.topic)
+        if self.topic_id is not None and heard is not None and heard != self.topic_id:
+            # Recreated since the session began: the next session decides on a new epoch.
+            raise TopicRecreatedError(f"{relay.topic} has a new topic id")
         with BATCH_SECONDS.labels(worker="relay").time():
             sent = self._send(notifications)
             last = notifications[-1].id
@@ -222,4 +287,4 @@ class _Session:
         try:
             self.producer.close(timeout=FLUSH_TIMEOUT_SECONDS)
         except KafkaError as error:
-            log.warning("relay_producer_not_closed", error=repr(error))
+            log.warning("relay_producer_not_closed", error=describe(error))

@@ -1,11 +1,18 @@
 """Ingest: ``lead.touchpoints`` into the event store, exactly once, per partition batch.
 
 Each partition batch becomes one database transaction holding every aggregate it changed and
-the partition's tracking record (``group:topic:partition`` = the batch's last offset). On
-assignment the consumer seeks to the tracked offset + 1: the database, not Kafka, knows where
-we are. Kafka's committed offsets follow the database only so that lag tools see them.
-Bad input goes to the DLQ (acknowledged before the offset is tracked); transient failures
-pause the partition and retry the same batch with bounded backoff, so nothing is skipped.
+the partition's tracking record (its position: the batch's last offset). The database, not
+Kafka, knows where we are: a newly assigned partition is paused until its position has been
+read from the store, then sought to the next offset. Kafka's committed offsets follow the
+database only so that lag tools see them.
+
+Positions belong to one life of the topic (``lifecycle.positions``): when the broker reports
+another topic id than the one the positions were taken on, the topic was recreated, and its
+new life is read from its start (receipts make repeats harmless).
+
+Bad input goes to the DLQ (acknowledged before the offset is tracked). Transient failures
+(the database or the broker unreachable, other writers winning) pause the partition and retry
+the same batch with bounded backoff, so nothing is skipped; the loop itself never exits on them.
 """
 
 from __future__ import annotations
@@ -17,24 +24,27 @@ from dataclasses import dataclass, field
 
 import structlog
 from eventsourcing.persistence import InterfaceError, OperationalError, Tracking
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaConsumer, TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
 from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata
 
 from consumers import kafka
-from consumers.dead_letters import send_dead_letters
-from lifecycle.application import ConcurrencyError, LeadLifecycle, RecordResult
+from consumers.dead_letters import DeadLetterProducer
+from consumers.worker import backoff
+from lifecycle.application import LeadLifecycle, RecordResult
 from lifecycle.contracts import InboundEvent, decode_message
-from lifecycle.metrics import BATCH_SECONDS, count
+from lifecycle.errors import ContractError, TransientError
+from lifecycle.logs import describe
+from lifecycle.metrics import BATCH_SECONDS, count, fault
+from lifecycle.positions import Incarnation, TopicPositions
 from lifecycle.settings import Settings
 
 log = structlog.get_logger()
 
-# Failures that go away by themselves: the database or the broker is briefly unreachable.
-# (ConcurrencyError: other writers kept winning; a later try settles it.)
-TRANSIENT = (OperationalError, InterfaceError, KafkaError, ConcurrencyError)
-MAX_BACKOFF_SECONDS = 30.0
+# Failures that go away by themselves: the database or the broker is briefly unreachable,
+# or other writers kept winning.
+TRANSIENT = (OperationalError, InterfaceError, KafkaError, TransientError)
 
 
 @dataclass
@@ -45,8 +55,6 @@ class _Batch:
     decoded: list[tuple[ConsumerRecord, InboundEvent]] = field(default_factory=list)
     refused: list[tuple[ConsumerRecord, Exception]] = field(default_factory=list)
     dead_lettered: bool = False
-    attempts: int = 0
-    retry_at: float = 0.0
 
     def decode(self) -> None:
         """Split the messages into events and refusals (once)."""
@@ -59,6 +67,27 @@ class _Batch:
                 self.refused.append((message, refusal))
 
 
+@dataclass
+class _Partition:
+    """What ingest knows of one partition assigned to it."""
+
+    position: int | None = None
+    """The last offset recorded in the current incarnation (None: nothing yet)."""
+    located: bool = False
+    """Whether the position was read from the store and the consumer sought past it."""
+    pending: _Batch | None = None
+    """A batch that failed and waits for its retry (the partition is paused meanwhile)."""
+    attempts: int = 0
+    retry_at: float = 0.0
+
+    def failed(self, now: float) -> float:
+        """Count a failed attempt; the delay before the next one."""
+        self.attempts += 1
+        delay = backoff(self.attempts)
+        self.retry_at = now + delay
+        return delay
+
+
 class TouchpointIngest:
     """The ingest worker: one consumer in the ingest group."""
 
@@ -68,103 +97,208 @@ class TouchpointIngest:
         self.app = app
         self.settings = settings
         self.topic = settings.touchpoints_topic
-        self._positions: dict[TopicPartition, int | None] = {}
-        self._pending: dict[TopicPartition, _Batch] = {}
+        self.positions = TopicPositions(
+            app.process_recorder, group=settings.ingest_group, topic=self.topic
+        )
+        self._partitions: dict[TopicPartition, _Partition] = {}
+        self._incarnation: Incarnation | None = None
+        self._dead_letters = DeadLetterProducer(settings)
 
     def tracking_name(self, partition: int) -> str:
-        """Where the event store keeps this partition's position."""
-        return f"{self.settings.ingest_group}:{self.topic}:{partition}"
+        """Where the event store keeps this partition's position (in the current incarnation)."""
+        number = self._incarnation.number if self._incarnation else self.positions.latest()
+        return self.positions.name(number, partition)
 
     def run(self, stop: threading.Event) -> None:
         """Consume until ``stop`` is set; the batch in hand is finished first."""
         consumer = kafka.consumer(self.settings, group_id=self.settings.ingest_group)
-        producer = kafka.producer(self.settings)
         consumer.subscribe(
             [self.topic],
             listener=kafka.PartitionListener(
-                assigned=lambda partitions: self.assigned(consumer, partitions),
-                revoked=self.revoked,
+                assigned=lambda partitions: self._assigned(consumer, partitions),
+                revoked=self._revoked,
             ),
         )
         log.info("ingest_started", topic=self.topic, group=self.settings.ingest_group)
+        failures = 0
         try:
             while not stop.is_set():
-                self._retry_pending(consumer, producer)
-                batches = consumer.poll(timeout_ms=200, max_records=self.settings.batch_size)
-                for partition, messages in batches.items():
-                    self._handle(consumer, producer, partition, messages)
+                try:
+                    self._step(consumer)
+                except KafkaError as error:
+                    # The broker is away (restarting, unreachable): wait and go on; the
+                    # partitions' positions are in the store, nothing is lost meanwhile.
+                    failures += 1
+                    delay = backoff(failures)
+                    fault("ingest", "broker")
+                    log.warning(
+                        "broker_failed_will_retry",
+                        error=describe(error),
+                        attempt=failures,
+                        retry_in=delay,
+                    )
+                    stop.wait(delay)
+                else:
+                    failures = 0
         finally:
             consumer.close(autocommit=False)
-            producer.close(timeout=10)
+            self._dead_letters.close()
             log.info("ingest_stopped", topic=self.topic)
 
-    def assigned(self, consumer: KafkaConsumer, partitions: Sequence[TopicPartition]) -> None:
-        """Start each new partition right after the position the event store tracked."""
-        # A partition paused for a retry and assigned to us again keeps its pause flag, but
-        # its retry was dropped on revocation: it must read again.
-        consumer.resume(*partitions)
+    def _step(self, consumer: KafkaConsumer) -> None:
+        self._check_incarnation(consumer)
+        self._locate(consumer)
+        self._retry_pending(consumer)
+        batches = consumer.poll(timeout_ms=200, max_records=self.settings.batch_size)
+        for partition, messages in batches.items():
+            self._handle(consumer, partition, messages)
+
+    # Assignment: nothing here may fail, so the store is read later, in _locate.
+
+    def _assigned(self, consumer: KafkaConsumer, partitions: Sequence[TopicPartition]) -> None:
+        """New partitions wait, paused, until their positions are read from the store."""
         for partition in partitions:
-            position = self.app.position(self.tracking_name(partition.partition))
-            self._positions[partition] = position
-            if position is None:
-                consumer.seek_to_beginning(partition)
-            else:
-                consumer.seek(partition, position + 1)
+            self._partitions[partition] = _Partition()
+        consumer.pause(*partitions)
         log.info("partitions_assigned", partitions=sorted(p.partition for p in partitions))
 
-    def revoked(self, partitions: Sequence[TopicPartition]) -> None:
-        """Forget revoked partitions; a failed batch waiting for retry is abandoned (unrecorded)."""
+    def _revoked(self, partitions: Sequence[TopicPartition]) -> None:
+        """Forget revoked partitions; a batch waiting for its retry is dropped (unrecorded)."""
         for partition in partitions:
-            self._positions.pop(partition, None)
-            self._pending.pop(partition, None)
+            self._partitions.pop(partition, None)
         log.info("partitions_revoked", partitions=sorted(p.partition for p in partitions))
+
+    def _check_incarnation(self, consumer: KafkaConsumer) -> None:
+        """If the broker now reports another topic id, every partition is located again."""
+        if self._incarnation is None or self._incarnation.topic_id is None:
+            return
+        current = kafka.topic_id(consumer, self.topic)
+        if current is None or current == self._incarnation.topic_id:
+            return
+        log.warning(
+            "topic_id_changed",
+            topic=self.topic,
+            previous_topic_id=str(self._incarnation.topic_id),
+            topic_id=str(current),
+        )
+        self._incarnation = None
+        for partition, state in self._partitions.items():
+            self._partitions[partition] = _Partition(retry_at=state.retry_at)
+        consumer.pause(*self._partitions)
+
+    def _locate(self, consumer: KafkaConsumer) -> None:
+        """Seek the partitions that wait for it past their positions, and let them read."""
+        now = time.monotonic()
+        due = [p for p, s in self._partitions.items() if not s.located and s.retry_at <= now]
+        if not due:
+            return
+        try:
+            incarnation = self._incarnation or self._resolve_incarnation(consumer)
+            positions = {p: self.positions.position(incarnation.number, p.partition) for p in due}
+        except TRANSIENT as error:
+            delay = max(self._partitions[p].failed(now) for p in due)
+            fault("ingest", "database")
+            log.warning("positions_unavailable_will_retry", error=describe(error), retry_in=delay)
+            return
+        for partition, position in positions.items():
+            state = self._partitions[partition]
+            state.position, state.located, state.attempts = position, True, 0
+            consumer.seek(partition, 0 if position is None else position + 1)
+        consumer.resume(*positions)
+        log.info(
+            "partitions_located",
+            incarnation=incarnation.number,
+            positions={p.partition: v for p, v in sorted(positions.items())},
+        )
+
+    def _resolve_incarnation(self, consumer: KafkaConsumer) -> Incarnation:
+        topic_id = kafka.topic_id(consumer, self.topic)
+        if topic_id is None:
+            kafka.refresh_metadata(consumer)
+            topic_id = kafka.topic_id(consumer, self.topic)
+        incarnation = self.positions.incarnation(topic_id)
+        if incarnation.recreated:
+            # The loudest thing ingest says: the topic's offsets began again from zero.
+            fault("ingest", "topic_recreated")
+            log.error(
+                "topic_recreated_reading_from_start",
+                topic=self.topic,
+                topic_id=str(topic_id),
+                incarnation=incarnation.number,
+                previous_incarnation=incarnation.previous,
+            )
+        elif topic_id is None:
+            log.warning("topic_id_unknown", topic=self.topic)
+        self._incarnation = incarnation
+        return incarnation
+
+    # Batches
 
     def _handle(
         self,
         consumer: KafkaConsumer,
-        producer: KafkaProducer,
         partition: TopicPartition,
         messages: Sequence[ConsumerRecord],
     ) -> None:
-        position = self._positions.get(partition)
-        fresh = [m for m in messages if position is None or m.offset > position]
-        count(self.topic, "duplicate", len(messages) - len(fresh))
-        if not fresh:
-            return
-        batch = _Batch(fresh)
-        try:
-            self._process(consumer, producer, partition, batch)
-        except TRANSIENT as error:
-            consumer.pause(partition)
-            batch.attempts, batch.retry_at = 1, time.monotonic() + _backoff(1)
-            self._pending[partition] = batch
-            log.warning("batch_failed_will_retry", partition=partition.partition, error=str(error))
+        state = self._partitions.get(partition)
+        if state is None or not state.located or state.pending is not None:
+            return  # fetched before the partition was paused: it will be read again
+        if state.position is not None and messages[0].offset <= state.position:
+            # The consumer went back behind what is recorded: the log was truncated or the
+            # topic recreated. Read metadata again to see which (then _check_incarnation
+            # starts the new life); meanwhile, these messages are recorded again, since
+            # receipts make repeats harmless.
+            fault("ingest", "partition_rewound")
+            log.warning(
+                "partition_rewound",
+                partition=partition.partition,
+                position=state.position,
+                first_offset=messages[0].offset,
+            )
+            kafka.refresh_metadata(consumer)
+        self._attempt(consumer, partition, state, _Batch(messages))
 
-    def _retry_pending(self, consumer: KafkaConsumer, producer: KafkaProducer) -> None:
+    def _retry_pending(self, consumer: KafkaConsumer) -> None:
         now = time.monotonic()
-        for partition, pending in list(self._pending.items()):
-            if pending.retry_at > now:
-                continue
-            try:
-                self._process(consumer, producer, partition, pending)
-            except TRANSIENT as error:
-                pending.attempts += 1
-                pending.retry_at = now + _backoff(pending.attempts)
-                log.warning(
-                    "batch_failed_will_retry",
-                    partition=partition.partition,
-                    attempts=pending.attempts,
-                    error=str(error),
-                )
-            else:
-                del self._pending[partition]
-                consumer.resume(partition)
+        for partition, state in list(self._partitions.items()):
+            if state.pending is not None and state.retry_at <= now:
+                self._attempt(consumer, partition, state, state.pending)
+
+    def _attempt(
+        self,
+        consumer: KafkaConsumer,
+        partition: TopicPartition,
+        state: _Partition,
+        batch: _Batch,
+    ) -> None:
+        try:
+            self._process(consumer, partition, state, batch)
+        except TRANSIENT as error:
+            if state.pending is None:
+                consumer.pause(partition)
+                state.pending = batch
+            delay = state.failed(time.monotonic())
+            fault("ingest", "broker" if isinstance(error, KafkaError) else "database")
+            log.warning(
+                "batch_failed_will_retry",
+                partition=partition.partition,
+                first_offset=batch.messages[0].offset,
+                attempts=state.attempts,
+                retry_in=delay,
+                error=describe(error),
+            )
+            return
+        if state.pending is not None:
+            # Fetching goes on from right after the batch, wherever the consumer stood.
+            state.pending, state.attempts = None, 0
+            consumer.seek(partition, batch.messages[-1].offset + 1)
+            consumer.resume(partition)
 
     def _process(
         self,
         consumer: KafkaConsumer,
-        producer: KafkaProducer,
         partition: TopicPartition,
+        state: _Partition,
         batch: _Batch,
     ) -> None:
         first, last = batch.messages[0].offset, batch.messages[-1].offset
@@ -172,22 +306,25 @@ class TouchpointIngest:
         structlog.contextvars.bind_contextvars(
             topic=self.topic, partition=partition.partition, offset=first, last_offset=last
         )
-        tracking = Tracking(self.tracking_name(partition.partition), last)
+        # A batch behind the position (a rewound partition) is recorded without moving it.
+        advances = state.position is None or last > state.position
+        tracking = Tracking(self.tracking_name(partition.partition), last) if advances else None
         with BATCH_SECONDS.labels(worker=self.name).time():
             batch.decode()
             if batch.refused and not batch.dead_lettered:
-                self._dead_letter(producer, batch.refused)
+                self._dead_letter(batch.refused)
                 batch.dead_lettered = True  # a retry must not send them twice
             events = [event for _, event in batch.decoded]
             try:
                 result = self.app.record(events, tracking=tracking)
             except TRANSIENT:
                 raise
-            except Exception:
-                log.exception("batch_refused_recording_one_by_one")
-                result = self._record_one_by_one(producer, batch, tracking)
-        self._positions[partition] = last
-        consumer.commit_async({partition: OffsetAndMetadata(last + 1, "", -1)})
+            except Exception as error:  # noqa: BLE001 (each event is then tried alone)
+                log.warning("batch_refused_recording_one_by_one", error=describe(error))
+                result = self._record_one_by_one(batch, tracking)
+        if advances:
+            state.position = last
+        _commit(consumer, partition, last)
         count(self.topic, "consumed", len(batch.messages))
         count(self.topic, "recorded", result.recorded)
         count(self.topic, "duplicate", result.duplicates)
@@ -200,9 +337,7 @@ class TouchpointIngest:
             dead_lettered=len(batch.refused),
         )
 
-    def _record_one_by_one(
-        self, producer: KafkaProducer, batch: _Batch, tracking: Tracking
-    ) -> RecordResult:
+    def _record_one_by_one(self, batch: _Batch, tracking: Tracking | None) -> RecordResult:
         """Record each event alone; the ones the application refuses go to the DLQ."""
         total = RecordResult()
         refused: list[tuple[ConsumerRecord, Exception]] = []
@@ -216,20 +351,28 @@ class TouchpointIngest:
                 continue
             total.recorded += result.recorded
             total.duplicates += result.duplicates
-        self._dead_letter(producer, refused)
+        self._dead_letter(refused)
         batch.refused.extend(refused)
-        self.app.record([], tracking=tracking)
+        if tracking is not None:
+            self.app.record([], tracking=tracking)
         return total
 
-    def _dead_letter(
-        self, producer: KafkaProducer, refused: Sequence[tuple[ConsumerRecord, Exception]]
-    ) -> None:
+    def _dead_letter(self, refused: Sequence[tuple[ConsumerRecord, Exception]]) -> None:
         if not refused:
             return
-        send_dead_letters(producer, self.settings.dead_letter_topic, refused)
+        self._dead_letters.send(refused)
         for message, reason in refused:
-            log.warning("dead_lettered", offset=message.offset, reason=str(reason))
+            log.warning(
+                "dead_lettered",
+                offset=message.offset,
+                field=reason.field if isinstance(reason, ContractError) else None,
+                reason=reason.reason if isinstance(reason, ContractError) else describe(reason),
+            )
 
 
-def _backoff(attempts: int) -> float:
-    return min(0.5 * 2.0 ** (attempts - 1), MAX_BACKOFF_SECONDS)
+def _commit(consumer: KafkaConsumer, partition: TopicPartition, last: int) -> None:
+    """Tell Kafka too (for lag tools); the store has the position already, so a failure is fine."""
+    try:
+        consumer.commit_async({partition: OffsetAndMetadata(last + 1, "", -1)})
+    except KafkaError as error:
+        log.info("offset_commit_skipped", error=describe(error))

@@ -19,6 +19,14 @@ log = structlog.get_logger()
 YOUNG_COLLECTION_EVERY = 10_000
 
 
+MAX_BACKOFF_SECONDS = 30.0
+
+
+def backoff(attempts: int) -> float:
+    """Seconds to wait after this many failed attempts in a row: 0.5 doubling up to 30."""
+    return min(0.5 * 2.0 ** (attempts - 1), MAX_BACKOFF_SECONDS)
+
+
 def collect_garbage_less_often() -> None:
     """Set this process's collector for a long-running worker (call once, at start)."""
     gc.set_threshold(YOUNG_COLLECTION_EVERY, 10, 10)

@@ -23,7 +23,7 @@ from eventsourcing.utils import get_topic
 
 from lifecycle import contracts
 from lifecycle.aggregates import Campaign, Identity, Lead, Receipt
-from lifecycle.errors import LeadNotFoundError, LifecycleError
+from lifecycle.errors import LeadNotFoundError, LifecycleError, TransientError
 from lifecycle.facts import Disqualification, Fact, Qualification, Spend, Touch
 from lifecycle.identity import IdentityKey, IdentityKind, campaign_id, fact_id, receipt_id
 from lifecycle.persistence import select_histories
@@ -35,7 +35,7 @@ A = TypeVar("A", bound=Aggregate)
 MAX_ATTEMPTS = 8
 
 
-class ConcurrencyError(LifecycleError):
+class ConcurrencyError(TransientError):
     """Other writers kept changing the same aggregates; the batch was not recorded."""
 
 
@@ -273,7 +273,7 @@ class _Batch:
             if referrer is not None:
                 named.update(key.identity_id for key in _keys(referrer))
             if self.retrying:
-                named.add(receipt_id(event.source, event.id, event.time))
+                named.add(receipt_id(event.source, event.id))
         self._load(named)
         self._load({a.lead_id for a in self.loaded.values() if isinstance(a, Identity)})
 
@@ -348,7 +348,7 @@ class _Batch:
 
     def _apply_one(self, event: contracts.InboundEvent) -> bool:
         fid = fact_id(event.source, event.id)
-        receipt = receipt_id(event.source, event.id, event.time)
+        receipt = receipt_id(event.source, event.id)
         if fid in self.fact_ids or (self.retrying and self.get(Receipt, receipt) is not None):
             return False
         self.fact_ids.add(fid)

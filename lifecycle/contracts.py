@@ -7,6 +7,7 @@ attribute is the event time every rule uses.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from datetime import date, datetime
 from typing import Annotated, Any, Final, Literal
@@ -14,7 +15,7 @@ from typing import Annotated, Any, Final, Literal
 import msgspec
 
 from lifecycle.errors import ContractError
-from lifecycle.vocabulary import Channel, Kind, Seniority
+from lifecycle.vocabulary import CHANNELS, KINDS, SENIORITIES, Channel, Kind, Seniority
 
 MAX_MESSAGE_BYTES: Final = 256 * 1024
 STRUCTURED_CONTENT_TYPE: Final = "application/cloudevents+json"
@@ -24,30 +25,64 @@ MAX_AMOUNT_MINOR: Final = 10**15
 EARLIEST_YEAR: Final = 1970
 LATEST_YEAR: Final = 2999
 
+# Ids and codes: printable text only. A control character in an id is a producer's bug (and a
+# NUL cannot be stored in a PostgreSQL text column at all): refused with a clear reason.
+ID_PATTERN: Final = r"^(?=[^\x00-\x1f\x7f]*$).*\S"
+# Free text (names, reasons, notes) may hold tabs and line breaks, but never a NUL.
+TEXT_PATTERN: Final = r"^[^\x00]*$"
 NonEmpty = Annotated[
-    str, msgspec.Meta(min_length=1, max_length=512, pattern=r"\S", description="Not blank.")
+    str,
+    msgspec.Meta(
+        min_length=1,
+        max_length=512,
+        pattern=ID_PATTERN,
+        description="Not blank; no control characters.",
+    ),
 ]
+Text = Annotated[str, msgspec.Meta(pattern=TEXT_PATTERN, description="Any text but NUL.")]
+NonEmptyText = Annotated[
+    str,
+    msgspec.Meta(
+        min_length=1,
+        max_length=512,
+        pattern=r"^[^\x00]*\S[^\x00]*$",
+        description="Not blank; any text but NUL.",
+    ),
+]
+EMAIL_PATTERN: Final = r"^\s*[^@\s\x00-\x1f\x7f]+@[^@\s\x00-\x1f\x7f]+\.[^@\s\x00-\x1f\x7f]+\s*$"
 Email = Annotated[
     str,
     msgspec.Meta(
-        pattern=r"^\s*[^@\s]+@[^@\s]+\.[^@\s]+\s*$",
+        pattern=EMAIL_PATTERN,
         max_length=320,
         description="Compared case-insensitively after trimming.",
     ),
 ]
+PHONE_PATTERN: Final = r"^\s*\+?(?:[ ().\-]*[0-9]){6,15}[ ().\-]*\s*$"
 Phone = Annotated[
     str,
     msgspec.Meta(
-        pattern=r"^\s*\+?(?:[ ().\-]*[0-9]){6,15}[ ().\-]*\s*$",
+        pattern=PHONE_PATTERN,
         description="6 to 15 digits; compared by its digits, with a leading +.",
     ),
 ]
-Currency = Annotated[str, msgspec.Meta(pattern=r"^[A-Z]{3}$", description="ISO 4217 code.")]
-Country = Annotated[str, msgspec.Meta(pattern=r"^[A-Z]{2}$", description="ISO 3166-1 alpha-2.")]
+PropertyKey = Annotated[
+    str,
+    msgspec.Meta(
+        min_length=1,
+        max_length=256,
+        pattern=ID_PATTERN,
+        description="Not blank; no control characters.",
+    ),
+]
+CURRENCY_PATTERN: Final = r"^[A-Z]{3}$"
+Currency = Annotated[str, msgspec.Meta(pattern=CURRENCY_PATTERN, description="ISO 4217 code.")]
+COUNTRY_PATTERN: Final = r"^[A-Z]{2}$"
+Country = Annotated[str, msgspec.Meta(pattern=COUNTRY_PATTERN, description="ISO 3166-1 alpha-2.")]
 AwareDatetime = Annotated[
     datetime, msgspec.Meta(tz=True, description="RFC 3339 with an offset; the event time.")
 ]
-PropertyValue = str | int | float | bool
+PropertyValue = Text | int | float | bool
 
 
 class _Contract(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=False):
@@ -72,16 +107,16 @@ class TouchpointCampaign(_Contract, frozen=True, kw_only=True):
 
     id: NonEmpty
     channel: Channel
-    source: str | None = None
-    medium: str | None = None
+    source: Text | None = None
+    medium: Text | None = None
 
 
 class Profile(_Contract, frozen=True, kw_only=True):
     """What the lead told us about themselves; the latest values win."""
 
-    first_name: str | None = None
-    last_name: str | None = None
-    company: str | None = None
+    first_name: Text | None = None
+    last_name: Text | None = None
+    company: Text | None = None
     seniority: Seniority | None = None
     company_size: Annotated[int, msgspec.Meta(ge=1, le=10_000_000)] | None = None
     country: Country | None = None
@@ -108,7 +143,7 @@ class Touchpoint(_Contract, frozen=True, kw_only=True):
     referrer: Referrer | None = None
     amount_minor: Annotated[int, msgspec.Meta(ge=0, le=MAX_AMOUNT_MINOR)] | None = None
     currency: Currency | None = None
-    properties: Annotated[dict[str, PropertyValue], msgspec.Meta(max_length=64)] = {}
+    properties: Annotated[dict[PropertyKey, PropertyValue], msgspec.Meta(max_length=64)] = {}
 
     def __post_init__(self) -> None:
         if self.referrer is not None and self.kind != "referral":
@@ -129,14 +164,14 @@ class Qualification(_Contract, frozen=True, kw_only=True):
     budget: bool
     authority: bool
     timeline: bool
-    assessed_by: str | None = None
+    assessed_by: Text | None = None
 
 
 class Disqualification(_Contract, frozen=True, kw_only=True):
     """``data`` of a ``lead.disqualification`` event."""
 
     identity: Identity
-    reason: NonEmpty
+    reason: NonEmptyText
 
 
 class SpendCampaign(_Contract, frozen=True, kw_only=True):
@@ -165,8 +200,8 @@ class _CloudEvent(_Contract, frozen=True, kw_only=True, tag_field="type"):
     id: NonEmpty
     source: NonEmpty
     time: AwareDatetime
-    datacontenttype: str | None = None
-    subject: str | None = None
+    datacontenttype: Text | None = None
+    subject: Text | None = None
 
     def __post_init__(self) -> None:
         if not EARLIEST_YEAR <= self.time.year <= LATEST_YEAR:
@@ -206,15 +241,44 @@ _JSON: Final = msgspec.json.Decoder()
 _ATTRIBUTE_HEADERS: Final = ("specversion", "id", "source", "type", "time", "subject")
 
 
+# What each pattern means, said without quoting the value that failed it.
+_PATTERN_REASONS: Final = {
+    ID_PATTERN: "must be non-blank text without control characters",
+    TEXT_PATTERN: "must not contain a NUL character",
+    EMAIL_PATTERN: "is not an e-mail address",
+    PHONE_PATTERN: "is not a phone number (6 to 15 digits)",
+    CURRENCY_PATTERN: "is not an ISO 4217 currency code (three capital letters)",
+    COUNTRY_PATTERN: "is not an ISO 3166-1 country code (two capital letters)",
+}
+# Where an unknown value was given, the values that are allowed (by the field's last name).
+_ALLOWED: Final = {
+    "type": EVENT_TYPES,
+    "kind": KINDS,
+    "channel": CHANNELS,
+    "seniority": SENIORITIES,
+    "specversion": ("1.0",),
+}
+_INVALID_VALUE: Final = re.compile(r"^Invalid (?:enum )?value ")
+_REGEX: Final = re.compile(r"^Expected `str` matching regex '(?P<pattern>.*)'$", re.DOTALL)
+
+
 def _validation_error(error: msgspec.ValidationError | msgspec.DecodeError) -> ContractError:
+    """The field and a reason that never quotes the value (reasons reach logs and reports)."""
     # msgspec reports "reason - at `$.data.kind`"; split it so callers can name the field.
     message = str(error)
     reason, sep, where = message.rpartition(" - at `")
     if not sep:
-        return ContractError(message)
+        reason, where = message, "$"
     field = where.rstrip("`")
-    if field == "$.type":
-        reason = f"{reason}: unknown event type; expected one of {', '.join(EVENT_TYPES)}"
+    if field.startswith("key` in `"):  # a map's key: "at `key` in `$.data.properties`"
+        field = field.removeprefix("key` in `") + "[key]"
+    if _INVALID_VALUE.match(reason):
+        allowed = _ALLOWED.get(field.rpartition(".")[2])
+        what = "unknown event type" if field == "$.type" else "not an allowed value"
+        reason = what + (f"; expected one of {', '.join(allowed)}" if allowed else "")
+    elif (regex := _REGEX.match(reason)) is not None:
+        pattern = regex.group("pattern").encode().decode("unicode_escape")
+        reason = _PATTERN_REASONS.get(pattern, f"must match {regex.group('pattern')}")
     return ContractError(reason, field=field)
 
 

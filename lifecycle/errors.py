@@ -18,6 +18,10 @@ class RulebookError(LifecycleError):
     """A rulebook file cannot be read or does not make sense."""
 
 
+class TransientError(LifecycleError):
+    """A failure that goes away by itself (other writers, a busy resource): try again later."""
+
+
 class LeadNotFoundError(LifecycleError):
     """No lead has the given id or identity."""
 

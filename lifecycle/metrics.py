@@ -21,6 +21,19 @@ BATCH_SECONDS = Histogram(
 )
 
 
+FAULTS = Counter(
+    "lifecycle_faults",
+    "Faults a worker met and lived through, by worker and kind (broker, database, "
+    "topic_recreated, partition_rewound, view_write_failed).",
+    ["worker", "kind"],
+)
+
+
+def fault(worker: str, kind: str) -> None:
+    """Count a fault a worker met (and will retry, or worked around)."""
+    FAULTS.labels(worker=worker, kind=kind).inc()
+
+
 def count(topic: str, outcome: str, amount: int = 1) -> None:
     """Add to a message counter (nothing for zero)."""
     if amount:

@@ -19,6 +19,7 @@ from kafka.errors import KafkaConnectionError, KafkaError
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from lifecycle.positions import TopicPositions
 from lifecycle.projections.schema import instant
 
 if TYPE_CHECKING:
@@ -104,12 +105,15 @@ def partition_states(api: Api) -> list[PartitionState]:
     settings = api.settings
     ends = api.broker.end_offsets([settings.touchpoints_topic, settings.lead_events_topic])
     states = []
+    ingest = TopicPositions(
+        api.engine.process_recorder, group=settings.ingest_group, topic=settings.touchpoints_topic
+    )
+    incarnation = ingest.latest()
     with api.reading() as (views, tx):
         slot = views.active_slot(tx)
         for (topic, partition), end in sorted(ends.items()):
             if topic == settings.touchpoints_topic:
-                name = f"{settings.ingest_group}:{topic}:{partition}"
-                position = api.engine.position(name)
+                position = ingest.position(incarnation, partition)
                 worker = "ingest"
             else:
                 position = views.offset(tx, slot, topic, partition)

@@ -172,13 +172,37 @@ def tables(slot: str, dialect: str) -> list[str]:
             f"CREATE INDEX IF NOT EXISTS lifecycle_stage_days_{slot}_by_days "
             f"ON lifecycle_stage_days_{slot} (step, days)"
         ),
+        # topic_id: the id of the topic's life these offsets were read from (NULL: not known).
         f"""CREATE TABLE IF NOT EXISTS lifecycle_offsets_{slot} (
             topic TEXT NOT NULL,
             partition_id INTEGER NOT NULL,
             position {t["big"]} NOT NULL,
+            topic_id TEXT,
             PRIMARY KEY (topic, partition_id)
         )""",
     ]
+
+
+def offsets_topic_id_column(slot: str, dialect: str) -> str | None:
+    """Adds ``topic_id`` to an offsets table made before it existed (None: SQLite, see store)."""
+    if dialect == "postgres":
+        return f"ALTER TABLE lifecycle_offsets_{slot} ADD COLUMN IF NOT EXISTS topic_id TEXT"
+    return None
+
+
+def parked_table(dialect: str) -> str:
+    """Lead events the views could not apply, kept for a look (not per slot: they are input)."""
+    t = _types(dialect)
+    blob = "BYTEA" if dialect == "postgres" else "BLOB"
+    return f"""CREATE TABLE IF NOT EXISTS lifecycle_parked_events (
+        topic TEXT NOT NULL,
+        partition_id INTEGER NOT NULL,
+        position {t["big"]} NOT NULL,
+        parked_at {t["ts"]} NOT NULL,
+        error TEXT NOT NULL,
+        value {blob},
+        PRIMARY KEY (topic, partition_id, position)
+    )"""
 
 
 def views(slot: str) -> list[str]:

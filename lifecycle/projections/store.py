@@ -11,7 +11,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, Literal, Protocol
 from urllib.parse import parse_qsl, unquote, urlsplit
@@ -22,6 +22,8 @@ from lifecycle.errors import ConfigurationError
 from lifecycle.projections import funnel, schema
 
 Slot = Literal["a", "b"]
+# A PostgreSQL advisory lock key: held while the views' tables are created ("view").
+SETUP_LOCK = 0x76696577
 SLOTS: tuple[Slot, Slot] = ("a", "b")
 
 
@@ -110,21 +112,36 @@ class ViewStore:
             )
         elif parts.scheme in {"postgresql", "postgres"}:
             self.dialect = "postgres"
-            conninfo = parts._replace(query="").geturl()
-            schema_name = params.get("schema", "public")
-            self._postgres = psycopg.connect(
-                conninfo,
-                connect_timeout=int(params.get("connect_timeout", 5)),
-                options=f"-c search_path={schema_name}",
-            )
+            self._conninfo = parts._replace(query="").geturl()
+            self._connect_timeout = int(params.get("connect_timeout", 5))
+            self._schema = params.get("schema", "public")
+            self._postgres = self._connect()
         else:
             raise ConfigurationError(
                 f"unsupported views URL {url!r}: use sqlite:///PATH or postgresql://..."
             )
 
+    def _connect(self) -> psycopg.Connection[Any]:
+        return psycopg.connect(
+            self._conninfo,
+            connect_timeout=self._connect_timeout,
+            options=f"-c search_path={self._schema}",
+        )
+
+    def _live_postgres(self) -> psycopg.Connection[Any]:
+        """The PostgreSQL connection, made again if the server dropped the last one."""
+        if self._postgres.closed:
+            self._postgres = self._connect()
+        return self._postgres
+
     @contextmanager
     def transaction(self) -> Iterator[Transaction]:
-        """One transaction: committed if the block ends normally, rolled back otherwise."""
+        """One transaction: committed if the block ends normally, rolled back otherwise.
+
+        On PostgreSQL a connection the server dropped (a failover, a terminated backend) is
+        replaced by a new one here; the transaction that saw it drop fails, for its caller to
+        retry.
+        """
         if self.dialect == "sqlite":
             connection = self._sqlite
             connection.execute("BEGIN IMMEDIATE")
@@ -135,7 +152,8 @@ class ViewStore:
                 raise
             connection.execute("COMMIT")
         else:
-            with self._postgres.transaction(), self._postgres.cursor() as cursor:
+            postgres = self._live_postgres()
+            with postgres.transaction(), postgres.cursor() as cursor:
                 yield Transaction(cursor, "postgres")
 
     @contextmanager
@@ -149,7 +167,8 @@ class ViewStore:
             finally:
                 connection.execute("ROLLBACK")
         else:
-            with self._postgres.transaction(), self._postgres.cursor() as cursor:
+            postgres = self._live_postgres()
+            with postgres.transaction(), postgres.cursor() as cursor:
                 cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
                 yield Transaction(cursor, "postgres")
 
@@ -163,7 +182,12 @@ class ViewStore:
     def setup(self) -> Slot:
         """Create what is missing (both slots, the views on the active one); the active slot."""
         with self.transaction() as tx:
+            if self.dialect == "postgres":
+                # Processes starting together on a new schema would create the same tables at
+                # once (a unique violation in pg_type): one at a time, until this commits.
+                tx.execute("SELECT pg_advisory_xact_lock(?)", [SETUP_LOCK])
             tx.execute(schema.state_table())
+            tx.execute(schema.parked_table(self.dialect))
             active = tx.value("SELECT active_slot FROM lifecycle_views_state WHERE id = 1")
             if active is None:
                 active = "a"
@@ -174,12 +198,23 @@ class ViewStore:
                 totals_missing = not self._has_table(tx, f"lifecycle_funnel_{slot}")
                 for statement in schema.tables(slot, self.dialect):
                     tx.execute(statement)
+                self._add_topic_id_column(tx, slot)
                 if totals_missing:
                     # A slot built before the funnel totals existed: count them once.
                     funnel.rebuild(tx, slot)
             for statement in schema.views(active):
                 tx.execute(statement)
         return active  # type: ignore[no-any-return]
+
+    def _add_topic_id_column(self, tx: Transaction, slot: Slot) -> None:
+        """Offsets tables made before topic ids were kept get the column."""
+        statement = schema.offsets_topic_id_column(slot, self.dialect)
+        if statement is not None:
+            tx.execute(statement)
+            return
+        columns = {row[1] for row in tx.rows(f"PRAGMA table_info(lifecycle_offsets_{slot})")}
+        if "topic_id" not in columns:
+            tx.execute(f"ALTER TABLE lifecycle_offsets_{slot} ADD COLUMN topic_id TEXT")
 
     def _has_table(self, tx: Transaction, name: str) -> bool:
         if self.dialect == "sqlite":
@@ -205,16 +240,83 @@ class ViewStore:
         )
         return None if position is None else int(position)
 
-    def record_offset(
-        self, tx: Transaction, slot: Slot, topic: str, partition: int, offset: int
+    def record_offset(  # noqa: PLR0913 (each part names the position)
+        self,
+        tx: Transaction,
+        slot: Slot,
+        topic: str,
+        partition: int,
+        offset: int,
+        *,
+        topic_id: str | None = None,
     ) -> None:
         """Remember the last offset applied, in the transaction that applied it."""
         tx.execute(
-            f"INSERT INTO lifecycle_offsets_{slot} (topic, partition_id, position) "
-            "VALUES (?, ?, ?) ON CONFLICT (topic, partition_id) "
-            "DO UPDATE SET position = excluded.position",
-            [topic, partition, offset],
+            f"INSERT INTO lifecycle_offsets_{slot} (topic, partition_id, position, topic_id) "
+            "VALUES (?, ?, ?, ?) ON CONFLICT (topic, partition_id) "
+            "DO UPDATE SET position = excluded.position, topic_id = excluded.topic_id",
+            [topic, partition, offset, topic_id],
         )
+
+    def offsets_topic_ids(self, tx: Transaction, slot: Slot, topic: str) -> set[str | None]:
+        """The topic ids the slot's offsets of ``topic`` were read from (None: not known)."""
+        rows = tx.rows(
+            f"SELECT DISTINCT topic_id FROM lifecycle_offsets_{slot} WHERE topic = ?", [topic]
+        )
+        return {row[0] for row in rows}
+
+    def tie_offsets(self, tx: Transaction, slot: Slot, topic: str, topic_id: str) -> int:
+        """Say which topic id the slot's offsets of ``topic`` belong to.
+
+        Offsets of another id are of a topic since recreated: they are dropped (the new one is
+        read from its start). Offsets of no known id (kept before ids were) are taken to be of
+        this one. How many offsets were dropped.
+        """
+        stale = int(
+            tx.value(
+                f"SELECT COUNT(*) FROM lifecycle_offsets_{slot} "
+                "WHERE topic = ? AND topic_id IS NOT NULL AND topic_id <> ?",
+                [topic, topic_id],
+            )
+        )
+        if stale:
+            tx.execute(f"DELETE FROM lifecycle_offsets_{slot} WHERE topic = ?", [topic])
+        tx.execute(
+            f"UPDATE lifecycle_offsets_{slot} SET topic_id = ? "
+            "WHERE topic = ? AND topic_id IS NULL",
+            [topic_id, topic],
+        )
+        return stale
+
+    def park(  # noqa: PLR0913 (where the event came from, and why it is parked)
+        self,
+        tx: Transaction,
+        *,
+        topic: str,
+        partition: int,
+        offset: int,
+        error: str,
+        value: bytes | None,
+    ) -> None:
+        """Keep a lead event the views could not apply (once per offset)."""
+        tx.execute(
+            "INSERT INTO lifecycle_parked_events "
+            "(topic, partition_id, position, parked_at, error, value) VALUES (?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (topic, partition_id, position) DO NOTHING",
+            [topic, partition, offset, datetime.now(UTC), error, value],
+        )
+
+    def parked(self, tx: Transaction, *, limit: int = 100) -> list[tuple[Any, ...]]:
+        """Parked lead events, newest first: topic, partition, offset, parked_at, error, value."""
+        return tx.rows(
+            "SELECT topic, partition_id, position, parked_at, error, value "
+            "FROM lifecycle_parked_events ORDER BY parked_at DESC LIMIT ?",
+            [limit],
+        )
+
+    def parked_count(self, tx: Transaction) -> int:
+        """How many lead events are parked."""
+        return int(tx.value("SELECT COUNT(*) FROM lifecycle_parked_events"))
 
     def clear(self, slot: Slot) -> None:
         """Empty a slot's tables (before a replay builds it again)."""

@@ -96,7 +96,8 @@ def test_bad_input_goes_to_the_dlq_with_its_reason_and_good_input_around_it_is_r
     assert by_key[b"bo"].original_headers == [("trace", b"t-1")]
     assert by_key[b"not-json"].value == b"{nope"
     assert by_key[b"too-large"].reason.startswith("message is")
-    assert by_key[b"unknown-kind"].reason == "Invalid enum value 'sneeze' (at $.data.kind)"
+    assert by_key[b"unknown-kind"].reason.startswith("not an allowed value; expected one of")
+    assert by_key[b"unknown-kind"].reason.endswith("(at $.data.kind)")
     assert by_key[b"no-value"].value is None
     for letter in letters:
         assert letter.original_topic == settings.touchpoints_topic
@@ -152,9 +153,10 @@ def test_a_locked_database_pauses_the_partition_and_retries_without_skipping_or_
     holder.execute("BEGIN EXCLUSIVE")
     try:
         with running(TouchpointIngest(app=ingest_app, settings=settings)):
+            # (Reading the positions or recording the first batch: whichever meets the lock.)
             wait_for(
-                lambda: "batch_failed_will_retry" in capsys.readouterr().out,
-                what="a failed batch to be retried",
+                lambda: "_will_retry" in capsys.readouterr().out,
+                what="a failed read or batch to be retried",
             )
             holder.execute("ROLLBACK")
             reader = LeadLifecycle(eventsourcing_env(settings.database_url))

@@ -98,7 +98,8 @@ def test_dlq_show_lists_dead_letters_and_redrive_sends_them_back_as_they_came(
     shown = lifecycle(settings, "dlq", "show", "--json")
     [letter] = [json.loads(line) for line in shown.stdout.splitlines() if line.startswith("{")]
     assert shown.returncode == 0, shown.stderr
-    assert letter["reason"] == "Invalid enum value 'sneeze' (at $.data.kind)"
+    assert letter["reason"].startswith("not an allowed value; expected one of page_view")
+    assert letter["reason"].endswith("(at $.data.kind)")
     assert letter["original_topic"] == settings.touchpoints_topic
 
     unknown = lifecycle(settings, "dlq", "redrive", "9:999")

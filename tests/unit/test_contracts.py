@@ -96,24 +96,28 @@ def test_unknown_fields_are_ignored_for_forward_compatibility():
     [
         pytest.param(b"{not json", "$", "not valid JSON", id="not-json"),
         pytest.param(b"[1, 2]", "$", "Expected `object`", id="not-an-object"),
-        pytest.param(changed("specversion", "0.3"), "$.specversion", "Invalid enum", id="version"),
+        pytest.param(
+            changed("specversion", "0.3"), "$.specversion", "expected one of 1.0", id="version"
+        ),
         pytest.param(changed("id", None), "$", "missing required field `id`", id="no-id"),
         pytest.param(changed("source", ""), "$.source", "length >= 1", id="empty-source"),
         pytest.param(changed("type", "lead.sneeze"), "$.type", "unknown event type", id="type"),
         pytest.param(changed("time", "2026-03-02T10:00:00"), "$.time", "timezone", id="naive"),
         pytest.param(changed("time", "yesterday"), "$.time", "Invalid RFC3339", id="time"),
-        pytest.param(changed("data.kind", "sneeze"), "$.data.kind", "Invalid enum", id="kind"),
+        pytest.param(
+            changed("data.kind", "sneeze"), "$.data.kind", "not an allowed value", id="kind"
+        ),
         pytest.param(changed("data.identity", {}), "$.data.identity", "at least one", id="who"),
         pytest.param(
             changed("data.identity.anonymous_id", "  "),
             "$.data.identity.anonymous_id",
-            "matching regex",
+            "non-blank text without control characters",
             id="blank-id",
         ),
         pytest.param(
             changed("data.identity.phone", "1----"),
             "$.data.identity.phone",
-            "matching regex",
+            "not a phone number",
             id="phone-without-digits",
         ),
         pytest.param(changed("time", "0001-01-01T00:00:00+01:00"), "$", "years", id="ancient"),
@@ -126,19 +130,19 @@ def test_unknown_fields_are_ignored_for_forward_compatibility():
         pytest.param(
             changed("data.identity.email", "not-an-email"),
             "$.data.identity.email",
-            "matching regex",
+            "not an e-mail address",
             id="email",
         ),
         pytest.param(
             changed("data.campaign.channel", "tv"),
             "$.data.campaign.channel",
-            "Invalid enum",
+            "expected one of organic_search",
             id="channel",
         ),
         pytest.param(
             changed("data.profile.seniority", "intern"),
             "$.data.profile.seniority",
-            "Invalid enum",
+            "expected one of c_level",
             id="seniority",
         ),
         pytest.param(
