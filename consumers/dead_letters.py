@@ -66,8 +66,8 @@ def send_dead_letters(
 # A lost broker must show as a failed send within seconds, so that the batch is retried.
 PRODUCER_OPTIONS: dict[str, Any] = {
     "max_block_ms": 10_000,
-    "request_timeout_ms": 10_000,
-    "delivery_timeout_ms": 20_000,
+    "request_timeout_ms": 5_000,
+    "delivery_timeout_ms": 10_000,
 }
 
 
@@ -91,7 +91,7 @@ class DeadLetterProducer:
             self._producer = kafka.producer(self.settings, **PRODUCER_OPTIONS)
         try:
             send_dead_letters(
-                self._producer, self.settings.dead_letter_topic, refused, timeout=30.0
+                self._producer, self.settings.dead_letter_topic, refused, timeout=15.0
             )
         except KafkaError:
             self.close()
@@ -102,7 +102,7 @@ class DeadLetterProducer:
         producer, self._producer = self._producer, None
         if producer is not None:
             with contextlib.suppress(KafkaError):  # it is dropped because it failed
-                producer.close(timeout=5)
+                producer.close(timeout=1)
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer, Topic
 from kafka.partitioner import DefaultPartitioner
 from kafka.partitioner.default import murmur2
 
+from lifecycle.errors import TransientError
 from lifecycle.settings import Settings
 
 
@@ -52,9 +53,15 @@ def topic_id(client: KafkaConsumer | KafkaProducer, topic: str) -> UUID | None:
     return found if isinstance(found, UUID) and found.int else None
 
 
-def refresh_metadata(consumer: KafkaConsumer) -> None:
-    """Ask the broker for fresh metadata now (topic ids included)."""
-    consumer.topics()
+class TopicMissingError(TransientError):
+    """The topic is not on the broker (yet): a broker that just restarted, say."""
+
+
+def refresh_topic_id(consumer: KafkaConsumer, topic: str) -> UUID | None:
+    """Ask the broker for fresh metadata now; the topic's id (None: the broker gives none)."""
+    if topic not in consumer.topics():
+        raise TopicMissingError(f"{topic} is not on the broker")
+    return topic_id(consumer, topic)
 
 
 # Keys recently hashed (one entry: a key's bytes and an int, about 150 bytes).

@@ -2,12 +2,14 @@
 
 Each poll's messages (of every partition) update the views and the partitions' offsets in one
 transaction of the views database. The offsets in the active slot, not Kafka, say where the
-worker stands: newly assigned partitions wait, paused, until they have been read, and after
-any failed transaction every partition is sought back to them. When a replay swaps the slots,
-the worker notices at its next batch and seeks to the new slot's offsets (from the start of the
-topic if a replay from the store built it: repeats are harmless, every event is applied
-idempotently). Offsets are kept with the id of the topic's life they were read from: if the
-topic was recreated (the relay then publishes everything again), it is read from its start.
+worker stands: what is fetched for newly assigned partitions is dropped until their offsets
+have been read, and after any failed transaction every partition is sought back to them. (Not
+with ``KafkaConsumer.pause()``: see ``consumers.touchpoints`` for the kafka-python bug.) When
+a replay swaps the slots, the worker notices at its next batch and seeks to the new slot's
+offsets (from the start of the topic if a replay from the store built it: repeats are
+harmless, every event is applied idempotently). Offsets are kept with the id of the topic's
+life they were read from: if the topic was recreated (the relay then publishes everything
+again), it is read from its start.
 
 The database or the broker being away is waited out with backoff; a lead event the views
 cannot apply (or read) is parked in ``lifecycle_parked_events`` and the others go on.
@@ -30,6 +32,7 @@ from kafka.structs import OffsetAndMetadata
 
 from consumers import kafka
 from consumers.worker import backoff
+from lifecycle.errors import TransientError
 from lifecycle.lead_events import LeadEvent, decode_lead_event
 from lifecycle.logs import describe
 from lifecycle.metrics import BATCH_SECONDS, count, fault
@@ -73,8 +76,8 @@ class ViewsWorker:
         consumer.subscribe(
             [self.topic],
             listener=kafka.PartitionListener(
-                assigned=lambda partitions: self._on_assigned(consumer, partitions),
-                revoked=lambda _: self.projection.forget(),
+                assigned=self._on_assigned,
+                revoked=self._on_revoked,
             ),
         )
         log.info("views_started", topic=self.topic, group=self.settings.views_group)
@@ -83,7 +86,7 @@ class ViewsWorker:
             while not stop.is_set():
                 try:
                     self._step(consumer)
-                except (KafkaError, *TRANSIENT) as error:
+                except (KafkaError, TransientError, *TRANSIENT) as error:
                     failures += 1
                     delay = backoff(failures)
                     fault("views", "broker" if isinstance(error, KafkaError) else "database")
@@ -113,34 +116,36 @@ class ViewsWorker:
         if batches:
             self._handle(consumer, batches)
 
-    def _on_assigned(self, consumer: KafkaConsumer, partitions: Sequence[TopicPartition]) -> None:
-        """New partitions wait, paused, until their offsets are read (nothing here may fail)."""
+    def _on_assigned(self, partitions: Sequence[TopicPartition]) -> None:
+        """New partitions wait until their offsets are read (nothing here may fail)."""
         self._assigned = list(partitions)
         self.projection.forget()
         self._unlocated = set(partitions)
-        consumer.pause(*partitions)
         log.info("partitions_assigned", partitions=sorted(p.partition for p in partitions))
+
+    def _on_revoked(self, partitions: Sequence[TopicPartition]) -> None:
+        self._assigned = [p for p in self._assigned if p not in partitions]
+        self._unlocated -= set(partitions)
+        self.projection.forget()
 
     def _relocate(self, consumer: KafkaConsumer) -> None:
         """Every partition is sought again to the offsets the views hold."""
         self.projection.forget()  # its folds may have gone on with what was rolled back
+        self._assigned = [p for p in self._assigned if p in consumer.assignment()]
         self._unlocated = set(self._assigned)
-        if self._assigned:
-            consumer.pause(*self._assigned)
 
     def _check_topic_id(self, consumer: KafkaConsumer) -> None:
         current = kafka.topic_id(consumer, self.topic)
         if self._topic_id is not None and current is not None and str(current) != self._topic_id:
             log.warning("topic_id_changed", topic=self.topic, topic_id=str(current))
+            self._topic_id = None  # known again once the partitions are located
             self._relocate(consumer)
 
     def _locate(self, consumer: KafkaConsumer) -> None:
         if not self._unlocated or time.monotonic() < self._retry_at:
             return
-        current = kafka.topic_id(consumer, self.topic)
-        if current is None:
-            kafka.refresh_metadata(consumer)
-            current = kafka.topic_id(consumer, self.topic)
+        # Asked of the broker now: after a restart the cached metadata may be of the old topic.
+        current = kafka.refresh_topic_id(consumer, self.topic)
         topic_id = None if current is None else str(current)
         with self.store.transaction() as tx:
             slot = self._slot = self.store.active_slot(tx)
@@ -153,7 +158,6 @@ class ViewsWorker:
         self._topic_id = topic_id
         for partition, position in positions.items():
             consumer.seek(partition, 0 if position is None else position + 1)
-        consumer.resume(*positions)
         self._unlocated.clear()
         self.projection.forget()
 

@@ -58,12 +58,14 @@ BOOTSTRAP_TIMEOUT_MS = 5_000
 PRODUCER_OPTIONS = {
     "bootstrap_timeout_ms": BOOTSTRAP_TIMEOUT_MS,
     "max_block_ms": 10_000,
-    "request_timeout_ms": 10_000,
-    "delivery_timeout_ms": 20_000,
+    "request_timeout_ms": 5_000,
+    "delivery_timeout_ms": 10_000,
     "allow_auto_create_topics": False,
 }
 # Longer than the delivery timeout, so that flushing ends with every send failed or acknowledged.
-FLUSH_TIMEOUT_SECONDS = 30.0
+FLUSH_TIMEOUT_SECONDS = 15.0
+# A producer that failed is dropped: what it still holds is sent again by the next session.
+ABANDON_TIMEOUT_SECONDS = 1.0
 # Failures worth waiting out: the broker or the event store is briefly away.
 TRANSIENT = (KafkaError, OperationalError, InterfaceError, TransientError)
 
@@ -129,7 +131,7 @@ class Relay:
                         retry_in=delay,
                     )
                     if session is not None:
-                        session.close()
+                        session.close(timeout=ABANDON_TIMEOUT_SECONDS)
                         session = None
                     stop.wait(delay)
                     continue
@@ -282,9 +284,9 @@ class _Session:
                 raise future.exception or KafkaTimeoutError("a message was not acknowledged")
         return len(futures)
 
-    def close(self) -> None:
-        """Close the producer, once whatever is still in flight was delivered or expired."""
+    def close(self, *, timeout: float = FLUSH_TIMEOUT_SECONDS) -> None:
+        """Close the producer, once what is in flight was delivered or expired (or ``timeout``)."""
         try:
-            self.producer.close(timeout=FLUSH_TIMEOUT_SECONDS)
+            self.producer.close(timeout=timeout)
         except KafkaError as error:
             log.warning("relay_producer_not_closed", error=describe(error))

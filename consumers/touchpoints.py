@@ -2,21 +2,28 @@
 
 Each partition batch becomes one database transaction holding every aggregate it changed and
 the partition's tracking record (its position: the batch's last offset). The database, not
-Kafka, knows where we are: a newly assigned partition is paused until its position has been
-read from the store, then sought to the next offset. Kafka's committed offsets follow the
-database only so that lag tools see them.
+Kafka, knows where we are: a newly assigned partition is *held* (what is fetched for it is
+dropped) until its position has been read from the store, then sought to the next offset.
+Kafka's committed offsets follow the database only so that lag tools see them.
 
 Positions belong to one life of the topic (``lifecycle.positions``): when the broker reports
 another topic id than the one the positions were taken on, the topic was recreated, and its
 new life is read from its start (receipts make repeats harmless).
 
 Bad input goes to the DLQ (acknowledged before the offset is tracked). Transient failures
-(the database or the broker unreachable, other writers winning) pause the partition and retry
+(the database or the broker unreachable, other writers winning) hold the partition and retry
 the same batch with bounded backoff, so nothing is skipped; the loop itself never exits on them.
+
+Holding is not ``KafkaConsumer.pause()``: in kafka-python 3.0.12 a partition paused while
+part of a fetch response for it is still buffered never fetches again once resumed, as long as
+other partitions flow (the parked records are restored only when no other partition's records
+are in hand). A held partition's records are dropped and the consumer sought back to where the
+partition must go on, so fetching continues at the right place whatever the fetcher buffered.
 """
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Sequence
@@ -41,6 +48,9 @@ from lifecycle.positions import Incarnation, TopicPositions
 from lifecycle.settings import Settings
 
 log = structlog.get_logger()
+
+POLL_MS = 200
+POLL_SECONDS = POLL_MS / 1000
 
 # Failures that go away by themselves: the database or the broker is briefly unreachable,
 # or other writers kept winning.
@@ -76,7 +86,7 @@ class _Partition:
     located: bool = False
     """Whether the position was read from the store and the consumer sought past it."""
     pending: _Batch | None = None
-    """A batch that failed and waits for its retry (the partition is paused meanwhile)."""
+    """A batch that failed and waits for its retry (the partition is held meanwhile)."""
     attempts: int = 0
     retry_at: float = 0.0
 
@@ -115,7 +125,7 @@ class TouchpointIngest:
         consumer.subscribe(
             [self.topic],
             listener=kafka.PartitionListener(
-                assigned=lambda partitions: self._assigned(consumer, partitions),
+                assigned=self._assigned,
                 revoked=self._revoked,
             ),
         )
@@ -124,7 +134,7 @@ class TouchpointIngest:
         try:
             while not stop.is_set():
                 try:
-                    self._step(consumer)
+                    self._step(consumer, stop)
                 except KafkaError as error:
                     # The broker is away (restarting, unreachable): wait and go on; the
                     # partitions' positions are in the store, nothing is lost meanwhile.
@@ -145,21 +155,29 @@ class TouchpointIngest:
             self._dead_letters.close()
             log.info("ingest_stopped", topic=self.topic)
 
-    def _step(self, consumer: KafkaConsumer) -> None:
+    def _step(self, consumer: KafkaConsumer, stop: threading.Event) -> None:
         self._check_incarnation(consumer)
         self._locate(consumer)
         self._retry_pending(consumer)
-        batches = consumer.poll(timeout_ms=200, max_records=self.settings.batch_size)
+        states = self._partitions.values()
+        if states and all(not s.located or s.pending is not None for s in states):
+            # Every partition waits (for the store, or for a retry): what a poll would fetch
+            # would be dropped. (Heartbeats go on in kafka-python's own thread.)
+            stop.wait(POLL_SECONDS)
+            return
+        batches = consumer.poll(timeout_ms=POLL_MS, max_records=self.settings.batch_size)
         for partition, messages in batches.items():
             self._handle(consumer, partition, messages)
 
     # Assignment: nothing here may fail, so the store is read later, in _locate.
 
-    def _assigned(self, consumer: KafkaConsumer, partitions: Sequence[TopicPartition]) -> None:
-        """New partitions wait, paused, until their positions are read from the store."""
-        for partition in partitions:
+    def _assigned(self, partitions: Sequence[TopicPartition]) -> None:
+        """New partitions are held until their positions are read from the store."""
+        # Which life of the topic this is, is asked again (a rebalance follows a broker restart),
+        # and every partition is located again in it.
+        self._incarnation = None
+        for partition in {*self._partitions, *partitions}:
             self._partitions[partition] = _Partition()
-        consumer.pause(*partitions)
         log.info("partitions_assigned", partitions=sorted(p.partition for p in partitions))
 
     def _revoked(self, partitions: Sequence[TopicPartition]) -> None:
@@ -184,7 +202,6 @@ class TouchpointIngest:
         self._incarnation = None
         for partition, state in self._partitions.items():
             self._partitions[partition] = _Partition(retry_at=state.retry_at)
-        consumer.pause(*self._partitions)
 
     def _locate(self, consumer: KafkaConsumer) -> None:
         """Seek the partitions that wait for it past their positions, and let them read."""
@@ -204,7 +221,6 @@ class TouchpointIngest:
             state = self._partitions[partition]
             state.position, state.located, state.attempts = position, True, 0
             consumer.seek(partition, 0 if position is None else position + 1)
-        consumer.resume(*positions)
         log.info(
             "partitions_located",
             incarnation=incarnation.number,
@@ -212,13 +228,13 @@ class TouchpointIngest:
         )
 
     def _resolve_incarnation(self, consumer: KafkaConsumer) -> Incarnation:
-        topic_id = kafka.topic_id(consumer, self.topic)
-        if topic_id is None:
-            kafka.refresh_metadata(consumer)
-            topic_id = kafka.topic_id(consumer, self.topic)
+        # Asked of the broker now: after a restart the cached metadata may be of the old topic.
+        topic_id = kafka.refresh_topic_id(consumer, self.topic)
         incarnation = self.positions.incarnation(topic_id)
         if incarnation.recreated:
-            # The loudest thing ingest says: the topic's offsets began again from zero.
+            # The loudest thing ingest says: the topic's offsets began again from zero. The
+            # broker may be a new one too: the dead-letter producer starts afresh.
+            self._dead_letters.close()
             fault("ingest", "topic_recreated")
             log.error(
                 "topic_recreated_reading_from_start",
@@ -241,8 +257,12 @@ class TouchpointIngest:
         messages: Sequence[ConsumerRecord],
     ) -> None:
         state = self._partitions.get(partition)
-        if state is None or not state.located or state.pending is not None:
-            return  # fetched before the partition was paused: it will be read again
+        if state is None or not state.located:
+            return  # fetched before the position was known: the partition is sought later
+        if state.pending is not None:
+            # Held for a retry: fetching goes on right after the batch kept for it.
+            consumer.seek(partition, state.pending.messages[-1].offset + 1)
+            return
         if state.position is not None and messages[0].offset <= state.position:
             # The consumer went back behind what is recorded: the log was truncated or the
             # topic recreated. Read metadata again to see which (then _check_incarnation
@@ -255,7 +275,8 @@ class TouchpointIngest:
                 position=state.position,
                 first_offset=messages[0].offset,
             )
-            kafka.refresh_metadata(consumer)
+            with contextlib.suppress(KafkaError, TransientError):  # (asked again later anyway)
+                kafka.refresh_topic_id(consumer, self.topic)
         self._attempt(consumer, partition, state, _Batch(messages))
 
     def _retry_pending(self, consumer: KafkaConsumer) -> None:
@@ -274,9 +295,7 @@ class TouchpointIngest:
         try:
             self._process(consumer, partition, state, batch)
         except TRANSIENT as error:
-            if state.pending is None:
-                consumer.pause(partition)
-                state.pending = batch
+            state.pending = batch
             delay = state.failed(time.monotonic())
             fault("ingest", "broker" if isinstance(error, KafkaError) else "database")
             log.warning(
@@ -288,11 +307,7 @@ class TouchpointIngest:
                 error=describe(error),
             )
             return
-        if state.pending is not None:
-            # Fetching goes on from right after the batch, wherever the consumer stood.
-            state.pending, state.attempts = None, 0
-            consumer.seek(partition, batch.messages[-1].offset + 1)
-            consumer.resume(partition)
+        state.pending, state.attempts = None, 0
 
     def _process(
         self,

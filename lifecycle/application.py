@@ -433,13 +433,7 @@ class _Batch:
     def _touch(
         self, data: contracts.Touchpoint, at: datetime, fid: str, *, identified: bool
     ) -> Touch:
-        referrer_lead_id = None
-        if data.referrer is not None:
-            for key in _keys(data.referrer):
-                identity = self.get(Identity, key.identity_id)
-                if identity is not None:
-                    referrer_lead_id = self.live_lead(identity.lead_id).id
-                    break
+        referrer_lead_id = None if data.referrer is None else self._referrer(data.referrer, at)
         return Touch(
             fact_id=fid,
             at=at,
@@ -454,6 +448,23 @@ class _Batch:
             currency=data.currency,
             properties=dict(data.properties),
         )
+
+    def _referrer(self, referrer: contracts.Referrer, at: datetime) -> UUID:
+        """The lead of the referring person, claimed for them now if nobody has their keys yet.
+
+        So the credit never depends on whether the referrer's own touchpoints arrived first:
+        they land on that lead (a lead with no facts, until they come), or merge with it.
+        """
+        keys = _keys(referrer)
+        for key in keys:
+            identity = self.get(Identity, key.identity_id)
+            if identity is not None:
+                return self.live_lead(identity.lead_id).id
+        lead = self.add(Lead(id=keys[0].lead_id(at)))
+        for key in keys:
+            self.add(Identity(id=key.identity_id, lead_id=lead.id))
+            lead.add_identifier(key)
+        return lead.id
 
     def _spend(self, data: contracts.Spend, at: datetime, fid: str) -> bool:
         aggregate_id = campaign_id(data.campaign.id)

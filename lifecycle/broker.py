@@ -61,6 +61,9 @@ def create_topics(bootstrap: str, topics: Iterable[str], *, partitions: int) -> 
 
 def _port_is_free(port: int) -> bool:
     with socket.socket() as probe:
+        # As a listener binds: a port whose last connections linger in TIME_WAIT (a broker
+        # that just crashed) is free to listen on again.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind(("127.0.0.1", port))
         except OSError:
@@ -142,6 +145,13 @@ class LocalBroker:
         try:
             process.wait(timeout)
         except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+    def kill(self) -> None:
+        """Stop the broker at once, as a crash would (SIGKILL): everything it held is lost."""
+        process, self._process = self._process, None
+        if process is not None and process.poll() is None:
             process.kill()
             process.wait()
 

@@ -11,6 +11,7 @@ from rich.table import Table
 
 from lifecycle.aggregates import Lead
 from lifecycle.application import LeadLifecycle
+from lifecycle.errors import LeadNotFoundError
 from lifecycle.facts import Disqualification, Fact, Qualification, Touch, ordered
 from lifecycle.rules import StageMove
 from lifecycle.vocabulary import Stage, Temperature
@@ -113,7 +114,7 @@ def lead_report(engine: LeadLifecycle, lead: Lead, *, as_of: datetime | None = N
         acquisition_campaign=view.acquisition_campaign,
         acquisition_channel=view.acquisition_channel,
         revenue=view.revenue,
-        referrer_lead_id=view.referrer_lead_id,
+        referrer_lead_id=_live(engine, view.referrer_lead_id),
         unsubscribed=view.unsubscribed,
         identities=[str(key) for key in lead.identifiers],
         absorbed=list(lead.absorbed),
@@ -123,6 +124,16 @@ def lead_report(engine: LeadLifecycle, lead: Lead, *, as_of: datetime | None = N
             for f in ordered([f for f in lead.facts if f.at <= instant])
         ],
     )
+
+
+def _live(engine: LeadLifecycle, lead_id: UUID | None) -> UUID | None:
+    """The lead now standing for ``lead_id`` (its survivor, if it was merged)."""
+    if lead_id is None:
+        return None
+    try:
+        return engine.get_lead(lead_id).id
+    except LeadNotFoundError:
+        return lead_id
 
 
 def _when(instant: datetime | None) -> str:

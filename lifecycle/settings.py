@@ -39,6 +39,9 @@ class Settings:
     """Touchpoint properties copied to ``lead.events``; the others may hold personal data."""
     api_token: str = ""
     """When set, every ``/api`` request must carry it as a bearer token."""
+    metrics_port: int = 0
+    """The workers' (ingest, relay, project, run) Prometheus endpoint; 0: none."""
+    metrics_host: str = "127.0.0.1"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -62,6 +65,8 @@ class Settings:
         for name in ("cache_size", "batch_size", "session_timeout_ms", "heartbeat_interval_ms"):
             if getattr(self, name) < 1:
                 raise ConfigurationError(f"LIFECYCLE_{name.upper()} must be at least 1")
+        if not 0 <= self.metrics_port <= 65535:
+            raise ConfigurationError("LIFECYCLE_METRICS_PORT must be between 0 and 65535")
         if self.heartbeat_interval_ms >= self.session_timeout_ms:
             raise ConfigurationError(
                 "LIFECYCLE_HEARTBEAT_INTERVAL_MS must be below LIFECYCLE_SESSION_TIMEOUT_MS"

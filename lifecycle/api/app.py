@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import Any
 
 from kafka.errors import KafkaError
-from litestar import Litestar, MediaType, Response, get
+from litestar import Litestar, MediaType, Response, Router, get
 from litestar.connection import ASGIConnection
 from litestar.datastructures import State
-from litestar.exceptions import NotAuthorizedException
+from litestar.exceptions import NotAuthorizedException, NotFoundException
 from litestar.handlers import BaseRouteHandler
 from litestar.openapi import OpenAPIConfig
 from litestar.static_files import create_static_files_router
@@ -39,6 +39,12 @@ def _require_token(
     # Compared in constant time, so that response times do not leak the token.
     if scheme.lower() != "bearer" or not hmac.compare_digest(given.encode(), token.encode()):
         raise NotAuthorizedException("a valid bearer token is required (LIFECYCLE_API_TOKEN)")
+
+
+def _plain_path(connection: ASGIConnection[Any, Any, Any, Any], _handler: BaseRouteHandler) -> None:
+    """A path with a NUL names no file (the file system would refuse it with an error)."""
+    if "\x00" in connection.scope["path"]:
+        raise NotFoundException("no such file")
 
 
 @get("/", media_type=MediaType.HTML, include_in_schema=False, sync_to_thread=False)
@@ -101,12 +107,18 @@ def create_app(api: Api) -> Litestar:
             dashboard,
             metrics,
             healthz,
-            create_static_files_router(path="/static", directories=[DASHBOARD]),
+            create_static_files_router(
+                path="/static", directories=[DASHBOARD], guards=[_plain_path]
+            ),
         ],
         state=State({"api": api, "registry": registry}),
         exception_handlers=HANDLERS,
         logging_config=None,  # structlog is configured by the command
         openapi_config=OpenAPIConfig(
-            title="lead-lifecycle", version="1", description=__doc__, path="/schema"
+            title="lead-lifecycle",
+            version="1",
+            description=__doc__,
+            # The document describes the API: behind the same token as the API itself.
+            openapi_router=Router(path="/schema", route_handlers=[], guards=[_require_token]),
         ),
     )

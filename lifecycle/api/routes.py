@@ -162,8 +162,9 @@ def list_leads(  # noqa: PLR0913 (one argument per query parameter)
     channel: Text = None,
     limit: Annotated[int, QueryParameter(ge=1, le=MAX_PAGE)] = 50,
     cursor: Text = None,
+    as_of: Text = None,
 ) -> answers.LeadPage | answers.Lead:
-    """With ``identity=email:...``: that lead. Otherwise a page of leads, highest score first."""
+    """With ``identity=email:...``: that lead (as of ``as_of``). Else a page of leads by score."""
     api = _api(state)
     if identity is not None:
         try:
@@ -171,7 +172,9 @@ def list_leads(  # noqa: PLR0913 (one argument per query parameter)
         except ValueError:
             kinds = ", ".join(kind.value for kind in IdentityKind)
             raise bad_parameter("identity", f"expected KIND:VALUE, KIND one of {kinds}") from None
-        return _lead_answer(_lead(api, key, None))
+        return _lead_answer(_lead(api, key, _instant("as_of", as_of)))
+    if as_of is not None:
+        raise bad_parameter("as_of", "applies to one lead (with identity=...), not to a list")
     query = queries.LeadQuery(
         stage=_choice("stage", stage, [s.value for s in Stage]),
         temperature=_choice("temperature", temperature, [t.value for t in Temperature]),

@@ -11,7 +11,9 @@ from contextlib import ExitStack, contextmanager
 from typing import Annotated, Literal
 
 import msgspec
+import prometheus_client
 import typer
+from eventsourcing.persistence import PersistenceError
 from kafka.errors import KafkaError
 from rich.table import Table
 
@@ -24,6 +26,7 @@ from lifecycle.application import LeadLifecycle
 from lifecycle.broker import LocalBroker
 from lifecycle.cli.common import app, err, fail, load_settings, open_engine, open_views, out
 from lifecycle.errors import LifecycleError
+from lifecycle.logs import describe
 from lifecycle.settings import Settings
 
 dlq_app = typer.Typer(help="Look at and redrive dead letters.", no_args_is_help=True)
@@ -103,15 +106,36 @@ def _worker(name: WorkerName, settings: Settings, stack: ExitStack, *, from_star
     return _RelayFromStart(relay) if from_start else relay
 
 
+def _serve_metrics(settings: Settings) -> None:
+    """The workers' counters at http://METRICS_HOST:METRICS_PORT/metrics, if a port is set."""
+    if not settings.metrics_port:
+        return
+    try:
+        prometheus_client.start_http_server(settings.metrics_port, addr=settings.metrics_host)
+    except OSError as error:
+        raise fail(
+            f"cannot serve metrics on {settings.metrics_host}:{settings.metrics_port}: "
+            f"{error.strerror or error}"
+        ) from None
+
+
 def _run(settings: Settings, names: list[WorkerName], *, from_start: bool = False) -> None:
     """Run the workers in threads until SIGINT or SIGTERM."""
     collect_garbage_less_often()
+    _serve_metrics(settings)
     with ExitStack() as stack, _stop_on_signals() as stop:
         workers = [_worker(name, settings, stack, from_start=from_start) for name in names]
         try:
             run_until_stopped(workers, stop)
         except KafkaError as error:
-            raise fail(f"Kafka at {settings.kafka_bootstrap} failed: {error}") from None
+            raise fail(f"Kafka at {settings.kafka_bootstrap} failed: {describe(error)}") from None
+        except (LifecycleError, PersistenceError):
+            raise  # open_engine's messages and exit codes
+        except Exception as error:  # noqa: BLE001 (any crash: one line, never a traceback)
+            # The worker_failed log line has its traceback; the terminal gets one line.
+            raise fail(
+                f"a worker failed: {describe(error)} (see the worker_failed log line)", 3
+            ) from None
     err.print("stopped cleanly", highlight=False)
 
 

@@ -92,6 +92,17 @@ class _Remembered:
         return True
 
 
+@dataclass
+class _Writes:
+    """What folding a batch's leads writes: lead rows, stage histories, revenue, funnel."""
+
+    rows: list[dict[str, object]] = field(default_factory=list)
+    moved: dict[str, tuple[StageMove, ...]] = field(default_factory=dict)
+    paid: dict[str, dict[str, int]] = field(default_factory=dict)
+    removed: list[funnel.Contribution] = field(default_factory=list)
+    added: list[funnel.Contribution] = field(default_factory=list)
+
+
 Folded = tuple[int, LeadView, list[datetime]]
 """A lead folded again: its version, its view, and when sales contacted it."""
 
@@ -221,59 +232,61 @@ class LeadsProjection:
         """
         if not leads:
             return
-        unknown = [key for key in leads if (r := self._leads.get(key)) is None or not r.written]
-        removed, merged = funnel.read_contributions(tx, slot, unknown)
-        added: list[funnel.Contribution] = []
-        rows: list[dict[str, object]] = []
-        moved: dict[str, tuple[StageMove, ...]] = {}
-        paid: dict[str, dict[str, int]] = {}
-        for key, (version, view, contacts) in leads.items():
-            entered: dict[str, datetime] = {}
-            for move in view.history:
-                entered.setdefault(move.stage.value, move.entered_at)
-            rows.append(_lead_row(key, version, view, entered, contacts))
-            contribution = (
-                None
-                if key in merged or not view.is_lead  # (a merged lead keeps its merged_into)
-                else funnel.contribution(
-                    key,
-                    entered=entered,
-                    campaign=view.acquisition_campaign,
-                    channel=view.acquisition_channel,
-                    revenue=view.revenue,
-                )
-            )
-            remembered = self._leads.get(key)
-            written = remembered.written if remembered is not None else None
-            if written is None or written.history != view.history:
-                moved[key] = view.history
-            if written is None or written.revenue != view.revenue:
-                paid[key] = view.revenue
-            if written is None or written.contribution != contribution:
-                if written is not None and written.contribution is not None:
-                    removed.append(written.contribution)
-                if contribution is not None:
-                    added.append(contribution)
-            if remembered is not None:
-                remembered.written = _Written(view.history, view.revenue, contribution)
-        self._upsert_leads(tx, slot, rows)
-        _delete_leads(tx, f"lifecycle_stage_history_{slot}", list(moved))
+        writes = self._plan(tx, slot, leads)
+        _resolve_referrers(tx, slot, writes.rows)
+        self._upsert_leads(tx, slot, writes.rows)
+        _delete_leads(tx, f"lifecycle_stage_history_{slot}", list(writes.moved))
         tx.executemany(
             f"INSERT INTO lifecycle_stage_history_{slot} "
             "(lead_id, seq, stage, entered_at, exited_at, fact_id) VALUES (?, ?, ?, ?, ?, ?)",
             [
                 (key, seq, m.stage.value, m.entered_at, m.exited_at, m.fact_id)
-                for key, history in moved.items()
+                for key, history in writes.moved.items()
                 for seq, m in enumerate(history)
             ],
         )
-        _delete_leads(tx, f"lifecycle_lead_revenue_{slot}", list(paid))
+        _delete_leads(tx, f"lifecycle_lead_revenue_{slot}", list(writes.paid))
         tx.executemany(
             f"INSERT INTO lifecycle_lead_revenue_{slot} (lead_id, currency, amount_minor) "
             "VALUES (?, ?, ?)",
-            [(key, c, amount) for key, revenue in paid.items() for c, amount in revenue.items()],
+            [
+                (key, c, amount)
+                for key, revenue in writes.paid.items()
+                for c, amount in revenue.items()
+            ],
         )
-        funnel.update(tx, slot, removed, added)
+        funnel.update(tx, slot, writes.removed, writes.added)
+
+    def _plan(self, tx: Transaction, slot: Slot, leads: dict[str, Folded]) -> _Writes:
+        """The rows to write for these folds, and what the funnel totals gain and lose."""
+        unknown = [key for key in leads if (r := self._leads.get(key)) is None or not r.written]
+        removed, merged = funnel.read_contributions(tx, slot, unknown)
+        writes = _Writes(removed=removed)
+        for key, (version, view, contacts) in leads.items():
+            entered: dict[str, datetime] = {}
+            for move in view.history:
+                entered.setdefault(move.stage.value, move.entered_at)
+            writes.rows.append(_lead_row(key, version, view, entered, contacts))
+            # (A merged lead keeps its merged_into, and adds nothing.)
+            contribution = None if key in merged else _contribution(key, view, entered)
+            remembered = self._leads.get(key)
+            written = remembered.written if remembered is not None else None
+            if written is None or written.history != view.history:
+                writes.moved[key] = view.history
+            if written is None or written.revenue != view.revenue:
+                writes.paid[key] = view.revenue
+            if written is None or written.contribution != contribution:
+                if written is not None and written.contribution is not None:
+                    writes.removed.append(written.contribution)
+                if contribution is not None:
+                    writes.added.append(contribution)
+            if remembered is not None:
+                remembered.written = _Written(view.history, view.revenue, contribution)
+        for key in merged:
+            # Not remembered: that it is merged is only known from its row, so a later batch
+            # must read that again (else its facts would count it in the funnel once more).
+            self._leads.pop(key, None)
+        return writes
 
     @staticmethod
     def _upsert_leads(tx: Transaction, slot: Slot, rows: list[dict[str, object]]) -> None:
@@ -305,6 +318,83 @@ class LeadsProjection:
             f"UPDATE lifecycle_leads_{slot} SET merged_into = ? WHERE lead_id = ?",
             [(survivor, lead_id) for lead_id, survivor in changes.merged.items()],
         )
+        tx.executemany(
+            f"INSERT INTO lifecycle_merges_{slot} (lead_id, merged_into) VALUES (?, ?) "
+            "ON CONFLICT (lead_id) DO UPDATE SET merged_into = excluded.merged_into",
+            list(changes.merged.items()),
+        )
+        # Leads referred by a merged lead were referred by its survivor (whenever they came).
+        survivors = _standing(tx, slot, set(changes.merged.values()))
+        tx.executemany(
+            f"UPDATE lifecycle_leads_{slot} SET referrer_lead_id = ? WHERE referrer_lead_id = ?",
+            [
+                (survivors.get(survivor, survivor), lead_id)
+                for lead_id, survivor in changes.merged.items()
+            ],
+        )
+
+
+def _contribution(
+    key: str, view: LeadView, entered: dict[str, datetime]
+) -> funnel.Contribution | None:
+    """What a live lead adds to the funnel totals (None: a visitor, or never a lead)."""
+    if not view.is_lead:
+        return None
+    return funnel.contribution(
+        key,
+        entered=entered,
+        campaign=view.acquisition_campaign,
+        channel=view.acquisition_channel,
+        revenue=view.revenue,
+    )
+
+
+def _resolve_referrers(tx: Transaction, slot: Slot, rows: list[dict[str, object]]) -> None:
+    """Name each row's referrer by the lead standing for it now (its survivor, if merged)."""
+    referrers = {str(row["referrer_lead_id"]) for row in rows if row["referrer_lead_id"]}
+    standing = _standing(tx, slot, referrers) if referrers else {}
+    for row in rows:
+        referrer = row["referrer_lead_id"]
+        if referrer is not None and str(referrer) in standing:
+            row["referrer_lead_id"] = standing[str(referrer)]
+
+
+# Merges chain rarely and shortly (a lead merged into one merged later): a bound, not a loop.
+MAX_MERGE_CHAIN = 32
+
+
+def _standing(tx: Transaction, slot: Slot, lead_ids: set[str]) -> dict[str, str]:
+    """For each of these leads that was merged, the lead standing for it now (chains followed)."""
+    merged_into: dict[str, str] = {}
+    asked = set(lead_ids)
+    for _ in range(MAX_MERGE_CHAIN):
+        asked -= merged_into.keys()
+        if not asked:
+            break
+        found: dict[str, str] = {}
+        ordered_ids = sorted(asked)
+        for start in range(0, len(ordered_ids), FOLDS_PER_QUERY):
+            chunk = ordered_ids[start : start + FOLDS_PER_QUERY]
+            found.update(
+                tx.rows(
+                    f"SELECT lead_id, merged_into FROM lifecycle_merges_{slot} "
+                    f"WHERE lead_id IN ({', '.join('?' * len(chunk))})",
+                    chunk,
+                )
+            )
+        merged_into.update(found)
+        asked = set(found.values())
+    standing: dict[str, str] = {}
+    for lead_id in lead_ids:
+        current = lead_id
+        for _ in range(MAX_MERGE_CHAIN):
+            survivor = merged_into.get(current)
+            if survivor is None or survivor == lead_id:
+                break
+            current = survivor
+        if current != lead_id:
+            standing[lead_id] = current
+    return standing
 
 
 def _delete_leads(tx: Transaction, table: str, keys: list[str]) -> None:

@@ -27,6 +27,7 @@ SLOT_TABLES = (
     "lifecycle_funnel",
     "lifecycle_funnel_revenue",
     "lifecycle_stage_days",
+    "lifecycle_merges",
     "lifecycle_offsets",
 )
 
@@ -171,6 +172,16 @@ def tables(slot: str, dialect: str) -> list[str]:
         (
             f"CREATE INDEX IF NOT EXISTS lifecycle_stage_days_{slot}_by_days "
             f"ON lifecycle_stage_days_{slot} (step, days)"
+        ),
+        # Every merge, whether or not the merged lead has a row (a referrer claimed before it
+        # had facts has none): referrers are resolved through it to the lead that stands now.
+        f"""CREATE TABLE IF NOT EXISTS lifecycle_merges_{slot} (
+            lead_id TEXT PRIMARY KEY,
+            merged_into TEXT NOT NULL
+        )""",
+        (
+            f"CREATE INDEX IF NOT EXISTS lifecycle_leads_{slot}_by_referrer "
+            f"ON lifecycle_leads_{slot} (referrer_lead_id) WHERE referrer_lead_id IS NOT NULL"
         ),
         # topic_id: the id of the topic's life these offsets were read from (NULL: not known).
         f"""CREATE TABLE IF NOT EXISTS lifecycle_offsets_{slot} (

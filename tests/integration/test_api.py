@@ -121,6 +121,28 @@ def test_as_of_in_the_past_folds_the_lead_from_the_event_store(client, events):
     assert "sql" not in lead["became"]
 
 
+def test_a_lead_found_by_identity_is_folded_as_of_the_instant_asked(client, events):
+    before_sql = events.at(scenario.EXPECTED_BECAME["email:ann@example.com"]["sql"] - 0.1)
+    now = client.get("/api/leads", params={"identity": "email:ann@example.com"}).json()
+    then = client.get(
+        "/api/leads",
+        params={"identity": "email:ann@example.com", "as_of": before_sql.isoformat()},
+    ).json()
+
+    assert then["lead_id"] == now["lead_id"]
+    assert then["as_of"] == before_sql.isoformat().replace("+00:00", "Z")
+    assert then["stage"] == "mql"
+    assert "sql" in now["became"]
+    assert "sql" not in then["became"]
+
+
+def test_as_of_without_an_identity_is_a_problem_naming_it(client):
+    answer = client.get("/api/leads", params={"as_of": "2026-03-01"})
+
+    assert answer.status_code == 400
+    assert answer.json()["parameter"] == "as_of"
+
+
 def test_the_timeline_lists_facts_in_event_time_and_names_the_fact_behind_each_stage_move(
     client,
 ):
@@ -302,6 +324,11 @@ def test_with_a_token_set_the_api_needs_it_as_a_bearer_token(open_client):
         assert answer.headers["content-type"] == "application/problem+json"
         assert answer.headers["www-authenticate"].startswith("Bearer")
     assert right.status_code == 200
+    # The API's own description is behind the token too.
+    assert client.get("/schema/openapi.json").status_code == 401
+    schema = client.get("/schema/openapi.json", headers={"Authorization": "Bearer s3cret-token"})
+    assert schema.status_code == 200
+    assert "/api/funnel" in schema.json()["paths"]
     # Probes and scrapers need no token; neither does the page (its script sends it).
     assert client.get("/metrics").status_code == 200
     assert client.get("/").status_code == 200
@@ -342,6 +369,16 @@ def test_the_openapi_document_describes_every_endpoint(client):
         "/metrics",
         "/healthz",
     }
+
+
+@pytest.mark.parametrize(
+    "path", ["/static/..%00/app.py", "/static/dashboard.js%00", "/static/%00", "/static/nope.js"]
+)
+def test_a_static_path_that_names_no_file_is_a_404_problem(client, path):
+    answer = client.get(path)
+
+    assert answer.status_code == 404
+    assert answer.headers["content-type"] == "application/problem+json"
 
 
 def test_the_dashboard_page_and_its_assets_are_served_from_the_package(client):

@@ -1,0 +1,95 @@
+"""The broker dies mid-stream and comes back without its topics: nothing is lost."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from conftest import pipeline_settings
+from harness import (
+    assert_same,
+    decoded,
+    fault_counts,
+    outcome,
+    produce,
+    wait_for_outcome,
+    wait_until,
+    workers,
+)
+
+from consumers.dead_letters import read_dead_letters
+from lifecycle.application import LeadLifecycle
+from lifecycle.broker import LocalBroker, free_port
+from lifecycle.persistence import count_events, eventsourcing_env
+from lifecycle.projections.replay import fill_from_store
+from lifecycle.projections.store import ViewStore
+from lifecycle.rules import default_rulebook
+
+pytestmark = pytest.mark.faults
+
+OUTAGE_SECONDS = 3
+MALFORMED = (b"after-restart", b'{"specversion": "1.0", "id": "late-1"')
+
+
+def test_a_broker_restarted_without_its_topics_mid_stream_loses_no_touchpoint(
+    broker, database_url, demo, clean_run, tmp_path
+):
+    first, second = demo[: len(demo) // 2], [MALFORMED, *demo[len(demo) // 2 :]]
+    want = clean_run(demo)
+    metrics = free_port()
+    settings = pipeline_settings(database_url, broker.bootstrap, metrics_port=metrics)
+    engine = LeadLifecycle(eventsourcing_env(database_url))
+    views = ViewStore(database_url)
+    first_receipts = len({(e.source, e.id) for e in decoded(first)})
+
+    def receipts() -> int:
+        return count_events(engine.recorder, ["lifecycle:Receipt.Created.v1"])
+
+    def viewed() -> int:
+        with views.reading() as tx:
+            return int(tx.value("SELECT COUNT(*) FROM lifecycle_leads"))
+
+    try:
+        with workers() as start:
+            run = start(settings, tmp_path / "run.log", "run")
+            produce(broker.bootstrap, first)
+            wait_until(
+                lambda: receipts() >= first_receipts and viewed() > 0,
+                timeout=120,
+                what="the first half recorded, and the views under way",
+            )
+            broker.kill()  # in memory: the topics and everything on them are gone
+            time.sleep(OUTAGE_SECONDS)  # the workers meet a broker that refuses connections
+            restarted = LocalBroker(port=broker.port, partitions=broker.partitions)
+            restarted.start()
+            try:
+                produce(restarted.bootstrap, second)
+                wait_for_outcome(
+                    engine,
+                    views,
+                    want,
+                    timeout=180,
+                    what="every touchpoint recorded once and the views caught up",
+                )
+                assert run.alive(), "lifecycle run exited"
+                faults = fault_counts(metrics)
+                letters = read_dead_letters(settings)
+            finally:
+                restarted.stop()
+        assert_same(outcome(engine, views), want)
+        # Told and counted: ingest noticed the new topic, and so did the views.
+        told = {line.get("topic") for line in run.logged("topic_recreated_reading_from_start")}
+        assert told == {settings.touchpoints_topic, settings.lead_events_topic}
+        assert faults[("ingest", "topic_recreated")] >= 1
+        assert faults[("views", "topic_recreated")] >= 1
+        assert faults[("relay", "topic_recreated")] >= 1
+        [epoch] = run.logged("relay_epoch_started")
+        assert epoch["reason"] == "topic_recreated"
+        # The dead-letter producer was made again for the new broker.
+        assert MALFORMED[0] in {letter.key for letter in letters}
+        # The live views equal a replay of the store.
+        spare = fill_from_store(engine, views, default_rulebook(), settings)
+        assert_same(outcome(engine, views, spare), want)
+    finally:
+        views.close()
+        engine.close()
