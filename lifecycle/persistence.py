@@ -377,6 +377,11 @@ def eventsourcing_env(database_url: str) -> dict[str, str]:
             "POSTGRES_PASSWORD": unquote(url.password or ""),
             "POSTGRES_SCHEMA": params.get("schema", "public"),
             "POSTGRES_CONNECT_TIMEOUT": params.get("connect_timeout", "5"),
+            # A connection the server dropped (a failover, a terminated backend) is found out
+            # when it is taken from the pool, not by the transaction that meets it: after an
+            # outage every idle connection in the pool is dead, and without this each retry
+            # of a batch would spend one of them (minutes, with backoff, for a pool of five).
+            "POSTGRES_PRE_PING": "y",
         }
         if "lock_timeout" in params:
             env["POSTGRES_LOCK_TIMEOUT"] = params["lock_timeout"]

@@ -246,6 +246,7 @@ def wait_for_outcome(
     engine: LeadLifecycle, store: ViewStore, want: Outcome, *, timeout: float, what: str
 ) -> None:
     """Poll the outcome until it is the one wanted, or fail saying how it differs."""
+    store.setup()  # (as the views worker does; it may not have yet)
     deadline = time.monotonic() + timeout
     while True:
         got = outcome(engine, store)
