@@ -36,9 +36,9 @@ history included; otherwise ``referral`` for a referred lead, else ``direct``):
 - referral (no campaign): yan, zoe (referred by quinn), abe (referred by ann), cal (referred by
   gil).
 
-Order matters for one thing only: a referral names its referrer, which must already be known
-when the referral is recorded, so the referred people come after their referrers in
-``history``. Spend events come last (they arrive after the leads), one is sent twice.
+Order does not matter (a referral claims its referrer's identity if nobody has it yet), but the
+history reads as it happened: the referred people come after their referrers. Spend events
+come last (they arrive after the leads), one is sent twice.
 """
 
 from __future__ import annotations

@@ -133,7 +133,11 @@ class PipelineCollector(Collector):
         self.api = api
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        """Gauges: broker up, position and lag per worker and partition, views freshness."""
+        """Gauges: broker up, position and lag per partition, parked events, views freshness."""
+        yield from self._partitions()
+        yield from self._views()
+
+    def _partitions(self) -> Iterator[GaugeMetricFamily]:
         labels = ["worker", "topic", "partition"]
         up = GaugeMetricFamily("lifecycle_broker_up", "1 if the broker answered this scrape.")
         position = GaugeMetricFamily(
@@ -160,18 +164,27 @@ class PipelineCollector(Collector):
                 position.add_metric(key, state.position)
             if state.lag is not None:
                 lag.add_metric(key, state.lag)
+        yield from (up, position, lag)
+
+    def _views(self) -> Iterator[GaugeMetricFamily]:
+        parked = GaugeMetricFamily(
+            "lifecycle_parked_events",
+            "Lead events the views could not apply, kept in lifecycle_parked_events.",
+        )
         fresh = GaugeMetricFamily(
             "lifecycle_views_newest_fact_timestamp_seconds",
             "Event time of the newest fact in the views (how far the views have got).",
         )
         try:
             newest = views_newest_fact(self.api)
+            with self.api.reading() as (views, tx):
+                parked.add_metric([], views.parked_count(tx))
         except Exception:
             log.warning("metrics_views_unavailable", exc_info=True)
         else:
             if newest is not None:
                 fresh.add_metric([], newest)
-        yield from (up, position, lag, fresh)
+        yield from (parked, fresh)
 
 
 def views_newest_fact(api: Api) -> float | None:

@@ -43,6 +43,7 @@ from lifecycle.projections.queries import (
     sla_breaches,
 )
 from lifecycle.projections.replay import fill_from_store, swap, what_if
+from lifecycle.projections.schema import instant
 from lifecycle.rules import load_rulebook
 
 
@@ -276,3 +277,41 @@ def sla(
             f"{touched:%Y-%m-%d %H:%M}" if touched else "-",
         )
     out.print(table)
+
+
+@app.command()
+def parked(
+    limit: Annotated[int, typer.Option(min=1, help="Show at most this many.")] = 100,
+    json: Annotated[
+        bool, typer.Option("--json", help="Print JSON lines instead of a table.")
+    ] = False,
+) -> None:
+    """Lead events the views could not apply: where each came from and why (newest first)."""
+    settings = load_settings()
+    store = open_views(settings)
+    try:
+        store.setup()
+        with store.reading() as tx:
+            rows = store.parked(tx, limit=limit)
+    finally:
+        store.close()
+    if json:
+        for topic, partition, offset, at, error, value in rows:
+            line = {
+                "topic": topic,
+                "partition": partition,
+                "offset": offset,
+                "parked_at": instant(at),
+                "error": error,
+                "value": bytes(value or b"").decode(errors="replace"),
+            }
+            sys.stdout.buffer.write(msgspec.json.encode(line) + b"\n")
+        return
+    table = Table("from", "parked at", "error", title=f"{len(rows)} parked lead events")
+    for topic, partition, offset, at, error, _ in rows:
+        table.add_row(f"{topic}[{partition}]@{offset}", _when(instant(at)), error)
+    out.print(table)
+
+
+def _when(at: datetime | None) -> str:
+    return "-" if at is None else f"{at:%Y-%m-%d %H:%M:%S}"

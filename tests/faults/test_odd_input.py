@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import copy
+import json
+import os
 import random
+import subprocess
+import sys
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -259,6 +263,16 @@ def test_control_characters_in_every_string_field_are_refused_or_stored_and_the_
         assert topic == settings.lead_events_topic
         assert error.startswith(("OverflowError", "NumericValueOutOfRange"))
         assert run.logged("lead_event_parked")
+        shown = subprocess.run(
+            [sys.executable, "-m", "lifecycle", "parked", "--json"],
+            env={**os.environ, **settings.environment()},
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        [listed] = [json.loads(line) for line in shown.stdout.splitlines()]
+        assert listed["topic"] == settings.lead_events_topic
+        assert '"amount_minor":9223372036854775808' in listed["value"]
     finally:
         views.close()
         engine.close()

@@ -220,6 +220,31 @@ def test_views_built_before_the_funnel_totals_get_them_counted_from_their_lead_r
     assert expected[0].reached["customer"] > 0
 
 
+def test_referrals_credit_the_referrers_even_when_the_referrals_arrive_first(
+    database_url, engine, events
+):
+    history = scenario.history(events)
+    referrals = [e for e in history if e["data"].get("kind") == "referral"]
+    engine.record(events.decode(*referrals))  # before anything of the referrers
+    engine.record(events.decode(*(e for e in history if e not in referrals)))
+    store = ViewStore(database_url)
+    rules = default_rulebook()
+    swap(store, fill_from_store(engine, store, rules, Settings(database_url=database_url)), rules)
+    with store.transaction() as tx:
+        rows = queries.referrals(tx, store.active_slot(tx))
+    store.close()
+    by_referrer = {row.referrer_lead_id: row for row in rows}
+
+    assert len(rows) == len(scenario.EXPECTED_REFERRALS)
+    for identity, expected in scenario.EXPECTED_REFERRALS.items():
+        row = by_referrer[str(engine.resolve(identity).id)]
+        assert (row.referred, row.became_customers, row.revenue_minor) == (
+            expected["referred"],
+            expected["became_customers"],
+            expected["revenue_minor"],
+        ), identity
+
+
 def test_referrals_credit_the_referring_customers(views, engine):
     with views.transaction() as tx:
         rows = queries.referrals(tx, views.active_slot(tx))
