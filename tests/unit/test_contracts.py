@@ -176,6 +176,52 @@ def test_a_malformed_event_is_rejected_naming_the_field_and_the_reason(value, fi
     assert reason in raised.value.reason
 
 
+IDS = ("id", "source", "data.identity.anonymous_id", "data.campaign.id")
+TEXTS = ("data.profile.first_name", "data.campaign.source", "data.properties.page")
+
+
+@pytest.mark.parametrize("path", IDS)
+@pytest.mark.parametrize("character", ["\x00", "\x01", "\t", "\n", "\x1b", "\x7f"])
+def test_an_id_with_a_control_character_is_refused_saying_so(path, character):
+    with pytest.raises(ContractError) as raised:
+        decode_structured(changed(path, f"a{character}b"))
+
+    assert raised.value.field == f"$.{path}"
+    assert raised.value.reason == "must be non-blank text without control characters"
+
+
+@pytest.mark.parametrize("path", TEXTS)
+def test_free_text_may_hold_line_breaks_and_tabs_but_never_a_nul(path):
+    decode_structured(changed(path, "two\nlines\tand a tab\x01"))
+
+    with pytest.raises(ContractError) as raised:
+        decode_structured(changed(path, "a\x00b"))
+    assert raised.value.reason == "must not contain a NUL character"
+
+
+def test_an_e_mail_with_a_control_character_is_not_an_e_mail():
+    with pytest.raises(ContractError, match="is not an e-mail address"):
+        decode_structured(changed("data.identity.email", "ann\x00@example.com"))
+
+
+@pytest.mark.parametrize(
+    ("path", "value"),
+    [
+        ("data.kind", "buy carol@example.com"),
+        ("data.campaign.channel", "carol@example.com"),
+        ("data.profile.seniority", "Carol Smith"),
+        ("type", "lead.carol@example.com"),
+        ("data.identity.email", "carol@@example.com"),
+        ("data.profile.country", "Carol Smith"),
+    ],
+)
+def test_a_reason_never_quotes_the_value_it_refused(path, value):
+    with pytest.raises(ContractError) as raised:
+        decode_structured(changed(path, value))
+
+    assert "carol" not in str(raised.value).lower()
+
+
 def test_a_purchase_needs_amount_and_currency_together():
     event = copy.deepcopy(GOOD)
     event["data"].update(kind="purchase", amount_minor=4_900)
