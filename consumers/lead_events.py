@@ -31,7 +31,7 @@ from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata
 
 from consumers import kafka
-from consumers.worker import backoff
+from consumers.worker import backoff, failed_part
 from lifecycle.errors import TransientError
 from lifecycle.lead_events import LeadEvent, decode_lead_event
 from lifecycle.logs import describe
@@ -89,7 +89,7 @@ class ViewsWorker:
                 except (KafkaError, TransientError, *TRANSIENT) as error:
                     failures += 1
                     delay = backoff(failures)
-                    fault("views", "broker" if isinstance(error, KafkaError) else "database")
+                    fault("views", failed_part(error))
                     log.warning(
                         "views_failed_will_retry",
                         error=describe(error),

@@ -37,6 +37,7 @@ from kafka import KafkaProducer, TopicPartition
 from kafka.errors import KafkaError, KafkaTimeoutError
 
 from consumers.kafka import consumer, producer, topic_id
+from consumers.worker import failed_part
 from lifecycle.application import LeadLifecycle
 from lifecycle.broker import create_topics
 from lifecycle.errors import TransientError
@@ -123,7 +124,7 @@ class Relay:
                     if until_caught_up and failures >= MAX_ATTEMPTS:
                         raise
                     delay = min(0.1 * 2 ** (failures - 1), MAX_BACKOFF_SECONDS)
-                    fault("relay", "broker" if isinstance(error, KafkaError) else "database")
+                    fault("relay", failed_part(error))
                     log.warning(
                         "relay_failed_will_retry",
                         error=describe(error),

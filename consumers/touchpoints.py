@@ -38,7 +38,7 @@ from kafka.structs import OffsetAndMetadata
 
 from consumers import kafka
 from consumers.dead_letters import DeadLetterProducer
-from consumers.worker import backoff
+from consumers.worker import backoff, failed_part
 from lifecycle.application import LeadLifecycle, RecordResult
 from lifecycle.contracts import InboundEvent, decode_message
 from lifecycle.errors import ContractError, TransientError
@@ -214,7 +214,7 @@ class TouchpointIngest:
             positions = {p: self.positions.position(incarnation.number, p.partition) for p in due}
         except TRANSIENT as error:
             delay = max(self._partitions[p].failed(now) for p in due)
-            fault("ingest", "database")
+            fault("ingest", failed_part(error))
             log.warning("positions_unavailable_will_retry", error=describe(error), retry_in=delay)
             return
         for partition, position in positions.items():
@@ -297,7 +297,7 @@ class TouchpointIngest:
         except TRANSIENT as error:
             state.pending = batch
             delay = state.failed(time.monotonic())
-            fault("ingest", "broker" if isinstance(error, KafkaError) else "database")
+            fault("ingest", failed_part(error))
             log.warning(
                 "batch_failed_will_retry",
                 partition=partition.partition,

@@ -8,6 +8,9 @@ from collections.abc import Sequence
 from typing import Protocol
 
 import structlog
+from kafka.errors import KafkaError
+
+from consumers.kafka import TopicMissingError
 
 log = structlog.get_logger()
 
@@ -25,6 +28,11 @@ MAX_BACKOFF_SECONDS = 30.0
 def backoff(attempts: int) -> float:
     """Seconds to wait after this many failed attempts in a row: 0.5 doubling up to 30."""
     return min(0.5 * 2.0 ** (attempts - 1), MAX_BACKOFF_SECONDS)
+
+
+def failed_part(error: BaseException) -> str:
+    """Which part a retried failure came from, as faults are counted: broker or database."""
+    return "broker" if isinstance(error, KafkaError | TopicMissingError) else "database"
 
 
 def collect_garbage_less_often() -> None:
