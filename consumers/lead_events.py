@@ -17,13 +17,11 @@ cannot apply (or read) is parked in ``lifecycle_parked_events`` and the others g
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 import time
 from collections.abc import Sequence
 
 import msgspec
-import psycopg
 import structlog
 from kafka import KafkaConsumer, TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
@@ -31,8 +29,7 @@ from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata
 
 from consumers import kafka
-from consumers.worker import backoff, failed_part
-from lifecycle.errors import TransientError
+from consumers.worker import backoff, failed_part, transient
 from lifecycle.lead_events import LeadEvent, decode_lead_event
 from lifecycle.logs import describe
 from lifecycle.metrics import BATCH_SECONDS, count, fault
@@ -47,9 +44,6 @@ log = structlog.get_logger()
 MAX_RECORDS = 2_000
 # Leads remembered between batches (their folds: about 2 kB each).
 REMEMBERED_LEADS = 50_000
-# The views database briefly away or busy: worth waiting for. Anything else a write raises
-# (a value the column refuses, say) is about one event, which is parked.
-TRANSIENT = (psycopg.OperationalError, psycopg.InterfaceError, sqlite3.OperationalError)
 
 Batches = dict[TopicPartition, list[ConsumerRecord]]
 
@@ -86,7 +80,11 @@ class ViewsWorker:
             while not stop.is_set():
                 try:
                     self._step(consumer)
-                except (KafkaError, TransientError, *TRANSIENT) as error:
+                except Exception as error:
+                    # The broker or the views database away (or busy) is waited out; what a
+                    # write raises about the data is about one event, which is parked.
+                    if not transient(error):
+                        raise
                     failures += 1
                     delay = backoff(failures)
                     fault("views", failed_part(error))
@@ -147,6 +145,8 @@ class ViewsWorker:
         # Asked of the broker now: after a restart the cached metadata may be of the old topic.
         current = kafka.refresh_topic_id(consumer, self.topic)
         topic_id = None if current is None else str(current)
+        if topic_id is None:
+            log.warning("topic_id_unknown", topic=self.topic)
         with self.store.transaction() as tx:
             slot = self._slot = self.store.active_slot(tx)
             if topic_id is not None and self.store.tie_offsets(tx, slot, self.topic, topic_id):
@@ -186,10 +186,10 @@ class ViewsWorker:
                     return
                 folded = self.projection.apply(tx, slot, [event for _, event in events])
                 self._finish(tx, slot, batches, unreadable)
-        except TRANSIENT:
-            raise
-        except Exception as error:  # noqa: BLE001 (one event's write failed: find which)
-            self.projection.forget()
+        except Exception as error:
+            self.projection.forget()  # its folds went on with what was rolled back
+            if transient(error):
+                raise
             log.warning("views_batch_refused_applying_one_by_one", error=describe(error))
             folded = self._apply_one_by_one(batches, events, unreadable)
         except BaseException:
@@ -215,10 +215,10 @@ class ViewsWorker:
             try:
                 with self.store.transaction() as tx:
                     folded += self.projection.apply(tx, slot, [event])
-            except TRANSIENT:
-                raise
-            except Exception as error:  # noqa: BLE001 (parked with its reason)
+            except Exception as error:
                 self.projection.forget()
+                if transient(error):
+                    raise
                 parked.append((message, error))
         with self.store.transaction() as tx:
             self._finish(tx, slot, batches, parked)

@@ -28,16 +28,14 @@ from uuid import UUID
 import structlog
 from eventsourcing.persistence import (
     IntegrityError,
-    InterfaceError,
     Notification,
-    OperationalError,
     Tracking,
 )
 from kafka import KafkaProducer, TopicPartition
 from kafka.errors import KafkaError, KafkaTimeoutError
 
 from consumers.kafka import consumer, producer, topic_id
-from consumers.worker import failed_part
+from consumers.worker import failed_part, transient
 from lifecycle.application import LeadLifecycle
 from lifecycle.broker import create_topics
 from lifecycle.errors import TransientError
@@ -67,8 +65,6 @@ PRODUCER_OPTIONS = {
 FLUSH_TIMEOUT_SECONDS = 15.0
 # A producer that failed is dropped: what it still holds is sent again by the next session.
 ABANDON_TIMEOUT_SECONDS = 1.0
-# Failures worth waiting out: the broker or the event store is briefly away.
-TRANSIENT = (KafkaError, OperationalError, InterfaceError, TransientError)
 
 
 class TopicRecreatedError(TransientError):
@@ -119,7 +115,9 @@ class Relay:
                         session = self._open(from_start=from_start)
                         from_start = False  # the new epoch is recorded: a retry keeps it
                     selected, sent = session.publish_batch()
-                except TRANSIENT as error:
+                except Exception as error:
+                    if not transient(error):  # (the broker or the event store briefly away)
+                        raise
                     failures += 1
                     if until_caught_up and failures >= MAX_ATTEMPTS:
                         raise
@@ -163,7 +161,7 @@ class Relay:
         if reason is not None:
             epoch = self._start_epoch(epoch, reason=reason, previous_position=position)
             position = self.app.position(self._position_name(epoch)) or 0
-        if current_id is not None and marked != epoch:
+        if current_id is not None and (marked != epoch or not self._tied(epoch)):
             self._tie(epoch, current_id)
         return _Session(self, self._position_name(epoch), position, current_id)
 
@@ -198,9 +196,10 @@ class Relay:
 
     def _tie(self, epoch: int, current_id: UUID) -> None:
         """Record that the epoch publishes to the topic with this id."""
+        # (The epoch first: one tied without its id recorded yet is tied again next time.)
         for name, number in (
-            (self._id_name(current_id), epoch),
             (f"{self._position_name(epoch)}:topic", 1),
+            (self._id_name(current_id), epoch),
         ):
             # (IntegrityError: another relay recorded it, or a later epoch, already.)
             with contextlib.suppress(IntegrityError):

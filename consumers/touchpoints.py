@@ -30,7 +30,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import structlog
-from eventsourcing.persistence import InterfaceError, OperationalError, Tracking
+from eventsourcing.persistence import Tracking
 from kafka import KafkaConsumer, TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
 from kafka.errors import KafkaError
@@ -38,7 +38,7 @@ from kafka.structs import OffsetAndMetadata
 
 from consumers import kafka
 from consumers.dead_letters import DeadLetterProducer
-from consumers.worker import backoff, failed_part
+from consumers.worker import backoff, failed_part, transient
 from lifecycle.application import LeadLifecycle, RecordResult
 from lifecycle.contracts import InboundEvent, decode_message
 from lifecycle.errors import ContractError, TransientError
@@ -52,10 +52,6 @@ log = structlog.get_logger()
 POLL_MS = 200
 POLL_SECONDS = POLL_MS / 1000
 
-# Failures that go away by themselves: the database or the broker is briefly unreachable,
-# or other writers kept winning.
-TRANSIENT = (OperationalError, InterfaceError, KafkaError, TransientError)
-
 
 @dataclass
 class _Batch:
@@ -63,18 +59,28 @@ class _Batch:
 
     messages: Sequence[ConsumerRecord]
     decoded: list[tuple[ConsumerRecord, InboundEvent]] = field(default_factory=list)
-    refused: list[tuple[ConsumerRecord, Exception]] = field(default_factory=list)
-    dead_lettered: bool = False
+    refused: dict[int, tuple[ConsumerRecord, Exception]] = field(default_factory=dict)
+    """Refused by the contract or the application, by offset."""
+    sent: set[int] = field(default_factory=set)
+    """Offsets already on the dead-letter topic: a retry sends none of them again."""
+    decoded_once: bool = False
+    attempts: int = 0
+    retry_at: float = 0.0
 
     def decode(self) -> None:
         """Split the messages into events and refusals (once)."""
-        if self.decoded or self.refused:
+        if self.decoded_once:
             return
         for message in self.messages:
             try:
                 self.decoded.append((message, decode_message(message.value, message.headers)))
             except Exception as refusal:  # noqa: BLE001 (any message we cannot read is refused)
-                self.refused.append((message, refusal))
+                self.refused[message.offset] = (message, refusal)
+        self.decoded_once = True
+
+    def unsent(self) -> list[tuple[ConsumerRecord, Exception]]:
+        """The refused messages not yet on the dead-letter topic."""
+        return [refusal for offset, refusal in self.refused.items() if offset not in self.sent]
 
 
 @dataclass
@@ -111,6 +117,8 @@ class TouchpointIngest:
             app.process_recorder, group=settings.ingest_group, topic=self.topic
         )
         self._partitions: dict[TopicPartition, _Partition] = {}
+        self._orphans: list[_Batch] = []
+        """Batches that failed, of partitions since taken away (see _orphan)."""
         self._incarnation: Incarnation | None = None
         self._dead_letters = DeadLetterProducer(settings)
 
@@ -135,14 +143,16 @@ class TouchpointIngest:
             while not stop.is_set():
                 try:
                     self._step(consumer, stop)
-                except KafkaError as error:
+                except Exception as error:
+                    if not transient(error):
+                        raise
                     # The broker is away (restarting, unreachable): wait and go on; the
                     # partitions' positions are in the store, nothing is lost meanwhile.
                     failures += 1
                     delay = backoff(failures)
-                    fault("ingest", "broker")
+                    fault("ingest", failed_part(error))
                     log.warning(
-                        "broker_failed_will_retry",
+                        "ingest_failed_will_retry",
                         error=describe(error),
                         attempt=failures,
                         retry_in=delay,
@@ -151,6 +161,7 @@ class TouchpointIngest:
                 else:
                     failures = 0
         finally:
+            self._retry_orphans(at_stop=True)
             consumer.close(autocommit=False)
             self._dead_letters.close()
             log.info("ingest_stopped", topic=self.topic)
@@ -159,6 +170,7 @@ class TouchpointIngest:
         self._check_incarnation(consumer)
         self._locate(consumer)
         self._retry_pending(consumer)
+        self._retry_orphans()
         states = self._partitions.values()
         if states and all(not s.located or s.pending is not None for s in states):
             # Every partition waits (for the store, or for a retry): what a poll would fetch
@@ -177,13 +189,14 @@ class TouchpointIngest:
         # and every partition is located again in it.
         self._incarnation = None
         for partition in {*self._partitions, *partitions}:
+            self._orphan(self._partitions.get(partition))
             self._partitions[partition] = _Partition()
         log.info("partitions_assigned", partitions=sorted(p.partition for p in partitions))
 
     def _revoked(self, partitions: Sequence[TopicPartition]) -> None:
-        """Forget revoked partitions; a batch waiting for its retry is dropped (unrecorded)."""
+        """Forget revoked partitions (a batch waiting for its retry is still recorded)."""
         for partition in partitions:
-            self._partitions.pop(partition, None)
+            self._orphan(self._partitions.pop(partition, None))
         log.info("partitions_revoked", partitions=sorted(p.partition for p in partitions))
 
     def _check_incarnation(self, consumer: KafkaConsumer) -> None:
@@ -201,7 +214,45 @@ class TouchpointIngest:
         )
         self._incarnation = None
         for partition, state in self._partitions.items():
+            self._orphan(state)
             self._partitions[partition] = _Partition(retry_at=state.retry_at)
+
+    def _orphan(self, state: _Partition | None) -> None:
+        """Keep a failed batch whose partition is taken away, to record it all the same.
+
+        The new owner reads the partition again from the tracked position, but the broker may
+        no longer have these messages (it restarted without its topics): so they are recorded
+        anyway, without moving any position (receipts make the repeats harmless).
+        """
+        if state is not None and state.pending is not None:
+            state.pending.retry_at = state.retry_at
+            self._orphans.append(state.pending)
+            state.pending = None
+
+    def _retry_orphans(self, *, at_stop: bool = False) -> None:
+        now = time.monotonic()
+        for batch in list(self._orphans):
+            if batch.retry_at > now and not at_stop:
+                continue
+            try:
+                result = self._record(batch, tracking=None)
+            except Exception as error:
+                if not transient(error):
+                    raise
+                batch.attempts += 1
+                batch.retry_at = now + backoff(batch.attempts)
+                fault("ingest", failed_part(error))
+                log.warning(
+                    "orphan_batch_failed_will_retry",
+                    partition=batch.messages[0].partition,
+                    first_offset=batch.messages[0].offset,
+                    error=describe(error),
+                )
+                continue
+            self._orphans.remove(batch)
+            self._counted(batch, result, orphan=True)
+        if at_stop and self._orphans:
+            log.error("orphan_batches_not_recorded", batches=len(self._orphans))
 
     def _locate(self, consumer: KafkaConsumer) -> None:
         """Seek the partitions that wait for it past their positions, and let them read."""
@@ -212,7 +263,9 @@ class TouchpointIngest:
         try:
             incarnation = self._incarnation or self._resolve_incarnation(consumer)
             positions = {p: self.positions.position(incarnation.number, p.partition) for p in due}
-        except TRANSIENT as error:
+        except Exception as error:
+            if not transient(error):
+                raise
             delay = max(self._partitions[p].failed(now) for p in due)
             fault("ingest", failed_part(error))
             log.warning("positions_unavailable_will_retry", error=describe(error), retry_in=delay)
@@ -294,7 +347,9 @@ class TouchpointIngest:
     ) -> None:
         try:
             self._process(consumer, partition, state, batch)
-        except TRANSIENT as error:
+        except Exception as error:
+            if not transient(error):
+                raise
             state.pending = batch
             delay = state.failed(time.monotonic())
             fault("ingest", failed_part(error))
@@ -325,21 +380,42 @@ class TouchpointIngest:
         advances = state.position is None or last > state.position
         tracking = Tracking(self.tracking_name(partition.partition), last) if advances else None
         with BATCH_SECONDS.labels(worker=self.name).time():
-            batch.decode()
-            if batch.refused and not batch.dead_lettered:
-                self._dead_letter(batch.refused)
-                batch.dead_lettered = True  # a retry must not send them twice
-            events = [event for _, event in batch.decoded]
-            try:
-                result = self.app.record(events, tracking=tracking)
-            except TRANSIENT:
-                raise
-            except Exception as error:  # noqa: BLE001 (each event is then tried alone)
-                log.warning("batch_refused_recording_one_by_one", error=describe(error))
-                result = self._record_one_by_one(batch, tracking)
+            result = self._record(batch, tracking)
         if advances:
             state.position = last
         _commit(consumer, partition, last)
+        self._counted(batch, result)
+
+    def _record(self, batch: _Batch, tracking: Tracking | None) -> RecordResult:
+        """Record the batch with its position in one transaction (else each event alone).
+
+        What the contract or the application refuses goes to the DLQ first.
+        """
+        batch.decode()
+        self._dead_letter(batch)  # acknowledged before the position is tracked
+        try:
+            return self.app.record([event for _, event in batch.decoded], tracking=tracking)
+        except Exception as error:
+            if transient(error):
+                raise
+            log.warning("batch_refused_recording_one_by_one", error=describe(error))
+        total = RecordResult()
+        for message, event in batch.decoded:
+            try:
+                result = self.app.record([event])
+            except Exception as error:
+                if transient(error):
+                    raise
+                batch.refused.setdefault(message.offset, (message, error))
+                continue
+            total.recorded += result.recorded
+            total.duplicates += result.duplicates
+        self._dead_letter(batch)
+        if tracking is not None:
+            self.app.record([], tracking=tracking)
+        return total
+
+    def _counted(self, batch: _Batch, result: RecordResult, *, orphan: bool = False) -> None:
         count(self.topic, "consumed", len(batch.messages))
         count(self.topic, "recorded", result.recorded)
         count(self.topic, "duplicate", result.duplicates)
@@ -350,33 +426,17 @@ class TouchpointIngest:
             recorded=result.recorded,
             duplicates=result.duplicates,
             dead_lettered=len(batch.refused),
+            **({"orphan": True} if orphan else {}),
         )
 
-    def _record_one_by_one(self, batch: _Batch, tracking: Tracking | None) -> RecordResult:
-        """Record each event alone; the ones the application refuses go to the DLQ."""
-        total = RecordResult()
-        refused: list[tuple[ConsumerRecord, Exception]] = []
-        for message, event in batch.decoded:
-            try:
-                result = self.app.record([event])
-            except TRANSIENT:
-                raise
-            except Exception as error:  # noqa: BLE001 (kept with its reason on the DLQ)
-                refused.append((message, error))
-                continue
-            total.recorded += result.recorded
-            total.duplicates += result.duplicates
-        self._dead_letter(refused)
-        batch.refused.extend(refused)
-        if tracking is not None:
-            self.app.record([], tracking=tracking)
-        return total
-
-    def _dead_letter(self, refused: Sequence[tuple[ConsumerRecord, Exception]]) -> None:
-        if not refused:
+    def _dead_letter(self, batch: _Batch) -> None:
+        """Send what the batch refused and has not sent yet (each message once)."""
+        unsent = batch.unsent()
+        if not unsent:
             return
-        self._dead_letters.send(refused)
-        for message, reason in refused:
+        self._dead_letters.send(unsent)
+        for message, reason in unsent:
+            batch.sent.add(message.offset)
             log.warning(
                 "dead_lettered",
                 offset=message.offset,

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import gc
+import sqlite3
 import threading
 from collections.abc import Sequence
 from typing import Protocol
 
+import psycopg
 import structlog
+from eventsourcing import persistence
 from kafka.errors import KafkaError
 
 from consumers.kafka import TopicMissingError
+from lifecycle.errors import TransientError
 
 log = structlog.get_logger()
 
@@ -28,6 +32,27 @@ MAX_BACKOFF_SECONDS = 30.0
 def backoff(attempts: int) -> float:
     """Seconds to wait after this many failed attempts in a row: 0.5 doubling up to 30."""
     return min(0.5 * 2.0 ** (attempts - 1), MAX_BACKOFF_SECONDS)
+
+
+# What a database raises about the data itself (a value a column refuses, a broken constraint):
+# retrying does not help; the rest of what it raises is about the database (unreachable,
+# failing over, read-only for a moment, locked, a table missing) and is waited out.
+_DATABASE = (persistence.PersistenceError, psycopg.Error, sqlite3.Error)
+_ABOUT_THE_DATA = (
+    persistence.DataError,
+    persistence.IntegrityError,
+    psycopg.DataError,
+    psycopg.IntegrityError,
+    sqlite3.DataError,
+    sqlite3.IntegrityError,
+)
+
+
+def transient(error: BaseException) -> bool:
+    """Whether a failure is worth waiting out: the broker or the database away, not the data."""
+    if isinstance(error, KafkaError | TransientError):
+        return True
+    return isinstance(error, _DATABASE) and not isinstance(error, _ABOUT_THE_DATA)
 
 
 def failed_part(error: BaseException) -> str:

@@ -25,6 +25,7 @@ from kafka.errors import KafkaError
 from lifecycle import errors
 
 WITHHELD = "(message withheld: it may quote input data)"
+# (Not constraint violations: "Failing row contains (...)" and "Key (...)=(...)" quote rows.)
 
 # Errors whose messages are ours or the transport's, never a piece of the input.
 _SAFE: tuple[type[BaseException], ...] = (
@@ -33,12 +34,11 @@ _SAFE: tuple[type[BaseException], ...] = (
     TimeoutError,
     persistence.OperationalError,
     persistence.InterfaceError,
-    persistence.IntegrityError,
+    persistence.InternalError,
     psycopg.OperationalError,
     psycopg.InterfaceError,
-    psycopg.errors.IntegrityError,
+    psycopg.InternalError,
     sqlite3.OperationalError,
-    sqlite3.IntegrityError,
     errors.ContractError,  # value-free by construction (contracts._validation_error)
     errors.ConfigurationError,
     errors.RulebookError,

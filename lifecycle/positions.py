@@ -20,7 +20,15 @@ from uuid import UUID
 
 from eventsourcing.persistence import IntegrityError, ProcessRecorder, Tracking
 
+from lifecycle.errors import TransientError
+
 FIRST = 1
+# Claims lost to other processes in a row before giving up (each loss is another's success).
+MAX_CLAIMS = 16
+
+
+class IncarnationError(TransientError):
+    """Other processes kept numbering incarnations of the topic at the same time."""
 
 
 @dataclass(frozen=True)
@@ -60,19 +68,25 @@ class TopicPositions:
         Without a topic id (a broker older than Kafka 2.8) a recreated topic cannot be told
         apart: the newest incarnation goes on.
         """
-        latest = self.recorder.max_tracking_id(f"{self.prefix}:incarnation")
+        counter = f"{self.prefix}:incarnation"
+        latest = self.recorder.max_tracking_id(counter)
         if topic_id is None:
             return Incarnation(latest or FIRST, None)
-        known = self.recorder.max_tracking_id(self._id_name(topic_id))
-        if known is not None:
-            return Incarnation(known, topic_id)
-        # The first id seen takes over the positions kept before ids were (incarnation 1).
-        number = FIRST if latest is None else latest + 1
-        if not self._track(self._id_name(topic_id), number):
-            # Another process numbered it first: take its number.
-            number = self.recorder.max_tracking_id(self._id_name(topic_id)) or number
-        self._track(f"{self.prefix}:incarnation", number)
-        return Incarnation(number, topic_id, previous=latest)
+        for _ in range(MAX_CLAIMS):
+            known = self.recorder.max_tracking_id(self._id_name(topic_id))
+            if known is not None:
+                if latest is None or latest < known:
+                    self._track(counter, known)  # (a claim whose counter was never raised)
+                return Incarnation(known, topic_id)
+            # The number is claimed on the counter first: it only takes a higher number, so
+            # two ids can never get the same one. The first id seen takes over the positions
+            # kept before ids were (incarnation 1).
+            number = FIRST if latest is None else latest + 1
+            if self._track(counter, number) and self._track(self._id_name(topic_id), number):
+                return Incarnation(number, topic_id, previous=latest)
+            # Another process claimed that number, for this id or another: look again.
+            latest = self.recorder.max_tracking_id(counter)
+        raise IncarnationError(f"could not number a new incarnation of {self.prefix}")
 
     def position(self, incarnation: int, partition: int) -> int | None:
         """The last offset recorded on the partition in that incarnation (None: nothing)."""

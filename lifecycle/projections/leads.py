@@ -143,6 +143,8 @@ class LeadsProjection:
         for lead_id, version in changes.versions.items():
             facts = list({f.fact_id: f for f in changes.facts[lead_id]}.values())
             leads[lead_id] = (version, fold(facts, self.rules), _sales_contacts(facts))
+        if changes.merged:
+            _lock_referrers(tx)
         self._write_folds(tx, slot, leads)
         self._mark_merged(tx, slot, changes)
         return len(changes.versions)
@@ -201,6 +203,8 @@ class LeadsProjection:
                 )
                 leads[key] = (chunk[key], remembered.fold.view(), remembered.contacts)
                 self._keep(key, remembered)
+        if changes.merged:
+            _lock_referrers(tx)
         self._write_folds(tx, slot, leads)
         self._mark_merged(tx, slot, changes)
 
@@ -349,9 +353,24 @@ def _contribution(
     )
 
 
+# A PostgreSQL advisory lock key ("refr"): held by a transaction of the views that merges leads
+# or names referrers, until it ends. Two views workers on PostgreSQL would otherwise miss each
+# other's work (one naming a referrer the other merges at the same moment, each unable to see
+# the other's rows), and a referrer would stay named by a merged lead. SQLite serializes
+# writers anyway. (A deadlock with another writer fails the transaction, which is retried.)
+REFERRERS_LOCK = 0x72656672
+
+
+def _lock_referrers(tx: Transaction) -> None:
+    if tx.dialect == "postgres":
+        tx.execute("SELECT pg_advisory_xact_lock(?)", [REFERRERS_LOCK])
+
+
 def _resolve_referrers(tx: Transaction, slot: Slot, rows: list[dict[str, object]]) -> None:
     """Name each row's referrer by the lead standing for it now (its survivor, if merged)."""
     referrers = {str(row["referrer_lead_id"]) for row in rows if row["referrer_lead_id"]}
+    if referrers:
+        _lock_referrers(tx)  # before any row of this batch is written
     standing = _standing(tx, slot, referrers) if referrers else {}
     for row in rows:
         referrer = row["referrer_lead_id"]

@@ -7,6 +7,7 @@ import sqlite3
 
 import msgspec
 import pytest
+from eventsourcing.persistence import OperationalError
 from kafka_testing import binary, read_topic, running, structured, wait_for
 
 from consumers import dead_letters
@@ -176,6 +177,52 @@ class RefusesOneEvent(LeadLifecycle):
         if any(event.id == "refused" for event in events):
             raise LifecycleError("the application cannot record this event")
         return super().record(events, tracking=tracking)
+
+
+class RefusesOneEventThenLosesTheDatabaseOnce(RefusesOneEvent):
+    """As above; and the first write of a position alone (after events one by one) fails."""
+
+    name = LeadLifecycle.name
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.blipped = False
+
+    def record(self, events, *, tracking=None):
+        if not events and tracking is not None and not self.blipped:
+            self.blipped = True
+            raise OperationalError("the database went away for a moment (test)")
+        return super().record(events, tracking=tracking)
+
+
+def test_a_retried_batch_sends_each_refused_event_to_the_dlq_once(
+    settings, produce, events, open_app
+):
+    produce(
+        [
+            (b"fay", *structured(events.touchpoint("page_view", 0, email="fay@example.com"))),
+            (
+                b"fay",
+                *structured(
+                    events.touchpoint("form_fill", 1, email="fay@example.com", event_id="refused")
+                ),
+            ),
+        ]
+    )
+    app = RefusesOneEventThenLosesTheDatabaseOnce(eventsourcing_env(settings.database_url))
+    reader = open_app()
+
+    names = [f"{settings.ingest_group}:{settings.touchpoints_topic}:{p}" for p in range(3)]
+    with running(TouchpointIngest(app=app, settings=settings)):
+        wait_for(
+            lambda: any(reader.position(name) is not None for name in names),
+            what="the batch's position, recorded by the retry",
+        )
+    app.close()
+
+    assert app.blipped
+    assert len(facts_of(reader, "email:fay@example.com")) == 1
+    assert len(dead_letters.read_dead_letters(settings)) == 1
 
 
 def test_an_event_the_application_refuses_goes_to_the_dlq_and_the_rest_is_recorded(

@@ -9,7 +9,6 @@ import pytest
 from harness import Message, Outcome, record_clean, stream
 
 from lifecycle.broker import LocalBroker, free_port
-from lifecycle.settings import Settings
 
 PARTITIONS = 3
 
@@ -21,20 +20,6 @@ def broker() -> Iterator[LocalBroker]:
     local.start()
     yield local
     local.stop()
-
-
-def pipeline_settings(database_url: str, bootstrap: str, **overrides: object) -> Settings:
-    """The engine's settings for a test: short group timeouts, JSON logs, small batches."""
-    values: dict[str, object] = {
-        "database_url": database_url,
-        "kafka_bootstrap": bootstrap,
-        "batch_size": 200,
-        "session_timeout_ms": 6000,
-        "heartbeat_interval_ms": 1000,
-        "log_format": "json",
-    }
-    values.update(overrides)
-    return Settings(**values)  # type: ignore[arg-type]
 
 
 @pytest.fixture(scope="session")

@@ -51,6 +51,20 @@ def stream(people: int, *, seed: int = 11) -> list[Message]:
     return demo_stream(people, seed=seed, end=END)
 
 
+def pipeline_settings(database_url: str, bootstrap: str, **overrides: object) -> Settings:
+    """The engine's settings for a test: short group timeouts, JSON logs, small batches."""
+    values: dict[str, object] = {
+        "database_url": database_url,
+        "kafka_bootstrap": bootstrap,
+        "batch_size": 200,
+        "session_timeout_ms": 6000,
+        "heartbeat_interval_ms": 1000,
+        "log_format": "json",
+    }
+    values.update(overrides)
+    return Settings(**values)  # type: ignore[arg-type]
+
+
 def decoded(messages: Iterable[Message]) -> list[InboundEvent]:
     """The events of the messages that the contract accepts."""
     events = []
@@ -260,9 +274,14 @@ def wait_for_outcome(
         time.sleep(2)
 
 
-def produce(bootstrap: str, messages: Sequence[Message], topic: str = "lead.touchpoints") -> None:
+def produce(
+    bootstrap: str,
+    messages: Sequence[Message],
+    topic: str = "lead.touchpoints",
+    **options: Any,
+) -> None:
     """Send messages and wait until the broker acknowledged each."""
-    producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=10)
+    producer = KafkaProducer(bootstrap_servers=bootstrap, **{"linger_ms": 10, **options})
     try:
         futures = [producer.send(topic, key=key, value=value) for key, value in messages]
         producer.flush()

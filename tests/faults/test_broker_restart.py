@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import sqlite3
 import time
 
 import pytest
-from conftest import pipeline_settings
 from harness import (
     assert_same,
     decoded,
     fault_counts,
     outcome,
+    pipeline_settings,
     produce,
     wait_for_outcome,
     wait_until,
@@ -93,3 +94,57 @@ def test_a_broker_restarted_without_its_topics_mid_stream_loses_no_touchpoint(
     finally:
         views.close()
         engine.close()
+
+
+# On SQLite, whose lock makes the database refuse writers on purpose.
+def test_batches_waiting_for_the_database_when_the_broker_loses_its_topics_are_still_recorded(
+    broker, tmp_path, demo
+):
+    path = tmp_path / "locked.db"
+    database_url = f"sqlite:///{path}?lock_timeout=1"
+    messages = demo[:300]
+    want = len({(e.source, e.id) for e in decoded(messages)})
+    settings = pipeline_settings(database_url, broker.bootstrap, batch_size=1000)
+    reader = LeadLifecycle(eventsourcing_env(database_url))
+    holder = sqlite3.connect(path, isolation_level=None)
+    try:
+        with workers() as start:
+            ingest = start(settings, tmp_path / "ingest.log", "ingest")
+            wait_until(
+                lambda: ingest.logged("partitions_located"), timeout=60, what="ingest to start"
+            )
+            holder.execute("BEGIN EXCLUSIVE")  # the database is away for writers
+            # In one record batch per partition (the bundled broker hands out one per fetch):
+            # the first poll brings every message, and every batch fails and waits.
+            produce(broker.bootstrap, messages, linger_ms=1000, batch_size=4 * 1024 * 1024)
+            wait_until(
+                lambda: len(ingest.logged("batch_failed_will_retry")) >= 1,
+                timeout=60,
+                what="the batches to fail",
+            )
+            # ...when the broker dies and comes back empty: nobody can fetch them again.
+            broker.kill()
+            restarted = LocalBroker(port=broker.port, partitions=broker.partitions)
+            restarted.start()
+            try:
+                wait_until(
+                    lambda: (
+                        ingest.logged("topic_id_changed")
+                        or any(line["partitions"] for line in ingest.logged("partitions_revoked"))
+                    ),
+                    timeout=60,
+                    what="ingest to meet the new broker",
+                )
+                holder.execute("ROLLBACK")
+                wait_until(
+                    lambda: count_events(reader.recorder, ["lifecycle:Receipt.Created.v1"]) == want,
+                    timeout=90,
+                    what="the batches kept aside to be recorded",
+                )
+                assert ingest.alive()
+            finally:
+                restarted.stop()
+        assert any(line.get("orphan") for line in ingest.logged("batch_recorded"))
+    finally:
+        holder.close()
+        reader.close()

@@ -8,8 +8,7 @@ import urllib.error
 import urllib.request
 
 import pytest
-from conftest import pipeline_settings
-from harness import produce, stream, wait_until, workers
+from harness import pipeline_settings, produce, stream, wait_until, workers
 
 from lifecycle.application import LeadLifecycle
 from lifecycle.broker import free_port

@@ -8,11 +8,11 @@ import uuid
 
 import psycopg
 import pytest
-from conftest import pipeline_settings
 from harness import (
     assert_same,
     fault_counts,
     outcome,
+    pipeline_settings,
     produce,
     wait_for_outcome,
     wait_until,

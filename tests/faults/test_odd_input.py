@@ -16,11 +16,11 @@ from typing import Any
 import msgspec
 import psycopg
 import pytest
-from conftest import pipeline_settings
 from harness import (
     Message,
     assert_same,
     outcome,
+    pipeline_settings,
     produce,
     record_clean,
     refused,

@@ -12,8 +12,7 @@ from typing import Any
 
 import msgspec
 import pytest
-from conftest import pipeline_settings
-from harness import Message, produce, refused, stream, wait_until, workers
+from harness import Message, pipeline_settings, produce, refused, stream, wait_until, workers
 
 from consumers.dead_letters import read_dead_letters
 from lifecycle.application import LeadLifecycle

@@ -58,3 +58,14 @@ def test_without_a_topic_id_the_newest_incarnation_goes_on(engine):
     positions(engine).incarnation(uuid4())
 
     assert positions(engine).incarnation(None).number == 2
+
+
+def test_a_number_claimed_by_a_process_that_failed_before_naming_its_id_is_not_given_again(
+    engine,
+):
+    positions(engine).incarnation(uuid4())
+    engine.process_recorder.insert_tracking(Tracking("g:lead.touchpoints:incarnation", 2))
+
+    numbers = [positions(engine).incarnation(uuid4()).number for _ in range(2)]
+
+    assert numbers == [3, 4]
