@@ -8,11 +8,12 @@ import urllib.error
 import urllib.request
 
 import pytest
-from harness import pipeline_settings, produce, stream, wait_until, workers
+from harness import pipeline_settings, produce, stream, wait_for_outcome, wait_until, workers
 
 from lifecycle.application import LeadLifecycle
 from lifecycle.broker import free_port
-from lifecycle.persistence import count_events, eventsourcing_env
+from lifecycle.persistence import eventsourcing_env
+from lifecycle.projections.store import ViewStore
 
 pytestmark = [pytest.mark.faults, pytest.mark.postgres]
 
@@ -31,7 +32,7 @@ def _health(port: int) -> int | None:
 
 @pytest.mark.parametrize("attempt", [1, 2, 3])
 def test_ingest_relay_views_and_the_api_started_together_on_a_fresh_schema_all_come_up(
-    broker, postgres_url, tmp_path, attempt
+    broker, postgres_url, clean_run, tmp_path, attempt
 ):
     del attempt  # (each attempt has a fresh schema of its own: races show up at random)
     settings = pipeline_settings(postgres_url, broker.bootstrap)
@@ -54,15 +55,16 @@ def test_ingest_relay_views_and_the_api_started_together_on_a_fresh_schema_all_c
         }
         assert not down, f"did not come up: {json.dumps(down, indent=1)}"
         wait_until(lambda: _health(port) == 200, timeout=30, what="the API to answer healthy")
-        # And they work together: a touchpoint goes all the way to the API.
-        produce(broker.bootstrap, stream(10, seed=2))
+        # And they work together: the views come out as a clean run's.
+        messages = stream(10, seed=2)
+        produce(broker.bootstrap, messages)
         engine = LeadLifecycle(eventsourcing_env(postgres_url))
+        views = ViewStore(postgres_url)
         try:
-            wait_until(
-                lambda: count_events(engine.recorder, ["lifecycle:Receipt.Created.v1"]) > 0,
-                timeout=60,
-                what="ingest to record",
+            wait_for_outcome(
+                engine, views, clean_run(messages), timeout=60, what="the views to catch up"
             )
         finally:
+            views.close()
             engine.close()
         assert all(worker.alive() for worker in started.values())
