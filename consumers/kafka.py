@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import functools
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 from uuid import UUID
 
 from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.errors import CorruptRecordError, UnsupportedCodecError
 from kafka.partitioner import DefaultPartitioner
 from kafka.partitioner.default import murmur2
 
@@ -51,6 +53,26 @@ def topic_id(client: KafkaConsumer | KafkaProducer, topic: str) -> UUID | None:
     cluster = client._cluster if isinstance(client, KafkaConsumer) else client._metadata  # noqa: SLF001
     found = cluster.topic_id(topic)
     return found if isinstance(found, UUID) and found.int else None
+
+
+def readable(settings: Settings, partition: TopicPartition, offset: int) -> bool:
+    """Whether a consumer of its own can read the record batch at ``offset`` (or nothing is)."""
+    probe = consumer(settings, group_id=None, enable_incremental_fetch_sessions=False)
+    try:
+        probe.assign([partition])
+        probe.seek(partition, offset)
+        deadline = time.monotonic() + PROBE_SECONDS
+        while time.monotonic() < deadline:
+            if probe.poll(timeout_ms=500, max_records=1):
+                return True
+    except (UnsupportedCodecError, CorruptRecordError):
+        return False
+    finally:
+        probe.close()
+    return True
+
+
+PROBE_SECONDS = 3.0
 
 
 class TopicMissingError(TransientError):

@@ -33,7 +33,7 @@ import structlog
 from eventsourcing.persistence import Tracking
 from kafka import KafkaConsumer, TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
-from kafka.errors import KafkaError
+from kafka.errors import CorruptRecordError, KafkaError, UnsupportedCodecError
 from kafka.structs import OffsetAndMetadata
 
 from consumers import kafka
@@ -49,6 +49,9 @@ from lifecycle.settings import Settings
 
 log = structlog.get_logger()
 
+# Record batches the client cannot read: a compression codec whose library is missing, a
+# corrupt batch. Retrying cannot help, so they are not transient.
+UNDECODABLE = (UnsupportedCodecError, CorruptRecordError)
 POLL_MS = 200
 POLL_SECONDS = POLL_MS / 1000
 
@@ -93,6 +96,8 @@ class _Partition:
     """Whether the position was read from the store and the consumer sought past it."""
     pending: _Batch | None = None
     """A batch that failed and waits for its retry (the partition is held meanwhile)."""
+    undecodable: bool = False
+    """A record batch this process cannot read stops the partition (until a restart)."""
     attempts: int = 0
     retry_at: float = 0.0
 
@@ -119,6 +124,8 @@ class TouchpointIngest:
         self._partitions: dict[TopicPartition, _Partition] = {}
         self._orphans: list[_Batch] = []
         """Batches that failed, of partitions since taken away (see _orphan)."""
+        self._undecodable: set[TopicPartition] = set()
+        """Partitions stopped by a record batch this process cannot read (see UNDECODABLE)."""
         self._incarnation: Incarnation | None = None
         self._dead_letters = DeadLetterProducer(settings)
 
@@ -143,6 +150,11 @@ class TouchpointIngest:
             while not stop.is_set():
                 try:
                     self._step(consumer, stop)
+                except UNDECODABLE as error:
+                    # Not the broker's fault, nor the store's: a record batch this client cannot
+                    # read (a codec it lacks, a corrupt batch). Its partition is held; the
+                    # others go on.
+                    self._hold_undecodable(consumer, error)
                 except Exception as error:
                     if not transient(error):
                         raise
@@ -172,7 +184,7 @@ class TouchpointIngest:
         self._retry_pending(consumer)
         self._retry_orphans()
         states = self._partitions.values()
-        if states and all(not s.located or s.pending is not None for s in states):
+        if states and all(not s.located or s.pending or s.undecodable for s in states):
             # Every partition waits (for the store, or for a retry): what a poll would fetch
             # would be dropped. (Heartbeats go on in kafka-python's own thread.)
             stop.wait(POLL_SECONDS)
@@ -190,7 +202,7 @@ class TouchpointIngest:
         self._incarnation = None
         for partition in {*self._partitions, *partitions}:
             self._orphan(self._partitions.get(partition))
-            self._partitions[partition] = _Partition()
+            self._partitions[partition] = _Partition(undecodable=partition in self._undecodable)
         log.info("partitions_assigned", partitions=sorted(p.partition for p in partitions))
 
     def _revoked(self, partitions: Sequence[TopicPartition]) -> None:
@@ -280,6 +292,38 @@ class TouchpointIngest:
             positions={p.partition: v for p, v in sorted(positions.items())},
         )
 
+    def _hold_undecodable(self, consumer: KafkaConsumer, error: Exception) -> None:
+        """Find the partitions whose next record batch cannot be read, and stop them.
+
+        kafka-python does not say which partition the batch came from: each assigned one is
+        read again, at the consumer's position, by a consumer of its own. The ones that fail
+        are paused for good (for this process: after a restart, with the codec installed, they
+        go on from their tracked positions; nothing was recorded past them).
+        """
+        found = []
+        for partition, state in self._partitions.items():
+            if state.undecodable:
+                continue
+            offset = consumer.position(partition)
+            if kafka.readable(self.settings, partition, offset):
+                continue
+            state.undecodable = True
+            self._undecodable.add(partition)
+            # (Paused, never resumed: kafka-python's pause bug only bites on a resume.)
+            consumer.pause(partition)
+            found.append(partition.partition)
+            fault("ingest", "undecodable_batch")
+            log.error(
+                "partition_held_undecodable",
+                partition=partition.partition,
+                offset=offset,
+                error=describe(error),
+            )
+        if not found:
+            # Gone by the time it was read again: a batch that was not there to stay.
+            fault("ingest", "undecodable_batch")
+            log.warning("undecodable_batch_not_found_again", error=describe(error))
+
     def _resolve_incarnation(self, consumer: KafkaConsumer) -> Incarnation:
         # Asked of the broker now: after a restart the cached metadata may be of the old topic.
         topic_id = kafka.refresh_topic_id(consumer, self.topic)
@@ -310,7 +354,7 @@ class TouchpointIngest:
         messages: Sequence[ConsumerRecord],
     ) -> None:
         state = self._partitions.get(partition)
-        if state is None or not state.located:
+        if state is None or not state.located or state.undecodable:
             return  # fetched before the position was known: the partition is sought later
         if state.pending is not None:
             # Held for a retry: fetching goes on right after the batch kept for it.

@@ -24,7 +24,7 @@ BATCH_SECONDS = Histogram(
 FAULTS = Counter(
     "lifecycle_faults",
     "Faults a worker met and lived through, by worker and kind (broker, database, "
-    "topic_recreated, partition_rewound, event_parked).",
+    "topic_recreated, partition_rewound, undecodable_batch, event_parked).",
     ["worker", "kind"],
 )
 
