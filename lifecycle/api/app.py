@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from kafka.errors import KafkaError
-from litestar import Litestar, MediaType, Response, Router, get
+from litestar import HttpMethod, Litestar, MediaType, Response, Router, get, route
 from litestar.connection import ASGIConnection
 from litestar.datastructures import State
 from litestar.exceptions import NotAuthorizedException, NotFoundException
@@ -25,7 +25,9 @@ from lifecycle.api.state import Api
 
 DASHBOARD = Path(str(files("lifecycle.api").joinpath("dashboard")))
 PAGE = (DASHBOARD / "index.html").read_bytes()
-PROMETHEUS_TEXT = "text/plain; version=0.0.4; charset=utf-8"
+# Litestar adds "; charset=utf-8" to text types itself (once: Prometheus, which parses the
+# header with Go's mime.ParseMediaType, refuses a parameter given twice).
+PROMETHEUS_TEXT = "text/plain; version=0.0.4"
 
 
 def _require_token(
@@ -53,7 +55,13 @@ def dashboard() -> Response[bytes]:
     return Response(PAGE, media_type=MediaType.HTML)
 
 
-@get("/metrics", media_type=PROMETHEUS_TEXT, sync_to_thread=True)
+# HEAD too: monitors ask before they scrape (the body is dropped for HEAD).
+@route(
+    "/metrics",
+    http_method=[HttpMethod.GET, HttpMethod.HEAD],
+    media_type=PROMETHEUS_TEXT,
+    sync_to_thread=True,
+)
 def metrics(state: State) -> Response[bytes]:
     """Prometheus text: message counters, batch timings, positions and lag per partition."""
     text = generate_latest(REGISTRY) + generate_latest(state.registry)

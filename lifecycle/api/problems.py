@@ -82,9 +82,11 @@ def _on_http(request: Request[Any, Any, Any], error: HTTPException) -> Response[
     problem = Problem(
         title=_TITLES.get(error.status_code, "Error"), status=error.status_code, detail=error.detail
     )
+    # The exception's own headers stay (a 405's Allow, say).
+    headers = dict(error.headers or {})
     if isinstance(error, NotAuthorizedException):
-        return _respond(request, problem, **{"WWW-Authenticate": 'Bearer realm="lifecycle"'})
-    return _respond(request, problem)
+        headers["WWW-Authenticate"] = 'Bearer realm="lifecycle"'
+    return _respond(request, problem, **headers)
 
 
 def _on_crash(request: Request[Any, Any, Any], error: Exception) -> Response[Any]:

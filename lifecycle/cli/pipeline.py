@@ -55,12 +55,25 @@ def broker(
         f"({partitions} partitions each); Ctrl-C stops it",
         highlight=False,
     )
-    signal.signal(signal.SIGTERM, lambda *_: local.stop())
+    err.print(KNOWN_CLIENTS, highlight=False)
+    # SIGTERM ends the wait as Ctrl-C does (stopping the broker inside the handler would wait
+    # for the child while the interrupted wait holds its lock: a hang).
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is how it is meant to stop
             local.wait()
     finally:
         local.stop()
+
+
+KNOWN_CLIENTS = (
+    "clients known to work with it: kafka-python 3, confluent-kafka 2 (librdkafka 2.16); "
+    "not Debian's kcat 1.7 (librdkafka 2.0: its ApiVersion request fails)"
+)
+
+
+def _interrupt(*_: object) -> None:
+    raise KeyboardInterrupt
 
 
 @contextmanager

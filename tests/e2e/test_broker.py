@@ -56,7 +56,8 @@ def test_a_second_broker_on_a_taken_port_fails_with_a_clear_error(broker):
         LocalBroker(port=broker.port).start(timeout=5)
 
 
-def test_lifecycle_broker_runs_in_the_foreground_until_interrupted():
+@pytest.mark.parametrize("stop_with", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_lifecycle_broker_runs_in_the_foreground_until_interrupted(stop_with):
     port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "lifecycle", "broker", "--port", str(port), "--partitions", "2"],
@@ -69,8 +70,13 @@ def test_lifecycle_broker_runs_in_the_foreground_until_interrupted():
         assert set(ENGINE_TOPICS) <= set(admin.list_topics())
         admin.close()
     finally:
-        process.send_signal(signal.SIGINT)
-        code = process.wait(timeout=15)
+        process.send_signal(stop_with)
+        try:
+            code = process.wait(timeout=5)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
         process.stderr.close()
 
     assert code == 0

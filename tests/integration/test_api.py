@@ -12,6 +12,7 @@ import msgspec
 import pytest
 import scenario
 from litestar.testing import TestClient
+from prometheus_client.parser import text_string_to_metric_families
 
 from lifecycle import contracts
 from lifecycle.api.app import create_app
@@ -352,6 +353,41 @@ def test_metrics_are_prometheus_text_without_lead_ids(client):
     assert "lifecycle_views_newest_fact_timestamp_seconds" in text
     assert not re.search(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", text)
     assert "@" not in text
+
+
+def media_type_parameters(value: str) -> dict[str, str]:
+    """Parameters of a media type, refused as Go's mime.ParseMediaType refuses them."""
+    kind, *parameters = (part.strip() for part in value.split(";"))
+    assert re.fullmatch(r"[\w.+-]+/[\w.+-]+", kind), value
+    found: dict[str, str] = {}
+    for parameter in parameters:
+        name, sep, text = parameter.partition("=")
+        assert all((sep, name, text)), f"not a parameter: {parameter!r} in {value!r}"
+        assert name.lower() not in found, f"{name} given twice in {value!r}"
+        found[name.lower()] = text
+    return found
+
+
+def test_metrics_parse_as_prometheus_text_under_a_well_formed_content_type(client):
+    answer = client.get("/metrics")
+    families = {f.name for f in text_string_to_metric_families(answer.text)}
+
+    assert answer.headers["content-type"].startswith("text/plain")
+    assert media_type_parameters(answer.headers["content-type"]) == {
+        "version": "0.0.4",
+        "charset": "utf-8",
+    }
+    assert {"lifecycle_broker_up", "lifecycle_parked_events", "lifecycle_position"} <= families
+
+
+def test_metrics_answer_head_and_name_the_allowed_methods_otherwise(client):
+    head = client.head("/metrics")
+    trace = client.request("TRACE", "/metrics")
+
+    assert head.status_code == 200
+    assert head.content == b""
+    assert trace.status_code == 405
+    assert set(trace.headers["allow"].replace(" ", "").split(",")) >= {"GET", "HEAD"}
 
 
 def test_the_openapi_document_describes_every_endpoint(client):
