@@ -63,6 +63,8 @@ def send_dead_letters(
         future.get(timeout=timeout)  # raises if the broker refused it
 
 
+# The commands that read or send dead letters say the broker is unreachable within seconds.
+BOOTSTRAP_TIMEOUT_MS = 5_000
 # A lost broker must show as a failed send within seconds, so that the batch is retried.
 PRODUCER_OPTIONS: dict[str, Any] = {
     "max_block_ms": 10_000,
@@ -155,7 +157,7 @@ def _read(message: ConsumerRecord) -> DeadLetter:
 def read_dead_letters(settings: Settings, *, timeout_ms: int = 10_000) -> list[DeadLetter]:
     """Every message now on the DLQ topic, oldest first per partition."""
     topic = settings.dead_letter_topic
-    consumer = kafka.consumer(settings, group_id=None)
+    consumer = kafka.consumer(settings, group_id=None, bootstrap_timeout_ms=BOOTSTRAP_TIMEOUT_MS)
     try:
         partitions = consumer.partitions_for_topic(topic) or set()
         assigned = [TopicPartition(topic, p) for p in sorted(partitions)]
@@ -184,7 +186,7 @@ def read_dead_letters(settings: Settings, *, timeout_ms: int = 10_000) -> list[D
 
 def redrive(settings: Settings, letters: Iterable[DeadLetter]) -> int:
     """Send dead letters back to the touchpoints topic as they first arrived; how many."""
-    producer = kafka.producer(settings)
+    producer = kafka.producer(settings, bootstrap_timeout_ms=BOOTSTRAP_TIMEOUT_MS)
     try:
         futures = [
             producer.send(

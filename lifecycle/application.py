@@ -177,7 +177,7 @@ class LeadLifecycle(Application[UUID]):
         with contextlib.suppress(ValueError):  # not a UUID: then it names an identity
             return self.get_lead(UUID(reference))
         try:
-            key = IdentityKey.parse(reference)
+            key = IdentityKey.guess(reference)
         except ValueError as error:
             raise LeadNotFoundError(
                 f"{reference!r} is neither a lead id nor an identity: {error}"

@@ -30,6 +30,7 @@ class IdentityKind(StrEnum):
 IDENTIFYING = frozenset({IdentityKind.EMAIL, IdentityKind.PHONE, IdentityKind.CUSTOMER})
 
 _NON_DIGITS = re.compile(r"\D")
+MIN_PHONE_DIGITS = 6
 
 
 def normalize_email(value: str) -> str:
@@ -68,6 +69,17 @@ class IdentityKey(NamedTuple):
         except ValueError:
             kinds = ", ".join(k.value for k in IdentityKind)
             raise ValueError(f"unknown identity kind {kind!r}; use one of {kinds}") from None
+
+    @classmethod
+    def guess(cls, text: str) -> IdentityKey:
+        """``KIND:VALUE``, or a bare e-mail (it has an @) or phone, as the dashboard reads one."""
+        if ":" in text:
+            return cls.parse(text)
+        if "@" in text:
+            return cls.of(IdentityKind.EMAIL, text)
+        if len(_NON_DIGITS.sub("", text)) >= MIN_PHONE_DIGITS:
+            return cls.of(IdentityKind.PHONE, text)
+        return cls.parse(text)  # (which says what it expected)
 
     @property
     def identifying(self) -> bool:

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import csv
 import sqlite3
-from collections.abc import Iterator
+import sys
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
+import msgspec
 import psycopg
 import typer
 from eventsourcing.persistence import PersistenceError
@@ -18,7 +21,7 @@ from lifecycle.application import LeadLifecycle
 from lifecycle.errors import LeadNotFoundError, LifecycleError
 from lifecycle.logs import configure_logging
 from lifecycle.persistence import eventsourcing_env
-from lifecycle.projections.store import ViewStore
+from lifecycle.projections.store import Slot, Transaction, ViewStore
 from lifecycle.rules import load_rulebook
 from lifecycle.settings import Settings
 
@@ -83,7 +86,38 @@ def open_views(settings: Settings) -> ViewStore:
     try:
         return ViewStore(settings.views_database_url)
     except (LifecycleError, psycopg.Error, sqlite3.Error) as error:
-        raise fail(f"cannot open the views database: {error}") from None
+        raise fail(f"cannot open the views database: {_first_line(error)}") from None
+
+
+@contextmanager
+def reading_views(settings: Settings) -> Iterator[tuple[ViewStore, Transaction, Slot]]:
+    """The views (set up if they are not yet) in one read; exit 2 if the database fails."""
+    store = open_views(settings)
+    try:
+        store.setup()
+        with store.reading() as tx:
+            yield store, tx, store.active_slot(tx)
+    except (psycopg.Error, sqlite3.Error) as error:
+        raise fail(f"the views database failed: {_first_line(error)}") from None
+    finally:
+        store.close()
+
+
+def _first_line(error: BaseException) -> str:
+    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+
+
+def write_json_lines(records: Iterable[object]) -> None:
+    """One JSON document a line on stdout."""
+    for record in records:
+        sys.stdout.buffer.write(msgspec.json.encode(record) + b"\n")
+
+
+def write_csv(header: Sequence[str], rows: Iterable[Sequence[object]]) -> None:
+    """A header and rows as CSV on stdout (for a spreadsheet)."""
+    writer = csv.writer(sys.stdout, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(rows)
 
 
 def parse_instant(text: str | None, option: str = "--as-of") -> datetime | None:

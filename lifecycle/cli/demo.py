@@ -32,10 +32,11 @@ from consumers.worker import Worker, run_until_stopped
 from lifecycle.broker import LocalBroker, free_port
 from lifecycle.cli.common import app, err, fail, open_engine, open_views, out
 from lifecycle.cli.serve import serve_until_stopped
-from lifecycle.cli.views import print_funnel
+from lifecycle.cli.views import print_costs, print_funnel
 from lifecycle.errors import LifecycleError
 from lifecycle.logs import configure_logging
 from lifecycle.metrics import counted
+from lifecycle.persistence import DEFAULT_DATABASE_URL
 from lifecycle.projections import queries
 from lifecycle.sample import generate
 from lifecycle.settings import Settings
@@ -148,33 +149,7 @@ def _print_views(settings: Settings) -> None:
         table.add_row(name, str(sum(n for (_, t), n in temperature.items() if t == name)))
     out.print(table)
     for by, rows in (("campaign", by_campaign), ("channel", by_channel)):
-        costs = Table(
-            by,
-            "spend",
-            "leads",
-            "CPL",
-            "SQLs",
-            "per SQL",
-            "customers",
-            "ROI",
-            title=f"Cost per lead by {by}",
-        )
-        for row in rows:
-            costs.add_row(
-                row.group,
-                _money(row.spend_minor, row.currency),
-                str(row.leads),
-                _money(row.cpl, row.currency),
-                str(row.sqls),
-                _money(row.cost_per_sql, row.currency),
-                str(row.customers),
-                "-" if row.roi is None else f"{row.roi:.0%}",
-            )
-        out.print(costs)
-
-
-def _money(minor: float | None, currency: str) -> str:
-    return "-" if minor is None else f"{minor / 100:,.0f} {currency}"
+        print_costs(rows, by)
 
 
 @app.command()
@@ -194,9 +169,10 @@ def demo(
     shutil.rmtree(HOME, ignore_errors=True)
     HOME.mkdir(parents=True)
     broker = LocalBroker(port=free_port(), log_path=HOME / "broker.log")
+    # The store and the views where every other command looks by default, so that
+    # `lifecycle funnel`, `lead show` and `serve` read the demo's data afterwards.
     settings = Settings(
-        database_url=f"sqlite:///{HOME}/events.db",
-        views_url=f"sqlite:///{HOME}/views.db",
+        database_url=DEFAULT_DATABASE_URL,
         kafka_bootstrap=broker.bootstrap,
         session_timeout_ms=6_000,
         heartbeat_interval_ms=1_000,
@@ -247,11 +223,22 @@ def demo(
             f"{produced} messages in {time.monotonic() - started:.0f} s: "
             f"{counted(settings.touchpoints_topic, 'recorded')} recorded, "
             f"{counted(settings.touchpoints_topic, 'duplicate')} duplicates dropped, "
-            f"{counted(settings.touchpoints_topic, 'dead_lettered')} dead-lettered "
-            f"(see: LIFECYCLE_KAFKA_BOOTSTRAP={broker.bootstrap} lifecycle dlq show)",
+            f"{counted(settings.touchpoints_topic, 'dead_lettered')} dead-lettered",
             highlight=False,
         )
         _print_views(settings)
+        where = (
+            f"The store and the views are in {HOME}/lifecycle.db, where the other commands "
+            "look by default (lifecycle funnel, cpl, sla, lead show email:..., serve)."
+        )
+        if serve:
+            where += (
+                f" While the dashboard runs, the broker does too: "
+                f"LIFECYCLE_KAFKA_BOOTSTRAP={broker.bootstrap} lifecycle dlq show"
+            )
+        else:
+            where += " The broker stopped with the demo (it keeps nothing): so did its DLQ."
+        err.print(where, highlight=False)
         if serve:
             serve_until_stopped(settings, relay.app, "127.0.0.1", port)
     err.print("stopped cleanly", highlight=False)

@@ -111,7 +111,11 @@ def import_command(
 @lead_app.command("show")
 def lead_show(
     reference: Annotated[
-        str, typer.Argument(help="A lead id, or email:..., phone:..., anonymous:..., customer:...")
+        str,
+        typer.Argument(
+            help="A lead id; email:..., phone:..., anonymous:..., customer:...; "
+            "or a bare e-mail or phone."
+        ),
     ],
     as_of: Annotated[
         str | None,

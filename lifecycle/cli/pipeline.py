@@ -196,7 +196,11 @@ def dlq_show(
         for letter in letters:
             sys.stdout.buffer.write(msgspec.json.encode(_summary(letter)) + b"\n")
         return
-    table = Table("ref", "from", "reason", "value", title=f"{len(letters)} dead letters")
+    table = Table(title=f"{len(letters)} dead letters")
+    table.add_column("ref", no_wrap=True)
+    table.add_column("from", no_wrap=True)
+    table.add_column("reason", overflow="fold", ratio=2)
+    table.add_column("value", overflow="ellipsis", no_wrap=True, ratio=1)
     for letter in letters:
         origin = f"{letter.original_topic}[{letter.original_partition}]@{letter.original_offset}"
         preview = (letter.value or b"")[:60].decode(errors="replace")
@@ -204,7 +208,12 @@ def dlq_show(
     out.print(table)
 
 
+# A dead letter may be 256 KiB and more: the JSON shows its start and says how long it is.
+VALUE_SHOWN = 1_000
+
+
 def _summary(letter: DeadLetter) -> dict[str, object]:
+    value = letter.value or b""
     return {
         "ref": letter.ref,
         "original_topic": letter.original_topic,
@@ -212,7 +221,9 @@ def _summary(letter: DeadLetter) -> dict[str, object]:
         "original_offset": letter.original_offset,
         "exception": letter.exception,
         "reason": letter.reason,
-        "value": (letter.value or b"").decode(errors="replace"),
+        "value": value[:VALUE_SHOWN].decode(errors="replace"),
+        "value_bytes": len(value),
+        "value_truncated": len(value) > VALUE_SHOWN,
     }
 
 

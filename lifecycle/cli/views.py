@@ -33,6 +33,9 @@ from lifecycle.cli.common import (
     open_views,
     out,
     parse_instant,
+    reading_views,
+    write_csv,
+    write_json_lines,
 )
 from lifecycle.projections.queries import (
     CostRow,
@@ -79,30 +82,43 @@ def print_funnel(result: Funnel) -> None:
     out.print(f"Revenue of these leads: {revenue}")
 
 
+COST_COLUMNS = (
+    "group",
+    "currency",
+    "spend_minor",
+    "leads",
+    "mqls",
+    "sqls",
+    "customers",
+    "revenue_minor",
+    "cpl",
+    "cost_per_mql",
+    "cost_per_sql",
+    "cost_per_customer",
+    "roi",
+)
+
+
 def print_costs(rows: list[CostRow], by: str) -> None:
-    """Cost per lead as a terminal table."""
-    table = Table(
-        by,
-        "cur",
-        "spend",
-        "leads",
-        "MQLs",
-        "SQLs",
-        "customers",
-        "CPL",
-        "per MQL",
-        "per SQL",
-        "per customer",
-        "revenue",
-        "ROI",
-        title="Cost per lead",
-    )
+    """Cost per lead as two terminal tables (volumes, then costs), narrow enough for 80 columns.
+
+    Amounts are in major units; ``--json`` and ``--csv`` give them whole, in minor units.
+    """
 
     def money(minor: float | None) -> str:
-        return "-" if minor is None else f"{minor / 100:,.2f}"
+        return "-" if minor is None else f"{minor / 100:,.0f}"
 
+    volumes = Table(title=f"Cost per lead by {by}: volumes")
+    costs = Table(title=f"Cost per lead by {by}: costs")
+    for table in (volumes, costs):
+        table.add_column(by, overflow="fold")
+        table.add_column("cur", no_wrap=True)
+    for name in ("spend", "leads", "MQLs", "SQLs", "customers", "revenue"):
+        volumes.add_column(name, justify="right", no_wrap=True)
+    for name in ("CPL", "per MQL", "per SQL", "per customer", "ROI"):
+        costs.add_column(name, justify="right", no_wrap=True)
     for row in rows:
-        table.add_row(
+        volumes.add_row(
             row.group,
             row.currency,
             money(row.spend_minor),
@@ -110,14 +126,23 @@ def print_costs(rows: list[CostRow], by: str) -> None:
             str(row.mqls),
             str(row.sqls),
             str(row.customers),
+            money(row.revenue_minor),
+        )
+        costs.add_row(
+            row.group,
+            row.currency,
             money(row.cpl),
             money(row.cost_per_mql),
             money(row.cost_per_sql),
             money(row.cost_per_customer),
-            money(row.revenue_minor),
             "-" if row.roi is None else f"{row.roi:.0%}",
         )
-    out.print(table)
+    out.print(volumes)
+    out.print(costs)
+
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
+CsvOption = Annotated[bool, typer.Option("--csv", help="Print CSV (for a spreadsheet).")]
 
 
 @app.command()
@@ -209,38 +234,38 @@ def funnel_command(
     channel: Annotated[str | None, typer.Option(help="Only leads acquired through it.")] = None,
     since: Annotated[str | None, typer.Option(help="Acquired at or after (RFC 3339).")] = None,
     until: Annotated[str | None, typer.Option(help="Acquired before (RFC 3339).")] = None,
+    json: JsonOption = False,
 ) -> None:
     """Leads per stage reached, conversion rates and median days between stages."""
     settings = load_settings()
-    store = open_views(settings)
     filters = Filters(
         campaign, channel, parse_instant(since, "--since"), parse_instant(until, "--until")
     )
-    try:
-        store.setup()
-        with store.transaction() as tx:
-            result = funnel(tx, store.active_slot(tx), filters)
-    finally:
-        store.close()
-    print_funnel(result)
+    with reading_views(settings) as (_, tx, slot):
+        result = funnel(tx, slot, filters)
+    if json:
+        write_json_lines([result])
+    else:
+        print_funnel(result)
 
 
 @app.command()
 def cpl(
     by: Annotated[str, typer.Option(help="campaign, channel or month.")] = "campaign",
+    json: JsonOption = False,
+    csv: CsvOption = False,
 ) -> None:
     """Cost per lead, per MQL, per SQL and per customer, revenue and ROI, per currency."""
     if by not in {"campaign", "channel", "month"}:
         raise fail("--by must be campaign, channel or month")
-    settings = load_settings()
-    store = open_views(settings)
-    try:
-        store.setup()
-        with store.transaction() as tx:
-            rows = cost_per_lead(tx, store.active_slot(tx), by)  # type: ignore[arg-type]
-    finally:
-        store.close()
-    print_costs(rows, by)
+    with reading_views(load_settings()) as (_, tx, slot):
+        rows = cost_per_lead(tx, slot, by)  # type: ignore[arg-type]
+    if json:
+        write_json_lines(rows)
+    elif csv:
+        write_csv(COST_COLUMNS, ([getattr(row, c) for c in COST_COLUMNS] for row in rows))
+    else:
+        print_costs(rows, by)
 
 
 @app.command()
@@ -249,18 +274,22 @@ def sla(
         int | None, typer.Option(min=1, help="Hand-off time (default LIFECYCLE_SLA_HOURS, 24).")
     ] = None,
     as_of: Annotated[str | None, typer.Option("--as-of", help="Judge as of (default now).")] = None,
+    json: JsonOption = False,
+    csv: CsvOption = False,
 ) -> None:
     """Sales-ready leads (sql, pql, service_qualified) with no sales touch in time."""
     settings = load_settings()
     within = timedelta(hours=hours or settings.sla_hours)
     now = parse_instant(as_of) or datetime.now(UTC)
-    store = open_views(settings)
-    try:
-        store.setup()
-        with store.transaction() as tx:
-            breaches = sla_breaches(tx, store.active_slot(tx), now, within=within)
-    finally:
-        store.close()
+    with reading_views(settings) as (_, tx, slot):
+        breaches = sla_breaches(tx, slot, now, within=within)
+    columns = ("lead_id", "stage", "sales_ready_at", "first_sales_touch_at")
+    if json:
+        write_json_lines(dict(zip(columns, breach, strict=True)) for breach in breaches)
+        return
+    if csv:
+        write_csv(columns, breaches)
+        return
     table = Table(
         "lead",
         "stage",
@@ -282,22 +311,14 @@ def sla(
 @app.command()
 def parked(
     limit: Annotated[int, typer.Option(min=1, help="Show at most this many.")] = 100,
-    json: Annotated[
-        bool, typer.Option("--json", help="Print JSON lines instead of a table.")
-    ] = False,
+    json: JsonOption = False,
 ) -> None:
     """Lead events the views could not apply: where each came from and why (newest first)."""
-    settings = load_settings()
-    store = open_views(settings)
-    try:
-        store.setup()
-        with store.reading() as tx:
-            rows = store.parked(tx, limit=limit)
-    finally:
-        store.close()
+    with reading_views(load_settings()) as (store, tx, _):
+        rows = store.parked(tx, limit=limit)
     if json:
-        for topic, partition, offset, at, error, value in rows:
-            line = {
+        write_json_lines(
+            {
                 "topic": topic,
                 "partition": partition,
                 "offset": offset,
@@ -305,7 +326,8 @@ def parked(
                 "error": error,
                 "value": bytes(value or b"").decode(errors="replace"),
             }
-            sys.stdout.buffer.write(msgspec.json.encode(line) + b"\n")
+            for topic, partition, offset, at, error, value in rows
+        )
         return
     table = Table("from", "parked at", "error", title=f"{len(rows)} parked lead events")
     for topic, partition, offset, at, error, _ in rows:
