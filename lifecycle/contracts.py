@@ -75,9 +75,11 @@ PropertyKey = Annotated[
         description="Not blank; no control characters.",
     ),
 ]
-CURRENCY_PATTERN: Final = r"^[A-Z]{3}$"
+# (?!\n) before $: Python's $ also matches before a final line break, which JSON Schema's does
+# not; "EUR\n" is no currency.
+CURRENCY_PATTERN: Final = r"^[A-Z]{3}(?!\n)$"
 Currency = Annotated[str, msgspec.Meta(pattern=CURRENCY_PATTERN, description="ISO 4217 code.")]
-COUNTRY_PATTERN: Final = r"^[A-Z]{2}$"
+COUNTRY_PATTERN: Final = r"^[A-Z]{2}(?!\n)$"
 Country = Annotated[str, msgspec.Meta(pattern=COUNTRY_PATTERN, description="ISO 3166-1 alpha-2.")]
 AwareDatetime = Annotated[
     datetime, msgspec.Meta(tz=True, description="RFC 3339 with an offset; the event time.")

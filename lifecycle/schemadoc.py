@@ -74,9 +74,82 @@ def _dump(document: dict[str, Any]) -> str:
     return json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
 
+def _present(*names: str) -> dict[str, Any]:
+    """At least one of these properties, not null."""
+    return {
+        "anyOf": [
+            {"required": [name], "properties": {name: {"not": {"type": "null"}}}} for name in names
+        ]
+    }
+
+
+# What the contracts check beyond each field's own type (their __post_init__ methods), said in
+# JSON Schema, so that a producer validating against the schema is not refused by ingest. A
+# property test (tests/unit/test_schemas.py) holds the two together.
+_YEARS: Final = r"^(19[7-9][0-9]|2[0-9]{3})-"  # EARLIEST_YEAR to LATEST_YEAR
+_RULES: Final[dict[str, dict[str, Any]]] = {
+    "Identity": _present("email", "phone", "anonymous_id", "customer_id"),
+    "Referrer": _present("email", "customer_id"),
+    "Touchpoint": {
+        "allOf": [
+            {
+                "if": {"properties": {"kind": {"const": "referral"}}},
+                "else": {"properties": {"referrer": {"type": "null"}}},
+            },
+            {
+                "if": {"properties": {"kind": {"const": "purchase"}}},
+                "else": {
+                    "properties": {"amount_minor": {"type": "null"}, "currency": {"type": "null"}}
+                },
+            },
+            {
+                "if": _present("amount_minor"),
+                "then": _present("currency"),
+                "else": {"properties": {"currency": {"type": "null"}}},
+            },
+        ]
+    },
+}
+# Not expressible in JSON Schema (it compares two fields): said in the description instead.
+_SPEND_PERIOD: Final = " period_end must not be before period_start."
+
+
+def _with_rules(components: dict[str, Any], *, prefix: str = "") -> dict[str, Any]:
+    """The components with the contracts' cross-field rules and the event time's years."""
+    ruled = {name: dict(schema) for name, schema in components.items()}
+    for name, rules in _RULES.items():
+        if f"{prefix}{name}" in ruled:
+            ruled[f"{prefix}{name}"].update(rules)
+    if f"{prefix}Spend" in ruled:
+        spend = ruled[f"{prefix}Spend"]
+        spend["description"] = spend.get("description", "") + _SPEND_PERIOD
+    for event_type in _event_types():
+        envelope = ruled.get(f"{prefix}{event_type.__name__}")
+        if envelope is not None:
+            properties = dict(envelope["properties"])
+            properties["time"] = {**properties["time"], "pattern": _YEARS}
+            envelope["properties"] = properties
+    return ruled
+
+
+def _without_openapi_discriminators(node: Any) -> Any:  # noqa: ANN401 (any JSON value)
+    """AsyncAPI 3 names a discriminator by its property; msgspec writes OpenAPI's object."""
+    if isinstance(node, dict):
+        return {
+            key: value["propertyName"]
+            if key == "discriminator" and isinstance(value, dict)
+            else _without_openapi_discriminators(value)
+            for key, value in node.items()
+        }
+    if isinstance(node, list):
+        return [_without_openapi_discriminators(item) for item in node]
+    return node
+
+
 def _event_schema(event_type: type[msgspec.Struct]) -> dict[str, Any]:
     tag = _tag(event_type)
     schema = msgspec.json.schema(event_type, ref_template=_DEFS_REF)
+    schema["$defs"] = _with_rules(schema["$defs"])
     return {
         "$schema": JSON_SCHEMA_DIALECT,
         "$id": schema_file_name(tag),
@@ -349,7 +422,9 @@ def asyncapi() -> dict[str, Any]:
             ),
         },
         "components": {
-            "schemas": {**schemas, **outbound_schemas},
+            "schemas": _without_openapi_discriminators(
+                {**_with_rules(schemas), **outbound_schemas}
+            ),
             "messages": {**inbound, **dead_letter, **lead_events},
         },
     }
