@@ -15,21 +15,26 @@ from typing import Annotated, Any, Final, Literal
 import msgspec
 
 from lifecycle.errors import ContractError
+from lifecycle.instants import EARLIEST_YEAR, LATEST_YEAR
 from lifecycle.vocabulary import CHANNELS, KINDS, SENIORITIES, Channel, Kind, Seniority
 
 MAX_MESSAGE_BYTES: Final = 256 * 1024
 STRUCTURED_CONTENT_TYPE: Final = "application/cloudevents+json"
 # Amounts fit a signed 64-bit column after summing many of them.
 MAX_AMOUNT_MINOR: Final = 10**15
-# Event times outside these years are typos (and overflow date arithmetic).
-EARLIEST_YEAR: Final = 1970
-LATEST_YEAR: Final = 2999
 
+# The patterns mean the same in Python's re (ingest) and in ECMA-262 (what JSON Schema
+# validators run). White space is spelled out, because the two \s differ (Python's has
+# \x1c-\x1f and \x85, ECMA's has \ufeff); [\s\S] stands for any character, because their
+# dots differ; and a final $ follows no line break (Python's $ also matches before one).
+# tests/integration/test_asyncapi_parser.py holds them to it with Node.
+SPACE: Final = r"\s\x1c-\x1f\x85\ufeff"
 # Ids and codes: printable text only. A control character in an id is a producer's bug (and a
 # NUL cannot be stored in a PostgreSQL text column at all): refused with a clear reason.
-ID_PATTERN: Final = r"^(?=[^\x00-\x1f\x7f]*$).*\S"
+ID_PATTERN: Final = rf"^(?![\s\S]*[\x00-\x1f\x7f])[\s\S]*[^{SPACE}]"
 # Free text (names, reasons, notes) may hold tabs and line breaks, but never a NUL.
 TEXT_PATTERN: Final = r"^[^\x00]*$"
+NON_EMPTY_TEXT_PATTERN: Final = rf"^[^\x00]*[^\x00{SPACE}][^\x00]*$"
 NonEmpty = Annotated[
     str,
     msgspec.Meta(
@@ -45,11 +50,12 @@ NonEmptyText = Annotated[
     msgspec.Meta(
         min_length=1,
         max_length=512,
-        pattern=r"^[^\x00]*\S[^\x00]*$",
+        pattern=NON_EMPTY_TEXT_PATTERN,
         description="Not blank; any text but NUL.",
     ),
 ]
-EMAIL_PATTERN: Final = r"^\s*[^@\s\x00-\x1f\x7f]+@[^@\s\x00-\x1f\x7f]+\.[^@\s\x00-\x1f\x7f]+\s*$"
+_ADDRESS: Final = rf"[^@{SPACE}\x00-\x1f\x7f]+"
+EMAIL_PATTERN: Final = rf"^[{SPACE}]*{_ADDRESS}@{_ADDRESS}\.{_ADDRESS}[{SPACE}]*$"
 Email = Annotated[
     str,
     msgspec.Meta(
@@ -58,7 +64,7 @@ Email = Annotated[
         description="Compared case-insensitively after trimming.",
     ),
 ]
-PHONE_PATTERN: Final = r"^\s*\+?(?:[ ().\-]*[0-9]){6,15}[ ().\-]*\s*$"
+PHONE_PATTERN: Final = rf"^[{SPACE}]*\+?(?:[ ().\-]*[0-9]){{6,15}}[ ().\-]*[{SPACE}]*$"
 Phone = Annotated[
     str,
     msgspec.Meta(
@@ -247,6 +253,7 @@ _ATTRIBUTE_HEADERS: Final = ("specversion", "id", "source", "type", "time", "sub
 _PATTERN_REASONS: Final = {
     ID_PATTERN: "must be non-blank text without control characters",
     TEXT_PATTERN: "must not contain a NUL character",
+    NON_EMPTY_TEXT_PATTERN: "must be non-blank text without a NUL character",
     EMAIL_PATTERN: "is not an e-mail address",
     PHONE_PATTERN: "is not a phone number (6 to 15 digits)",
     CURRENCY_PATTERN: "is not an ISO 4217 currency code (three capital letters)",

@@ -15,6 +15,7 @@ import msgspec
 
 from lifecycle import contracts
 from lifecycle.contracts import STRUCTURED_CONTENT_TYPE, InboundEvent
+from lifecycle.instants import YEARS_PATTERN
 from lifecycle.lead_events import LeadEvent
 
 if TYPE_CHECKING:
@@ -86,7 +87,6 @@ def _present(*names: str) -> dict[str, Any]:
 # What the contracts check beyond each field's own type (their __post_init__ methods), said in
 # JSON Schema, so that a producer validating against the schema is not refused by ingest. A
 # property test (tests/unit/test_schemas.py) holds the two together.
-_YEARS: Final = r"^(19[7-9][0-9]|2[0-9]{3})-"  # EARLIEST_YEAR to LATEST_YEAR
 _RULES: Final[dict[str, dict[str, Any]]] = {
     "Identity": _present("email", "phone", "anonymous_id", "customer_id"),
     "Referrer": _present("email", "customer_id"),
@@ -127,7 +127,7 @@ def _with_rules(components: dict[str, Any], *, prefix: str = "") -> dict[str, An
         envelope = ruled.get(f"{prefix}{event_type.__name__}")
         if envelope is not None:
             properties = dict(envelope["properties"])
-            properties["time"] = {**properties["time"], "pattern": _YEARS}
+            properties["time"] = {**properties["time"], "pattern": YEARS_PATTERN}
             envelope["properties"] = properties
     return ruled
 

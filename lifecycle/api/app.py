@@ -13,7 +13,8 @@ from litestar.connection import ASGIConnection
 from litestar.datastructures import State
 from litestar.exceptions import NotAuthorizedException, NotFoundException
 from litestar.handlers import BaseRouteHandler
-from litestar.openapi import OpenAPIConfig
+from litestar.openapi import OpenAPIConfig, ResponseSpec
+from litestar.openapi.spec import Components, SecurityScheme
 from litestar.static_files import create_static_files_router
 from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
 
@@ -68,7 +69,11 @@ def metrics(state: State) -> Response[bytes]:
     return Response(text, media_type=PROMETHEUS_TEXT)
 
 
-@get("/healthz", sync_to_thread=True)
+@get(
+    "/healthz",
+    sync_to_thread=True,
+    responses={503: ResponseSpec(answers.Health, description="A part is failing (it is named).")},
+)
 def healthz(state: State) -> Response[answers.Health]:
     """200 when the event store, the views and the broker answer; 503 (with the reason) if not."""
     api: Api = state.api
@@ -111,7 +116,7 @@ def create_app(api: Api) -> Litestar:
     registry.register(PipelineCollector(api))
     return Litestar(
         route_handlers=[
-            api_router(guards=[_require_token]),
+            api_router(guards=[_require_token], security=[{"bearer": []}] if api.token else []),
             dashboard,
             metrics,
             healthz,
@@ -126,7 +131,19 @@ def create_app(api: Api) -> Litestar:
             title="lead-lifecycle",
             version="1",
             description=__doc__,
+            components=Components(
+                security_schemes={
+                    "bearer": SecurityScheme(
+                        type="http", scheme="bearer", description="LIFECYCLE_API_TOKEN"
+                    )
+                }
+            ),
             # The document describes the API: behind the same token as the API itself.
-            openapi_router=Router(path="/schema", route_handlers=[], guards=[_require_token]),
+            openapi_router=Router(
+                path="/schema",
+                route_handlers=[],
+                guards=[_require_token],
+                include_in_schema=False,
+            ),
         ),
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import msgspec
@@ -67,12 +68,25 @@ def _on_problem(request: Request[Any, Any, Any], error: ProblemError) -> Respons
     return _respond(request, problem)
 
 
+# What a parameter's pattern means, for people (Litestar's message quotes the regex instead).
+PATTERN_REASONS: dict[str, str] = {}
+_REGEX = re.compile(r"Expected `str` matching regex '(?P<pattern>.*)'", re.DOTALL)
+
+
+def _readable(message: object) -> str:
+    found = _REGEX.fullmatch(str(message))
+    if found is None:
+        return str(message)
+    pattern = found["pattern"].encode().decode("unicode_escape")
+    return PATTERN_REASONS.get(pattern, "is not in the form /schema/openapi.json gives")
+
+
 def _on_validation(request: Request[Any, Any, Any], error: ValidationException) -> Response[Any]:
     # Litestar lists what failed as [{"key": ..., "message": ..., "source": ...}].
     failures = error.extra if isinstance(error.extra, list) else []
     first = failures[0] if failures and isinstance(failures[0], dict) else {}
     parameter = first.get("key")
-    detail = f"{parameter}: {first.get('message')}" if parameter else error.detail
+    detail = f"{parameter}: {_readable(first.get('message'))}" if parameter else error.detail
     return _respond(
         request, Problem(title="Bad request", status=400, detail=detail, parameter=parameter)
     )

@@ -6,30 +6,101 @@ Lists and aggregates read the view tables; a single lead is folded from the even
 
 from __future__ import annotations
 
-import base64
-import binascii
+import re
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, Final
 from uuid import UUID
 
-import msgspec
 from litestar import Router, get
 from litestar.datastructures import State
-from litestar.params import PathParameter, QueryParameter
+from litestar.openapi import ResponseSpec
+from litestar.params import ParameterKwarg, PathParameter, QueryParameter
 
 from lifecycle.api import answers
-from lifecycle.api.problems import ProblemError, bad_parameter
+from lifecycle.api.problems import (
+    MEDIA_TYPE,
+    PATTERN_REASONS,
+    Problem,
+    ProblemError,
+    bad_parameter,
+)
 from lifecycle.api.state import Api
+from lifecycle.contracts import ID_PATTERN, SPACE
 from lifecycle.errors import LeadNotFoundError
 from lifecycle.identity import IdentityKey, IdentityKind
+from lifecycle.instants import EARLIEST_YEAR, LATEST_YEAR, YEARS_PATTERN, parse_instant
 from lifecycle.projections import queries
 from lifecycle.report import LeadReport, lead_report
-from lifecycle.vocabulary import Stage, Temperature
+from lifecycle.vocabulary import CHANNELS, Stage, Temperature
 
 MAX_PAGE = 500
-MAX_RANGE = timedelta(days=5 * 366)
 MAX_SLA_HOURS = 24 * 90
-Text = Annotated[str | None, QueryParameter()]
+STAGES: Final = tuple(stage.value for stage in Stage)
+TEMPERATURES: Final = tuple(temperature.value for temperature in Temperature)
+GROUPINGS: Final = ("campaign", "channel", "month")
+
+# What each parameter takes, said in the OpenAPI document as exactly as a JSON Schema can say
+# it: schemathesis (tests/e2e/test_api_fuzzing.py) sends what it allows and what it does not.
+_INSTANT_SCHEMA: Final = {
+    "type": None,
+    "oneOf": None,
+    "anyOf": [
+        {"type": "string", "format": "date-time", "pattern": YEARS_PATTERN},
+        {"type": "string", "format": "date", "pattern": YEARS_PATTERN},
+    ],
+}
+IDENTITY_PATTERN: Final = rf"^({'|'.join(IdentityKind)}):[\s\S]*[^{SPACE}]"
+_UUID: Final = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+# A cursor is where the previous page ended: its last score and lead id ((?!\n) for Python's $).
+CURSOR_PATTERN: Final = rf"^(-?[0-9]+(?:\.[0-9]+)?(?:e[+-]?[0-9]+)?)_({_UUID})(?!\n)$"
+_CURSOR: Final = re.compile(CURSOR_PATTERN)
+PATTERN_REASONS.update(
+    {
+        ID_PATTERN: "must be non-blank text without control characters",
+        IDENTITY_PATTERN: f"expected KIND:VALUE, KIND one of {', '.join(IdentityKind)}",
+        CURSOR_PATTERN: "not a cursor this API gave out",
+    }
+)
+
+
+def _instant_parameter(name: str, meaning: str) -> ParameterKwarg:
+    return QueryParameter(
+        name=name,
+        description=f"{meaning}: an RFC 3339 time (UTC when it has no offset) or a date, "
+        f"years {EARLIEST_YEAR} to {LATEST_YEAR}.",
+        schema_extra=_INSTANT_SCHEMA,
+    )
+
+
+def _one_of(values: Sequence[str], meaning: str) -> ParameterKwarg:
+    return QueryParameter(
+        description=f"{meaning}: one of {', '.join(values)}.",
+        schema_extra={"type": "string", "oneOf": None, "enum": list(values)},
+    )
+
+
+AsOf = Annotated[str | None, _instant_parameter("as_of", "The instant asked about (default now)")]
+Campaign = Annotated[
+    str | None,
+    QueryParameter(pattern=ID_PATTERN, description="A campaign id (as producers send it)."),
+]
+
+
+def _problem(description: str) -> ResponseSpec:
+    return ResponseSpec(
+        Problem, description=description, media_type=MEDIA_TYPE, generate_examples=False
+    )
+
+
+BAD_REQUEST: Final = {400: _problem("A parameter is wrong (it is named).")}
+NO_TOKEN: Final = {
+    401: _problem("LIFECYCLE_API_TOKEN is set and the request lacks it as a bearer token.")
+}
+NO_LEAD: Final = {404: _problem("No lead has this id or identity.")}
+
+
+AcquiredThrough = Annotated[str | None, _one_of(CHANNELS, "Leads acquired through this channel")]
 
 
 def _api(state: State) -> Api:
@@ -41,18 +112,14 @@ def _instant(parameter: str, text: str | None) -> datetime | None:
     if text is None:
         return None
     try:
-        value = datetime.fromisoformat(text)
-    except ValueError:
-        raise bad_parameter(parameter, f"{text!r} is not an RFC 3339 time or a date") from None
-    value = value if value.tzinfo else value.replace(tzinfo=UTC)
-    if not 1970 <= value.year <= 2999:
-        raise bad_parameter(parameter, "must be between the years 1970 and 2999")
-    return value
+        return parse_instant(text)
+    except ValueError as error:
+        raise bad_parameter(parameter, str(error)) from None
 
 
-def _choice(parameter: str, value: str | None, allowed: list[str]) -> str | None:
+def _choice(parameter: str, value: str | None, allowed: Sequence[str]) -> str | None:
     if value is not None and value not in allowed:
-        raise bad_parameter(parameter, f"{value!r} is not one of {', '.join(allowed)}")
+        raise bad_parameter(parameter, f"must be one of {', '.join(allowed)}")
     return value
 
 
@@ -97,17 +164,21 @@ def _lead_answer(report: LeadReport) -> answers.Lead:
 # loop, because handing it to a thread cost more than the read (4 clients, 100k touchpoints:
 # p99 8.3 -> 5.0 ms). A lead with thousands of facts would hold the loop longer: snapshots,
 # not a thread, are the answer then. The queries over the views below keep their thread.
-@get("/leads/{lead_id:uuid}", sync_to_thread=False)
+@get("/leads/{lead_id:uuid}", sync_to_thread=False, responses=BAD_REQUEST | NO_TOKEN | NO_LEAD)
 def get_lead(
-    state: State, lead_id: Annotated[UUID, PathParameter()], as_of: Text = None
+    state: State, lead_id: Annotated[UUID, PathParameter()], as_of: AsOf = None
 ) -> answers.Lead:
     """A lead folded from its facts as of ``as_of`` (default now); merged ids give the survivor."""
     return _lead_answer(_lead(_api(state), lead_id, _instant("as_of", as_of)))
 
 
-@get("/leads/{lead_id:uuid}/timeline", sync_to_thread=False)
+@get(
+    "/leads/{lead_id:uuid}/timeline",
+    sync_to_thread=False,
+    responses=BAD_REQUEST | NO_TOKEN | NO_LEAD,
+)
 def get_timeline(
-    state: State, lead_id: Annotated[UUID, PathParameter()], as_of: Text = None
+    state: State, lead_id: Annotated[UUID, PathParameter()], as_of: AsOf = None
 ) -> answers.Timeline:
     """The lead's facts in event-time order; each stage move names the fact that caused it."""
     report = _lead(_api(state), lead_id, _instant("as_of", as_of))
@@ -135,51 +206,55 @@ def _why(report: LeadReport) -> str:
 def _cursor(text: str | None) -> tuple[float, str] | None:
     if text is None:
         return None
-    try:
-        score, lead_id = msgspec.json.decode(
-            base64.urlsafe_b64decode(text.encode()), type=tuple[float, str]
-        )
-    except (binascii.Error, ValueError, msgspec.ValidationError):
-        raise bad_parameter("cursor", "not a cursor this API gave out") from None
-    return score, lead_id
+    found = _CURSOR.fullmatch(text)
+    if found is None:
+        raise bad_parameter("cursor", "not a cursor this API gave out")
+    return float(found[1]), found[2]
 
 
 def _next_cursor(rows: list[queries.LeadRow], limit: int) -> str | None:
     if len(rows) <= limit:
         return None
     last = rows[limit - 1]
-    return base64.urlsafe_b64encode(msgspec.json.encode((last.score, last.lead_id))).decode()
+    return f"{last.score!r}_{last.lead_id}"
 
 
-@get("/leads", sync_to_thread=True)
+@get("/leads", sync_to_thread=True, responses=BAD_REQUEST | NO_TOKEN | NO_LEAD)
 def list_leads(  # noqa: PLR0913 (one argument per query parameter)
     state: State,
     *,
-    identity: Text = None,
-    stage: Text = None,
-    temperature: Text = None,
-    campaign: Text = None,
-    channel: Text = None,
+    identity: Annotated[
+        str | None,
+        QueryParameter(
+            pattern=IDENTITY_PATTERN,
+            description="KIND:VALUE, e.g. email:ann@example.com: that lead, not a page.",
+        ),
+    ] = None,
+    stage: Annotated[str | None, _one_of(STAGES, "Leads at this stage")] = None,
+    temperature: Annotated[str | None, _one_of(TEMPERATURES, "Leads this warm now")] = None,
+    campaign: Campaign = None,
+    channel: AcquiredThrough = None,
     limit: Annotated[int, QueryParameter(ge=1, le=MAX_PAGE)] = 50,
-    cursor: Text = None,
-    as_of: Text = None,
+    cursor: Annotated[
+        str | None,
+        QueryParameter(pattern=CURSOR_PATTERN, description="The next_cursor of the page before."),
+    ] = None,
+    as_of: Annotated[
+        str | None,
+        _instant_parameter("as_of", "With identity: the instant asked about (default now)"),
+    ] = None,
 ) -> answers.LeadPage | answers.Lead:
     """With ``identity=email:...``: that lead (as of ``as_of``). Else a page of leads by score."""
     api = _api(state)
     if identity is not None:
-        try:
-            key = IdentityKey.parse(identity)
-        except ValueError:
-            kinds = ", ".join(kind.value for kind in IdentityKind)
-            raise bad_parameter("identity", f"expected KIND:VALUE, KIND one of {kinds}") from None
-        return _lead_answer(_lead(api, key, _instant("as_of", as_of)))
+        return _lead_answer(_lead(api, IdentityKey.parse(identity), _instant("as_of", as_of)))
     if as_of is not None:
         raise bad_parameter("as_of", "applies to one lead (with identity=...), not to a list")
     query = queries.LeadQuery(
-        stage=_choice("stage", stage, [s.value for s in Stage]),
-        temperature=_choice("temperature", temperature, [t.value for t in Temperature]),
+        stage=_choice("stage", stage, STAGES),
+        temperature=_choice("temperature", temperature, TEMPERATURES),
         campaign=campaign,
-        channel=channel,
+        channel=_choice("channel", channel, CHANNELS),
         after=_cursor(cursor),
     )
     with api.reading() as (views, tx):
@@ -190,40 +265,41 @@ def list_leads(  # noqa: PLR0913 (one argument per query parameter)
     return answers.LeadPage(leads=rows[:limit], next_cursor=_next_cursor(rows, limit))
 
 
-@get("/funnel", sync_to_thread=True)
+@get("/funnel", sync_to_thread=True, responses=BAD_REQUEST | NO_TOKEN)
 def get_funnel(
     state: State,
-    campaign: Text = None,
-    channel: Text = None,
-    from_: Annotated[str | None, QueryParameter(name="from")] = None,
-    to: Text = None,
+    campaign: Campaign = None,
+    channel: AcquiredThrough = None,
+    from_: Annotated[str | None, _instant_parameter("from", "Acquired at or after")] = None,
+    to: Annotated[
+        str | None, _instant_parameter("to", "Acquired before (later than from, if both are given)")
+    ] = None,
 ) -> queries.Funnel:
     """The funnel of leads acquired in [from, to), by campaign or channel if asked."""
+    _choice("channel", channel, CHANNELS)
     since, until = _instant("from", from_), _instant("to", to)
-    if since and until:
-        if since >= until:
-            raise bad_parameter("to", "must be later than from")
-        if until - since > MAX_RANGE:
-            raise bad_parameter("to", "the period may span at most five years")
+    if since and until and since >= until:
+        raise bad_parameter("to", "must be later than from")
     with _api(state).reading() as (views, tx):
         return queries.funnel(
             tx, views.active_slot(tx), queries.Filters(campaign, channel, since, until)
         )
 
 
-@get("/cost-per-lead", sync_to_thread=True)
+@get("/cost-per-lead", sync_to_thread=True, responses=BAD_REQUEST | NO_TOKEN)
 def get_cost_per_lead(
-    state: State, by: Annotated[str, QueryParameter()] = "campaign"
+    state: State,
+    by: Annotated[str, _one_of(GROUPINGS, "What a row is")] = "campaign",
 ) -> answers.CostAnswer:
     """Spend, leads, MQLs, SQLs, customers, CPL, cost per MQL/SQL/customer, revenue, ROI."""
-    _choice("by", by, ["campaign", "channel", "month"])
+    _choice("by", by, GROUPINGS)
     with _api(state).reading() as (views, tx):
         rows = queries.cost_per_lead(tx, views.active_slot(tx), by)  # type: ignore[arg-type]
     return answers.CostAnswer(by=by, rows=rows)
 
 
-@get("/temperature", sync_to_thread=True)
-def get_temperature(state: State, as_of: Text = None) -> answers.TemperatureAnswer:
+@get("/temperature", sync_to_thread=True, responses=BAD_REQUEST | NO_TOKEN)
+def get_temperature(state: State, as_of: AsOf = None) -> answers.TemperatureAnswer:
     """Leads per temperature as of ``as_of`` (default now), read from the views' timers."""
     at = _instant("as_of", as_of) or datetime.now(UTC)
     with _api(state).reading() as (views, tx):
@@ -234,18 +310,21 @@ def get_temperature(state: State, as_of: Text = None) -> answers.TemperatureAnsw
     return answers.TemperatureAnswer(as_of=at, counts=totals)
 
 
-@get("/referrals", sync_to_thread=True)
+@get("/referrals", sync_to_thread=True, responses=NO_TOKEN)
 def get_referrals(state: State) -> answers.ReferralAnswer:
     """What each referring lead brought."""
     with _api(state).reading() as (views, tx):
         return answers.ReferralAnswer(referrers=queries.referrals(tx, views.active_slot(tx)))
 
 
-@get("/sla", sync_to_thread=True)
+@get("/sla", sync_to_thread=True, responses=BAD_REQUEST | NO_TOKEN)
 def get_sla(
     state: State,
-    as_of: Text = None,
-    hours: Annotated[int | None, QueryParameter(ge=1, le=MAX_SLA_HOURS)] = None,
+    as_of: AsOf = None,
+    hours: Annotated[
+        int | None,
+        QueryParameter(ge=1, le=MAX_SLA_HOURS, description="Default LIFECYCLE_SLA_HOURS."),
+    ] = None,
 ) -> answers.SlaAnswer:
     """Sales-ready leads not contacted within ``hours`` (default LIFECYCLE_SLA_HOURS)."""
     api = _api(state)
@@ -265,11 +344,12 @@ def get_sla(
     )
 
 
-def api_router(guards: list[Any]) -> Router:
-    """Every ``/api`` route, behind ``guards``."""
+def api_router(guards: list[Any], *, security: list[dict[str, list[str]]]) -> Router:
+    """Every ``/api`` route, behind ``guards`` (and documented as needing ``security``)."""
     return Router(
         path="/api",
         guards=guards,
+        security=security,
         route_handlers=[
             get_lead,
             get_timeline,

@@ -7,7 +7,7 @@ import sqlite3
 import sys
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -17,6 +17,7 @@ import typer
 from eventsourcing.persistence import PersistenceError
 from rich.console import Console
 
+from lifecycle import instants
 from lifecycle.application import LeadLifecycle
 from lifecycle.errors import LeadNotFoundError, LifecycleError
 from lifecycle.logs import configure_logging
@@ -121,11 +122,10 @@ def write_csv(header: Sequence[str], rows: Iterable[Sequence[object]]) -> None:
 
 
 def parse_instant(text: str | None, option: str = "--as-of") -> datetime | None:
-    """An RFC 3339 time or a date (UTC if it has no offset)."""
+    """An RFC 3339 time or a date (UTC if it has no offset), or a one-line failure."""
     if text is None:
         return None
     try:
-        instant = datetime.fromisoformat(text)
-    except ValueError:
-        raise fail(f"{option} {text!r} is not an RFC 3339 time or a date") from None
-    return instant if instant.tzinfo else instant.replace(tzinfo=UTC)
+        return instants.parse_instant(text)
+    except ValueError as error:
+        raise fail(f"{option} {text!r} {error}") from None

@@ -118,3 +118,121 @@ def test_searching_a_lead_by_email_shows_its_timeline_and_why_it_has_its_stage(p
     assert page.inner_text("#why") == timeline["why"]
     moved = [text for text in page.locator("#timeline tbody td.moved").all_inner_texts() if text]
     assert moved == [e["moved_to"] for e in timeline["entries"] if e["moved_to"]]
+
+
+# Whatever a card holds is inside it: the page does not scroll sideways, no card hides a column
+# behind a scroll bar, and (on a phone, where rows become "header: value" lines) every cell says
+# which column it is.
+LAYOUT_PROBLEMS = """() => {
+  const page = document.documentElement;
+  const problems = [];
+  if (page.scrollWidth > page.clientWidth) problems.push(`page ${page.scrollWidth} px wide`);
+  for (const card of document.querySelectorAll(".card")) {
+    const name = card.querySelector("h2").firstChild.textContent.trim();
+    if (card.scrollWidth > card.clientWidth) problems.push(`${name} scrolls sideways`);
+    const edge = card.getBoundingClientRect();
+    for (const table of card.querySelectorAll("table")) {
+      const headers = [...table.querySelectorAll("thead th")].map((th) => th.textContent);
+      for (const row of table.querySelectorAll("tbody tr")) {
+        [...row.children].forEach((cell, i) => {
+          const box = cell.getBoundingClientRect();
+          if (box.width === 0 || box.left < edge.left || box.right > edge.right)
+            problems.push(`${name}: ${headers[i] ?? "a cell"} cut`);
+          if (headers.length && cell.dataset.label !== headers[i])
+            problems.push(`${name}: a cell does not say it is ${headers[i]}`);
+        });
+      }
+    }
+  }
+  return [...new Set(problems)];
+}"""
+
+
+@pytest.fixture
+def browser():
+    from playwright.sync_api import sync_playwright  # noqa: PLC0415 (only this module needs it)
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
+        try:
+            yield launched
+        finally:
+            launched.close()
+
+
+def opened(browser, dashboard, width: int, failed: list[str] | None = None):
+    tab = browser.new_page(viewport={"width": width, "height": 900})
+    if failed is not None:
+        tab.on("response", lambda r: failed.append(r.url) if r.status >= 400 else None)
+    tab.goto(dashboard)
+    tab.wait_for_selector("body[data-loaded=true]", timeout=15_000)
+    return tab
+
+
+@pytest.mark.parametrize("width", [390, 1400])
+def test_at_phone_and_desktop_widths_nothing_is_cut_and_every_column_shows(
+    browser, dashboard, width
+):
+    tab = opened(browser, dashboard, width)
+    tab.fill("#search input[name=q]", "ann@example.com")
+    tab.click("#search button")
+    tab.wait_for_selector("#timeline tbody tr")
+    tab.screenshot(path=str(ARTIFACTS / f"dashboard-{width}px.png"), full_page=True)
+
+    assert tab.evaluate(LAYOUT_PROBLEMS) == []
+    assert tab.locator("#sla tbody tr").count() > 0
+    assert tab.locator("#cpl tbody tr").count() > 0
+
+
+def test_the_filters_offer_every_campaign_and_channel_of_the_data_at_once(browser, dashboard):
+    groups = {
+        by: sorted(
+            {
+                row["group"]
+                for row in httpx.get(f"{dashboard}/api/cost-per-lead?by={by}").json()["rows"]
+            }
+        )
+        for by in ("campaign", "channel")
+    }
+    tab = opened(browser, dashboard, 1400)
+
+    for name in ("campaign", "channel"):
+        offered = tab.locator(f"#filters select[name={name}] option").all_inner_texts()
+        assert offered == ["all", *groups[name]]
+    assert len(groups["channel"]) > 1
+
+
+def test_a_period_that_ends_before_it_starts_says_so_instead_of_showing_the_last_funnel(
+    browser, dashboard
+):
+    tab = opened(browser, dashboard, 1400)
+    assert tab.locator("#funnel .bar-row").count() > 0
+
+    tab.fill("#filters input[name=from]", "2026-03-02")
+    tab.fill("#filters input[name=to]", "2026-03-01")
+    tab.wait_for_selector("#funnel .error")
+
+    assert tab.locator("#funnel .bar-row").count() == 0
+    assert "later than" in tab.inner_text("#funnel .error")
+
+
+def test_an_empty_search_asks_for_a_reference_and_sends_nothing(browser, dashboard):
+    tab = opened(browser, dashboard, 1400)
+    asked: list[str] = []
+    tab.on("request", lambda request: asked.append(request.url))
+
+    tab.click("#search button")
+    tab.wait_for_selector("#lead .error")
+
+    assert "e-mail" in tab.inner_text("#lead .error")
+    assert [url for url in asked if "/api/leads" in url] == []
+
+
+def test_the_page_loads_without_a_single_failed_request_favicon_included(browser, dashboard):
+    failed: list[str] = []
+    tab = opened(browser, dashboard, 1400, failed)
+    tab.wait_for_load_state("networkidle")
+
+    assert failed == []
+    assert tab.evaluate("document.querySelector('link[rel=icon]').href").endswith("favicon.svg")

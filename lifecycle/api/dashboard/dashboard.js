@@ -60,12 +60,31 @@ function filters() {
   return query;
 }
 
-function fill(tbody, rows) {
-  tbody.replaceChildren(...rows.map((cells) => el("tr", {}, ...cells.map((cell) => el("td", {}, cell)))));
+// Each cell carries its column's header: on a phone, rows are shown as "header: value" lines.
+function fill(tbody, rows, classes = []) {
+  const labels = [...tbody.closest("table").querySelectorAll("thead th")].map((th) => th.textContent);
+  tbody.replaceChildren(...rows.map((cells) => el("tr", {}, ...cells.map((cell, i) =>
+    el("td", { "data-label": labels[i] ?? "", class: classes[i] ?? "" }, cell)))));
+}
+
+// The period is [from, to): a "to" on or before "from" is no period at all.
+function periodProblem() {
+  const form = new FormData($("#filters"));
+  const [from, to] = [form.get("from"), form.get("to")];
+  return from && to && to <= from ? "“to” must be later than “from”" : null;
 }
 
 async function drawFunnel() {
-  const funnel = await api(`/api/funnel?${filters()}`);
+  const problem = periodProblem();
+  if (problem) { $("#funnel").replaceChildren(el("p", { class: "error" }, problem)); return; }
+  let funnel;
+  try {
+    funnel = await api(`/api/funnel?${filters()}`);
+  } catch (error) {
+    // Never the funnel of the filters before: it would pass for this one.
+    $("#funnel").replaceChildren(el("p", { class: "error" }, error.message));
+    throw error;
+  }
   const top = Math.max(1, ...Object.values(funnel.reached));
   const steps = { mql: "lead_to_mql", sales_ready: "mql_to_sales_ready", customer: "sales_ready_to_customer" };
   $("#funnel").replaceChildren(
@@ -99,13 +118,20 @@ async function drawCosts() {
   });
   fill($("#cpl tbody"), rows);
   $("#cpl tbody").querySelectorAll("tr").forEach((tr, i) => tr.setAttribute("data-group", answer.rows[i].group));
-  if (by !== "month") offerChoices(by, answer.rows.map((r) => r.group));
+}
+
+// The filters offer every campaign and channel the data has, whatever the cost table shows.
+async function drawChoices() {
+  const [campaigns, channels] = await Promise.all(
+    ["campaign", "channel"].map((by) => api(`/api/cost-per-lead?by=${by}`)));
+  offerChoices("campaign", campaigns.rows.map((r) => r.group));
+  offerChoices("channel", channels.rows.map((r) => r.group));
 }
 
 function offerChoices(name, values) {
   const select = $(`#filters select[name=${name}]`);
   const known = new Set([...select.options].map((o) => o.value));
-  for (const value of values) if (!known.has(value)) { select.append(el("option", { value }, value)); known.add(value); }
+  for (const value of [...new Set(values)].sort()) if (value && !known.has(value)) select.append(el("option", { value }, value));
 }
 
 async function drawHot() {
@@ -126,10 +152,13 @@ async function showLead(reference) {
   state.lead = reference;
   const box = $("#lead");
   try {
-    const ref = reference.trim();
-    const isId = /^[0-9a-f-]{36}$/i.test(ref);
-    const identity = ref.includes(":") ? ref : ref.includes("@") ? `email:${ref}` : `phone:${ref}`;
-    const lead = await api(isId ? `/api/leads/${ref}` : `/api/leads?identity=${encodeURIComponent(identity)}`);
+    const ref = (reference ?? "").trim();
+    if (!ref) { box.replaceChildren(el("p", { class: "error" }, "Type an e-mail, a phone or a lead id.")); return; }
+    const isId = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(ref);
+    const [kind, ...rest] = ref.split(":");
+    const identity = rest.length ? `${kind.trim().toLowerCase()}:${rest.join(":")}`
+      : ref.includes("@") ? `email:${ref}` : `phone:${ref}`;
+    const lead = await api(isId ? `/api/leads/${ref.toLowerCase()}` : `/api/leads?identity=${encodeURIComponent(identity)}`);
     const timeline = await api(`/api/leads/${lead.lead_id}/timeline`);
     const summary = el("table", { id: "lead-summary" });
     for (const [name, value] of [
@@ -138,12 +167,10 @@ async function showLead(reference) {
       ["acquired by", `${lead.acquisition.campaign ?? "-"} (${lead.acquisition.channel ?? "-"})`],
       ["revenue", Object.entries(lead.revenue_minor).map(([c, v]) => `${money(v)} ${c}`).join(", ") || "-"],
     ]) summary.append(el("tr", {}, el("th", {}, name), el("td", { "data-field": name }, value)));
-    const entries = el("table", { id: "timeline" }, el("thead", {}, el("tr", {}, ...["at", "what", "campaign", "detail", "moved to"].map((h) => el("th", {}, h)))));
     const body = el("tbody");
-    for (const e of timeline.entries) {
-      body.append(el("tr", {}, el("td", {}, when(e.at)), el("td", {}, e.what), el("td", {}, e.campaign ?? ""), el("td", {}, e.detail ?? ""), el("td", { class: "moved" }, e.moved_to ?? "")));
-    }
-    entries.append(body);
+    const entries = el("table", { id: "timeline" }, el("thead", {}, el("tr", {}, ...["at", "what", "campaign", "detail", "moved to"].map((h) => el("th", {}, h)))), body);
+    fill(body, timeline.entries.map((e) => [when(e.at), e.what, e.campaign ?? "", e.detail ?? "", e.moved_to ?? ""]),
+      ["", "free", "", "free", "moved"]);
     box.replaceChildren(summary, el("p", { class: "why", id: "why" }, timeline.why), entries);
   } catch (error) {
     box.replaceChildren(el("p", { class: "error" }, error.message));
@@ -152,7 +179,7 @@ async function showLead(reference) {
 
 async function refresh() {
   try {
-    await Promise.all([drawFunnel(), drawTemperature(), drawCosts(), drawHot(), drawSla()]);
+    await Promise.all([drawFunnel(), drawTemperature(), drawCosts(), drawChoices(), drawHot(), drawSla()]);
     $("#status").textContent = `updated ${new Date().toLocaleTimeString()}`;
     $("#status").className = "";
     document.body.dataset.loaded = "true";
@@ -163,6 +190,8 @@ async function refresh() {
 }
 
 $("#filters").addEventListener("change", refresh);
+// Dates typed with the keyboard change the period before the field loses focus.
+$("#filters").addEventListener("input", () => { if (periodProblem()) drawFunnel(); });
 $("#cpl-by").addEventListener("change", drawCosts);
 $("#search").addEventListener("submit", (event) => { event.preventDefault(); showLead(new FormData(event.target).get("q")); });
 refresh();
