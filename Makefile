@@ -25,16 +25,23 @@ browser:
 	    echo "warning: cannot install chromium (needs root and apt-get): the dashboard test will skip"; \
 	  fi; }
 
-# The official AsyncAPI parser judges schemas/asyncapi.json: installed here with the machine's
-# npm (Node from Debian); without npm the test skips, saying why.
+# The official AsyncAPI parser judges schemas/asyncapi.json and Node's regular expressions judge
+# its patterns: Node from Debian, installed here when missing (root and apt-get), as chromium is;
+# without it the tests skip, saying why.
 NODE_TOOLS := .cache/node
 $(NODE_TOOLS)/.installed:
+	@command -v npm >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing Debian's nodejs and npm for the schema tests"; \
+	    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs >/dev/null; } || true; \
+	    command -v npm >/dev/null 2>&1 || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm >/dev/null || true; \
+	  fi; }
 	@if command -v npm >/dev/null 2>&1; then \
 	  mkdir -p $(NODE_TOOLS) && \
 	  npm install --silent --no-audit --no-fund --no-save --prefix $(NODE_TOOLS) @asyncapi/parser@3.6.6 && \
 	  touch $@; \
 	else \
-	  echo "warning: no npm: the AsyncAPI parser test will skip"; \
+	  echo "warning: no npm (needs root and apt-get to install): the AsyncAPI parser test will skip"; \
 	fi
 
 node-tools: $(NODE_TOOLS)/.installed

@@ -26,12 +26,14 @@ MAX_AMOUNT_MINOR: Final = 10**15
 # The patterns mean the same in Python's re (ingest) and in ECMA-262 (what JSON Schema
 # validators run). White space is spelled out, because the two \s differ (Python's has
 # \x1c-\x1f and \x85, ECMA's has \ufeff); [\s\S] stands for any character, because their
-# dots differ; and a final $ follows no line break (Python's $ also matches before one).
+# dots differ; and (?!\n)$ ends a text, because Python's $ also matches before a final line
+# break.
 # tests/integration/test_asyncapi_parser.py holds them to it with Node.
 SPACE: Final = r"\s\x1c-\x1f\x85\ufeff"
 # Ids and codes: printable text only. A control character in an id is a producer's bug (and a
 # NUL cannot be stored in a PostgreSQL text column at all): refused with a clear reason.
-ID_PATTERN: Final = rf"^(?![\s\S]*[\x00-\x1f\x7f])[\s\S]*[^{SPACE}]"
+_PRINTABLE: Final = r"[^\x00-\x1f\x7f]"
+ID_PATTERN: Final = rf"^{_PRINTABLE}*[^{SPACE}\x00-\x1f\x7f]{_PRINTABLE}*(?!\n)$"
 # Free text (names, reasons, notes) may hold tabs and line breaks, but never a NUL.
 TEXT_PATTERN: Final = r"^[^\x00]*$"
 NON_EMPTY_TEXT_PATTERN: Final = rf"^[^\x00]*[^\x00{SPACE}][^\x00]*$"
