@@ -11,7 +11,7 @@ from datetime import datetime
 from enum import StrEnum
 from functools import lru_cache
 from hashlib import sha1
-from typing import NamedTuple
+from typing import Final, NamedTuple
 from uuid import UUID, uuid5
 
 NAMESPACE = UUID("6f6c1d4e-8f0b-5b8e-9a57-1e2d3c4b5a69")
@@ -33,9 +33,14 @@ _NON_DIGITS = re.compile(r"\D")
 MIN_PHONE_DIGITS = 6
 
 
+# What the contract's patterns take for white space around a value (contracts.SPACE): Python's
+# and ECMA-262's, whose union has the byte-order mark, which str.strip() keeps.
+_AROUND: Final = "".join(c for c in map(chr, range(0x3001)) if c.isspace()) + "\ufeff"
+
+
 def normalize_email(value: str) -> str:
     """E-mails are compared case-insensitively after trimming."""
-    return value.strip().lower()
+    return value.strip(_AROUND).lower()
 
 
 def normalize_phone(value: str) -> str:
@@ -56,13 +61,13 @@ class IdentityKey(NamedTuple):
             return cls(kind, normalize_email(raw))
         if kind is IdentityKind.PHONE:
             return cls(kind, normalize_phone(raw))
-        return cls(kind, raw.strip())
+        return cls(kind, raw.strip(_AROUND))
 
     @classmethod
     def parse(cls, text: str) -> IdentityKey:
         """Read ``email:alice@example.com`` (also ``phone:``, ``anonymous:``, ``customer:``)."""
         kind, sep, raw = text.partition(":")
-        if not sep or not raw.strip():
+        if not sep or not raw.strip(_AROUND):
             raise ValueError(f"expected KIND:VALUE, got {text!r}")
         try:
             return cls.of(IdentityKind(kind.strip().lower()), raw)

@@ -9,7 +9,7 @@ seconds or offset (read as UTC).
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime, time, timedelta, timezone
 from typing import Final
 
 # Event times outside these years are typos (and overflow date arithmetic).
@@ -26,13 +26,15 @@ _INSTANT: Final = re.compile(
 )
 _OFFSET: Final = re.compile(r"([+-])(\d{2}):(\d{2})", re.ASCII)
 LEAP_SECOND: Final = 60
+_LAST_MINUTE: Final = time(23, 59, 59)
 
 
 def parse_instant(text: str) -> datetime:
     """The instant ``text`` names (UTC when it has no offset); a ``ValueError`` saying why not.
 
-    A leap second (``23:59:60``) is read as the last microsecond before it: Python's datetimes
-    have no 60th second.
+    A leap second (``23:59:60`` UTC) is read as the last microsecond before it, and digits past
+    the microsecond are dropped: Python's datetimes have neither. Both keep the order of
+    instants (a later text is never read as an earlier instant), though two may become one.
     """
     found = _INSTANT.fullmatch(text)
     if found is None:
@@ -52,6 +54,9 @@ def parse_instant(text: str) -> datetime:
     if second > LEAP_SECOND:
         raise ValueError("is not a time of the calendar")
     if second == LEAP_SECOND:
+        # Leap seconds are inserted at the end of a UTC day only.
+        if moment.astimezone(UTC).time().replace(microsecond=0) != _LAST_MINUTE:
+            raise ValueError("is not a time of the calendar (a leap second ends a UTC day)")
         moment = moment.replace(microsecond=999_999)
     if not EARLIEST_YEAR <= moment.year <= LATEST_YEAR:
         raise ValueError(f"must be between the years {EARLIEST_YEAR} and {LATEST_YEAR}")

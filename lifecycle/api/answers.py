@@ -77,6 +77,13 @@ class TemperatureAnswer(msgspec.Struct, frozen=True, kw_only=True):
     counts: dict[str, int]
 
 
+class GroupsAnswer(msgspec.Struct, frozen=True, kw_only=True):
+    """The campaigns and channels the views know: what the filters can take."""
+
+    campaigns: list[str]
+    channels: list[str]
+
+
 class ReferralAnswer(msgspec.Struct, frozen=True, kw_only=True):
     """Per referring lead: leads referred, customers among them, their revenue."""
 

@@ -50,7 +50,9 @@ _INSTANT_SCHEMA: Final = {
         {"type": "string", "format": "date", "pattern": YEARS_PATTERN},
     ],
 }
-IDENTITY_PATTERN: Final = rf"^({'|'.join(IdentityKind)}):[\s\S]*[^{SPACE}]"
+# The kind in any case, as IdentityKey.parse reads it (JSON Schema's patterns have no flags).
+_KINDS: Final = "|".join("".join(f"[{c}{c.upper()}]" for c in kind) for kind in IdentityKind)
+IDENTITY_PATTERN: Final = rf"^({_KINDS}):[\s\S]*[^{SPACE}]"
 _UUID: Final = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 # A cursor is where the previous page ended: its last score and lead id ((?!\n) for Python's $).
 CURSOR_PATTERN: Final = rf"^(-?[0-9]+(?:\.[0-9]+)?(?:e[+-]?[0-9]+)?)_({_UUID})(?!\n)$"
@@ -83,7 +85,9 @@ def _one_of(values: Sequence[str], meaning: str) -> ParameterKwarg:
 AsOf = Annotated[str | None, _instant_parameter("as_of", "The instant asked about (default now)")]
 Campaign = Annotated[
     str | None,
-    QueryParameter(pattern=ID_PATTERN, description="A campaign id (as producers send it)."),
+    QueryParameter(
+        pattern=ID_PATTERN, max_length=512, description="A campaign id (as producers send it)."
+    ),
 ]
 
 
@@ -246,10 +250,6 @@ def list_leads(  # noqa: PLR0913 (one argument per query parameter)
 ) -> answers.LeadPage | answers.Lead:
     """With ``identity=email:...``: that lead (as of ``as_of``). Else a page of leads by score."""
     api = _api(state)
-    if identity is not None:
-        return _lead_answer(_lead(api, IdentityKey.parse(identity), _instant("as_of", as_of)))
-    if as_of is not None:
-        raise bad_parameter("as_of", "applies to one lead (with identity=...), not to a list")
     query = queries.LeadQuery(
         stage=_choice("stage", stage, STAGES),
         temperature=_choice("temperature", temperature, TEMPERATURES),
@@ -257,6 +257,10 @@ def list_leads(  # noqa: PLR0913 (one argument per query parameter)
         channel=_choice("channel", channel, CHANNELS),
         after=_cursor(cursor),
     )
+    if identity is not None:
+        return _lead_answer(_lead(api, IdentityKey.parse(identity), _instant("as_of", as_of)))
+    if as_of is not None:
+        raise bad_parameter("as_of", "applies to one lead (with identity=...), not to a list")
     with api.reading() as (views, tx):
         # One row more than asked: whether there is a next page at all.
         rows = queries.leads_page(
@@ -271,15 +275,14 @@ def get_funnel(
     campaign: Campaign = None,
     channel: AcquiredThrough = None,
     from_: Annotated[str | None, _instant_parameter("from", "Acquired at or after")] = None,
-    to: Annotated[
-        str | None, _instant_parameter("to", "Acquired before (later than from, if both are given)")
-    ] = None,
+    to: Annotated[str | None, _instant_parameter("to", "Acquired before (not before from)")] = None,
 ) -> queries.Funnel:
     """The funnel of leads acquired in [from, to), by campaign or channel if asked."""
     _choice("channel", channel, CHANNELS)
     since, until = _instant("from", from_), _instant("to", to)
-    if since and until and since >= until:
-        raise bad_parameter("to", "must be later than from")
+    # (Equal is an empty period: instants finer than a microsecond are read as one.)
+    if since and until and since > until:
+        raise bad_parameter("to", "must not be earlier than from")
     with _api(state).reading() as (views, tx):
         return queries.funnel(
             tx, views.active_slot(tx), queries.Filters(campaign, channel, since, until)
@@ -308,6 +311,14 @@ def get_temperature(state: State, as_of: AsOf = None) -> answers.TemperatureAnsw
     for (_, temperature), leads in counts.items():
         totals[temperature] += leads
     return answers.TemperatureAnswer(as_of=at, counts=totals)
+
+
+@get("/groups", sync_to_thread=True, responses=NO_TOKEN)
+def get_groups(state: State) -> answers.GroupsAnswer:
+    """The campaigns and channels that acquired a lead or were paid for (the filters' values)."""
+    with _api(state).reading() as (views, tx):
+        campaigns, channels = queries.groups(tx, views.active_slot(tx))
+    return answers.GroupsAnswer(campaigns=campaigns, channels=channels)
 
 
 @get("/referrals", sync_to_thread=True, responses=NO_TOKEN)
@@ -357,6 +368,7 @@ def api_router(guards: list[Any], *, security: list[dict[str, list[str]]]) -> Ro
             get_funnel,
             get_cost_per_lead,
             get_temperature,
+            get_groups,
             get_referrals,
             get_sla,
         ],

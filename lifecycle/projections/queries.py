@@ -80,6 +80,22 @@ class Referral:
     currency: str | None
 
 
+def groups(tx: Transaction, slot: Slot) -> tuple[list[str], list[str]]:
+    """The campaigns and the channels that acquired a lead or were paid for, each sorted."""
+    found: tuple[list[str], list[str]] = ([], [])
+    for names, (column, spent) in zip(
+        found, (("campaign", "campaign_id"), ("channel", "channel")), strict=True
+    ):
+        names += [
+            str(name)
+            for (name,) in tx.rows(
+                f"SELECT {column} FROM lifecycle_funnel_{slot} WHERE {column} <> '' "
+                f"UNION SELECT {spent} FROM lifecycle_spend_{slot} ORDER BY 1"
+            )
+        ]
+    return found
+
+
 def referrals(tx: Transaction, slot: Slot) -> list[Referral]:
     """Per referring lead: leads referred, how many became customers, their revenue."""
     return [

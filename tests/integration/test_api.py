@@ -178,6 +178,46 @@ def test_funnel_filters_by_campaign_and_period(client):
     assert set(empty["reached"].values()) == {0}
 
 
+def test_a_period_that_starts_where_it_ends_holds_no_lead(client):
+    empty = client.get("/api/funnel", params={"from": "2026-03-05", "to": "2026-03-05"})
+
+    assert empty.status_code == 200
+    assert set(empty.json()["reached"].values()) == {0}
+
+
+def test_identity_kinds_are_read_in_any_case_and_list_filters_are_checked_with_them(client):
+    lower = client.get("/api/leads", params={"identity": "email:ann@example.com"}).json()
+    upper = client.get("/api/leads", params={"identity": "EMAIL:ann@example.com"})
+    mixed = client.get("/api/leads", params={"identity": "Email:Ann@Example.com"})
+    bad_stage = client.get(
+        "/api/leads", params={"identity": "email:ann@example.com", "stage": "bogus"}
+    )
+
+    assert upper.json()["lead_id"] == mixed.json()["lead_id"] == lower["lead_id"]
+    assert bad_stage.status_code == 400
+    assert bad_stage.json()["parameter"] == "stage"
+
+
+def test_groups_name_every_campaign_and_channel_that_acquired_a_lead_or_was_paid_for(client):
+    groups = client.get("/api/groups").json()
+    paid = {
+        by: {row["group"] for row in client.get(f"/api/cost-per-lead?by={by}").json()["rows"]}
+        for by in ("campaign", "channel")
+    }
+    acquired = {
+        by: {
+            lead[f"acquisition_{by}"] for lead in client.get("/api/leads?limit=500").json()["leads"]
+        }
+        for by in ("campaign", "channel")
+    }
+
+    for by in ("campaign", "channel"):
+        names = groups[f"{by}s"]
+        assert names == sorted(names)
+        assert set(names) == (paid[by] | acquired[by]) - {None}
+    assert acquired["channel"] - paid["channel"] - {None}  # a channel without spend is there too
+
+
 def test_cost_per_lead_equals_the_hand_computed_figures_and_the_views(client, views):
     answer = client.get("/api/cost-per-lead", params={"by": "campaign"}).json()
     with views.reading() as tx:

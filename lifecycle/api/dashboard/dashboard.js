@@ -122,10 +122,9 @@ async function drawCosts() {
 
 // The filters offer every campaign and channel the data has, whatever the cost table shows.
 async function drawChoices() {
-  const [campaigns, channels] = await Promise.all(
-    ["campaign", "channel"].map((by) => api(`/api/cost-per-lead?by=${by}`)));
-  offerChoices("campaign", campaigns.rows.map((r) => r.group));
-  offerChoices("channel", channels.rows.map((r) => r.group));
+  const groups = await api("/api/groups");
+  offerChoices("campaign", groups.campaigns);
+  offerChoices("channel", groups.channels);
 }
 
 function offerChoices(name, values) {
