@@ -32,10 +32,11 @@ MAX_AMOUNT_MINOR: Final = 10**15
 SPACE: Final = r"\s\x1c-\x1f\x85\ufeff"
 # Ids and codes: printable text only. A control character in an id is a producer's bug (and a
 # NUL cannot be stored in a PostgreSQL text column at all): refused with a clear reason.
-_PRINTABLE: Final = r"[^\x00-\x1f\x7f]"
+CONTROL: Final = r"\x00-\x1f\x7f-\x9f"  # Unicode's Cc: C0, DEL and C1
+_PRINTABLE: Final = rf"[^{CONTROL}]"
 # (A look-ahead for "printable to the end", then one character that is not white space: both
 # run in linear time; a pattern that says both at once backtracks in quadratic time.)
-ID_PATTERN: Final = rf"^(?={_PRINTABLE}*(?!\n)$){_PRINTABLE}*[^{SPACE}\x00-\x1f\x7f]"
+ID_PATTERN: Final = rf"^(?={_PRINTABLE}*(?!\n)$){_PRINTABLE}*[^{SPACE}{CONTROL}]"
 # Free text (names, reasons, notes) may hold tabs and line breaks, but never a NUL.
 TEXT_PATTERN: Final = r"^[^\x00]*$"
 NON_EMPTY_TEXT_PATTERN: Final = rf"^(?=[^\x00]*$)[^\x00]*[^\x00{SPACE}]"
@@ -58,7 +59,7 @@ NonEmptyText = Annotated[
         description="Not blank; any text but NUL.",
     ),
 ]
-_ADDRESS: Final = rf"[^@{SPACE}\x00-\x1f\x7f]+"
+_ADDRESS: Final = rf"[^@{SPACE}{CONTROL}]+"
 EMAIL_PATTERN: Final = rf"^[{SPACE}]*{_ADDRESS}@{_ADDRESS}\.{_ADDRESS}[{SPACE}]*$"
 Email = Annotated[
     str,

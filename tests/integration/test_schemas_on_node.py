@@ -33,7 +33,16 @@ console.log(JSON.stringify(patterns.map((p) => texts.map((t) => new RegExp(p, 'u
 """
 # Where Python's and JavaScript's regular expressions part: their white space, dots, $ before
 # a final line break, and the line and paragraph separators.
-ODD = [chr(c) for c in range(0x20)] + ["\x7f", "\x85", "\xa0", "\u1680", "\u2000", "\u200a"]
+ODD = [chr(c) for c in range(0x20)] + [
+    "\x7f",
+    "\x80",
+    "\x85",
+    "\x9f",
+    "\xa0",
+    "\u1680",
+    "\u2000",
+    "\u200a",
+]
 ODD += ["\u200b", "\u2028", "\u2029", "\u202f", "\u205f", "\u3000", "\ufeff", " "]
 PLAIN = ["a", "ann@example.com", "+49 170 1234567", "EUR", "DE", "2026-03-01T12:00:00Z"]
 

@@ -181,7 +181,7 @@ TEXTS = ("data.profile.first_name", "data.campaign.source", "data.properties.pag
 
 
 @pytest.mark.parametrize("path", IDS)
-@pytest.mark.parametrize("character", ["\x00", "\x01", "\t", "\n", "\x1b", "\x7f"])
+@pytest.mark.parametrize("character", ["\x00", "\x01", "\t", "\n", "\x1b", "\x7f", "\x80", "\x9f"])
 def test_an_id_with_a_control_character_is_refused_saying_so(path, character):
     with pytest.raises(ContractError) as raised:
         decode_structured(changed(path, f"a{character}b"))
