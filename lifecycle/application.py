@@ -23,7 +23,12 @@ from eventsourcing.utils import get_topic
 
 from lifecycle import contracts
 from lifecycle.aggregates import Campaign, Identity, Lead, Receipt
-from lifecycle.errors import LeadNotFoundError, LifecycleError, TransientError
+from lifecycle.errors import (
+    ConfigurationError,
+    LeadNotFoundError,
+    LifecycleError,
+    TransientError,
+)
 from lifecycle.facts import Disqualification, Fact, Qualification, Spend, Touch
 from lifecycle.identity import IdentityKey, IdentityKind, campaign_id, fact_id, receipt_id
 from lifecycle.persistence import select_histories
@@ -179,12 +184,13 @@ class LeadLifecycle(Application[UUID]):
         try:
             key = IdentityKey.guess(reference)
         except ValueError as error:
-            raise LeadNotFoundError(
+            # Not a question about the data: the reference itself is wrong.
+            raise ConfigurationError(
                 f"{reference!r} is neither a lead id nor an identity: {error}"
             ) from None
         lead_id = self.find_lead(key)
         if lead_id is None:
-            raise LeadNotFoundError(f"no lead has {key.kind} {reference.partition(':')[2]!r}")
+            raise LeadNotFoundError(f"no lead has {key.kind} {key.value!r}")
         return self.get_lead(lead_id)
 
     def lead_ids(self, *, page_size: int = 1000) -> Iterator[UUID]:

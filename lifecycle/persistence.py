@@ -333,6 +333,20 @@ def _parameters(database_url: str, query: str, allowed: set[str]) -> dict[str, s
     return params
 
 
+def sqlite_file(database_url: str) -> Path | None:
+    """The file a ``sqlite:///PATH`` URL names (None for another database or ``:memory:``)."""
+    url = urlsplit(database_url)
+    if url.scheme != "sqlite":
+        return None
+    path = unquote(url.path.removeprefix("/")) if url.netloc == "" else ""
+    if not path:
+        raise ConfigurationError(
+            f"cannot read {database_url!r}: use sqlite:///relative/path.db "
+            "or sqlite:////absolute/path.db"
+        )
+    return None if path == ":memory:" else Path(path)
+
+
 def eventsourcing_env(database_url: str) -> dict[str, str]:
     """Translate ``LIFECYCLE_DATABASE_URL`` into the eventsourcing library's settings.
 
@@ -346,19 +360,14 @@ def eventsourcing_env(database_url: str) -> dict[str, str]:
     }
     if url.scheme == "sqlite":
         params = _parameters(database_url, url.query, {"lock_timeout"})
-        path = unquote(url.path.removeprefix("/")) if url.netloc == "" else ""
-        if not path:
-            raise ConfigurationError(
-                f"cannot read {database_url!r}: use sqlite:///relative/path.db "
-                "or sqlite:////absolute/path.db"
-            )
-        if path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        file = sqlite_file(database_url)
+        if file is not None:
+            file.parent.mkdir(parents=True, exist_ok=True)
         return {
             **common,
             "PERSISTENCE_MODULE": "eventsourcing.sqlite",
             "PROCESS_RECORDER_TOPIC": get_topic(SQLiteBatchRecorder),
-            "SQLITE_DBNAME": path,
+            "SQLITE_DBNAME": str(file or ":memory:"),
             "SQLITE_LOCK_TIMEOUT": params.get("lock_timeout", "30"),
         }
     if url.scheme in {"postgresql", "postgres"}:

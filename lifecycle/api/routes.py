@@ -245,10 +245,17 @@ def list_leads(  # noqa: PLR0913 (one argument per query parameter)
     ] = None,
     as_of: Annotated[
         str | None,
-        _instant_parameter("as_of", "With identity: the instant asked about (default now)"),
+        _instant_parameter(
+            "as_of",
+            "With identity: the lead as of then; else the temperatures then (default now)",
+        ),
     ] = None,
 ) -> answers.LeadPage | answers.Lead:
-    """With ``identity=email:...``: that lead (as of ``as_of``). Else a page of leads by score."""
+    """With ``identity=email:...``: that lead (as of ``as_of``). Else a page of leads by score.
+
+    For a page, ``as_of`` is the instant of the temperatures (as for /temperature: the views
+    keep each lead's latest timers, so a past instant sees them as they are now).
+    """
     api = _api(state)
     query = queries.LeadQuery(
         stage=_choice("stage", stage, STAGES),
@@ -257,14 +264,13 @@ def list_leads(  # noqa: PLR0913 (one argument per query parameter)
         channel=_choice("channel", channel, CHANNELS),
         after=_cursor(cursor),
     )
+    at = _instant("as_of", as_of)
     if identity is not None:
-        return _lead_answer(_lead(api, IdentityKey.parse(identity), _instant("as_of", as_of)))
-    if as_of is not None:
-        raise bad_parameter("as_of", "applies to one lead (with identity=...), not to a list")
+        return _lead_answer(_lead(api, IdentityKey.parse(identity), at))
     with api.reading() as (views, tx):
         # One row more than asked: whether there is a next page at all.
         rows = queries.leads_page(
-            tx, views.active_slot(tx), query, now=datetime.now(UTC), limit=limit + 1
+            tx, views.active_slot(tx), query, now=at or datetime.now(UTC), limit=limit + 1
         )
     return answers.LeadPage(leads=rows[:limit], next_cursor=_next_cursor(rows, limit))
 
@@ -275,14 +281,15 @@ def get_funnel(
     campaign: Campaign = None,
     channel: AcquiredThrough = None,
     from_: Annotated[str | None, _instant_parameter("from", "Acquired at or after")] = None,
-    to: Annotated[str | None, _instant_parameter("to", "Acquired before (not before from)")] = None,
+    to: Annotated[str | None, _instant_parameter("to", "Acquired before")] = None,
 ) -> queries.Funnel:
-    """The funnel of leads acquired in [from, to), by campaign or channel if asked."""
+    """The funnel of leads acquired in [from, to), by campaign or channel if asked.
+
+    A ``to`` at or before ``from`` is an empty period, and its funnel counts no lead: the
+    document cannot tie two parameters together, so the API keeps to what it says.
+    """
     _choice("channel", channel, CHANNELS)
     since, until = _instant("from", from_), _instant("to", to)
-    # (Equal is an empty period: instants finer than a microsecond are read as one.)
-    if since and until and since > until:
-        raise bad_parameter("to", "must not be earlier than from")
     with _api(state).reading() as (views, tx):
         return queries.funnel(
             tx, views.active_slot(tx), queries.Filters(campaign, channel, since, until)

@@ -21,7 +21,7 @@ from lifecycle import instants
 from lifecycle.application import LeadLifecycle
 from lifecycle.errors import LeadNotFoundError, LifecycleError
 from lifecycle.logs import configure_logging
-from lifecycle.persistence import eventsourcing_env
+from lifecycle.persistence import eventsourcing_env, sqlite_file
 from lifecycle.projections.store import Slot, Transaction, ViewStore
 from lifecycle.rules import load_rulebook
 from lifecycle.settings import Settings
@@ -57,15 +57,46 @@ def load_settings() -> Settings:
     return settings
 
 
+def _require_file(database_url: str, what: str) -> None:
+    """A command that only reads: a SQLite file that is not there is a mistake, not no data."""
+    try:
+        file = sqlite_file(database_url)
+    except LifecycleError as error:
+        raise fail(str(error)) from None
+    if file is not None and not file.exists():
+        raise fail(
+            f"no {what} at {file}: run `lifecycle demo` (or ingest) first, here, "
+            "or set LIFECYCLE_DATABASE_URL"
+        )
+
+
+def require_store(settings: Settings) -> None:
+    """For a command that only reads the event store: it must be there already."""
+    _require_file(settings.database_url, "event store")
+
+
 @contextmanager
 def open_engine(
-    settings: Settings, *, rules: Path | None = None, database_url: str | None = None
+    settings: Settings,
+    *,
+    rules: Path | None = None,
+    database_url: str | None = None,
+    existing: bool = False,
 ) -> Iterator[LeadLifecycle]:
-    """Wire the application, and turn engine errors into exit codes and readable messages."""
+    """Wire the application, and turn engine errors into exit codes and readable messages.
+
+    ``existing``: the command only reads, so the store must be there already.
+    """
+    try:
+        rulebook = load_rulebook(rules or settings.rules)
+    except LifecycleError as error:
+        raise fail(str(error)) from None
+    if existing:
+        _require_file(database_url or settings.database_url, "event store")
     try:
         env = eventsourcing_env(database_url or settings.database_url)
         env["AGGREGATE_CACHE_MAXSIZE"] = str(settings.cache_size)
-        engine = LeadLifecycle(env, rules=load_rulebook(rules or settings.rules))
+        engine = LeadLifecycle(env, rules=rulebook)
     except LifecycleError as error:
         raise fail(str(error)) from None
     except PersistenceError as error:
@@ -93,6 +124,7 @@ def open_views(settings: Settings) -> ViewStore:
 @contextmanager
 def reading_views(settings: Settings) -> Iterator[tuple[ViewStore, Transaction, Slot]]:
     """The views (set up if they are not yet) in one read; exit 2 if the database fails."""
+    _require_file(settings.views_database_url, "views database")
     store = open_views(settings)
     try:
         store.setup()

@@ -31,7 +31,7 @@ from consumers.touchpoints import TouchpointIngest
 from consumers.worker import Worker, run_until_stopped
 from lifecycle.broker import LocalBroker, free_port
 from lifecycle.cli.common import app, err, fail, open_engine, open_views, out
-from lifecycle.cli.serve import serve_until_stopped
+from lifecycle.cli.serve import listen, serve_until_stopped
 from lifecycle.cli.views import print_costs, print_funnel
 from lifecycle.errors import LifecycleError
 from lifecycle.logs import configure_logging
@@ -166,6 +166,8 @@ def demo(
     Starts afresh each time in .lifecycle/ (the broker keeps nothing on disk).
     """
     configure_logging("auto", level=logging.ERROR)  # progress bars and a summary instead
+    # The port first: a port in use is said before anything is wiped or run.
+    listening = listen("127.0.0.1", port) if serve else None
     shutil.rmtree(HOME, ignore_errors=True)
     HOME.mkdir(parents=True)
     broker = LocalBroker(port=free_port(), log_path=HOME / "broker.log")
@@ -180,6 +182,8 @@ def demo(
     stop = threading.Event()
     failures: list[BaseException] = []
     with contextlib.ExitStack() as stack:
+        if listening is not None:
+            stack.callback(listening.close)
         try:
             broker.start()
         except (LifecycleError, KafkaError) as error:
@@ -239,6 +243,6 @@ def demo(
         else:
             where += " The broker stopped with the demo (it keeps nothing): so did its DLQ."
         err.print(where, highlight=False)
-        if serve:
-            serve_until_stopped(settings, relay.app, "127.0.0.1", port)
+        if listening is not None:
+            serve_until_stopped(settings, relay.app, "127.0.0.1", listening)
     err.print("stopped cleanly", highlight=False)

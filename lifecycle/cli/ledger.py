@@ -128,7 +128,7 @@ def lead_show(
 ) -> None:
     """Stage, stage history, score, temperature, acquisition and timeline of one lead."""
     instant = parse_instant(as_of)
-    with open_engine(load_settings(), rules=rules) as engine:
+    with open_engine(load_settings(), rules=rules, existing=True) as engine:
         report = lead_report(engine, engine.resolve(reference), as_of=instant)
     if json:
         sys.stdout.buffer.write(msgspec.json.format(msgspec.json.encode(report)) + b"\n")

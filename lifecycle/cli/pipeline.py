@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import signal
 import sys
 import threading
@@ -15,6 +14,7 @@ import prometheus_client
 import typer
 from eventsourcing.persistence import PersistenceError
 from kafka.errors import KafkaError
+from rich import box
 from rich.table import Table
 
 from consumers.dead_letters import DeadLetter, read_dead_letters, redrive
@@ -45,24 +45,26 @@ def broker(
 ) -> None:
     """Run the bundled Kafka-compatible broker (in memory) in the foreground, with our topics."""
     local = LocalBroker(port=port, partitions=partitions)
-    try:
-        local.start()
-    except (LifecycleError, KafkaError) as error:
-        local.stop()
-        raise fail(f"cannot start the broker: {error}") from None
-    err.print(
-        f"broker listening on {local.bootstrap} with topics {', '.join(local.topics)} "
-        f"({partitions} partitions each); Ctrl-C stops it",
-        highlight=False,
-    )
-    err.print(KNOWN_CLIENTS, highlight=False)
     # SIGTERM ends the wait as Ctrl-C does (stopping the broker inside the handler would wait
-    # for the child while the interrupted wait holds its lock: a hang).
+    # for the child while the interrupted wait holds its lock: a hang). Set before the start:
+    # a SIGTERM while it starts must stop the broker too, not leave it running alone.
     signal.signal(signal.SIGTERM, _interrupt)
     try:
-        with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is how it is meant to stop
-            local.wait()
+        try:
+            local.start()
+        except (LifecycleError, KafkaError) as error:
+            raise fail(f"cannot start the broker: {error}") from None
+        err.print(
+            f"broker listening on {local.bootstrap} with topics {', '.join(local.topics)} "
+            f"({partitions} partitions each); Ctrl-C stops it",
+            highlight=False,
+        )
+        err.print(KNOWN_CLIENTS, highlight=False)
+        local.wait()
+    except KeyboardInterrupt:
+        pass  # Ctrl-C or SIGTERM is how it is meant to stop
     finally:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second one must not cut the stop short
         local.stop()
 
 
@@ -196,11 +198,18 @@ def dlq_show(
         for letter in letters:
             sys.stdout.buffer.write(msgspec.json.encode(_summary(letter)) + b"\n")
         return
-    table = Table(title=f"{len(letters)} dead letters")
-    table.add_column("ref", no_wrap=True)
-    table.add_column("from", no_wrap=True)
-    table.add_column("reason", overflow="fold", ratio=2)
-    table.add_column("value", overflow="ellipsis", no_wrap=True, ratio=1)
+    # The ref (for redrive) whole, the origin and the reason wrapped but whole, the value a
+    # glimpse (--json has it): readable in 80 columns.
+    table = Table(
+        title=f"{len(letters)} dead letters",
+        box=box.SIMPLE_HEAD,
+        padding=(0, 1, 0, 0),
+        pad_edge=False,
+    )
+    table.add_column("ref", no_wrap=True, min_width=6)
+    table.add_column("from", overflow="fold")
+    table.add_column("reason", overflow="fold", min_width=24)
+    table.add_column("value", overflow="ellipsis", no_wrap=True, max_width=20)
     for letter in letters:
         origin = f"{letter.original_topic}[{letter.original_partition}]@{letter.original_offset}"
         preview = (letter.value or b"")[:60].decode(errors="replace")

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
+import socket
 from typing import Annotated
 
 import typer
@@ -12,7 +14,7 @@ import uvicorn
 from lifecycle.api.app import create_app
 from lifecycle.api.state import Api
 from lifecycle.application import LeadLifecycle
-from lifecycle.cli.common import app, err, load_settings, open_engine
+from lifecycle.cli.common import app, err, fail, load_settings, open_engine
 from lifecycle.settings import Settings
 
 Host = Annotated[str, typer.Option(help="Interface to listen on.")]
@@ -23,18 +25,31 @@ def _interrupt(*_: object) -> None:
     raise KeyboardInterrupt
 
 
-def serve_until_stopped(settings: Settings, engine: LeadLifecycle, host: str, port: int) -> None:
+def listen(host: str, port: int) -> socket.socket:
+    """A listening socket on ``host:port``, or a one-line failure (a port in use, say).
+
+    Listening before the address is printed: a client that reads it and connects at once
+    waits in the backlog until the server starts, instead of being refused.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        return socket.create_server((host, port), family=family, backlog=2048)
+    except OSError as error:
+        reason = os.strerror(error.errno) if error.errno else str(error)
+        raise fail(f"cannot listen on {host}:{port}: {reason}") from None
+
+
+def serve_until_stopped(
+    settings: Settings, engine: LeadLifecycle, host: str, listening: socket.socket
+) -> None:
     """Serve until SIGINT or SIGTERM (uvicorn's handlers), printing the dashboard's address."""
     api = Api(settings=settings, engine=engine, token=settings.api_token or None)
     try:
-        config = uvicorn.Config(create_app(api), host=host, port=port, log_level="warning")
+        config = uvicorn.Config(create_app(api), log_level="warning")
         server = uvicorn.Server(config)
         config.load()
-        sockets = [config.bind_socket()]
-        # Listening before the address is printed: a client that reads it and connects at
-        # once waits in the backlog until the server starts, instead of being refused.
-        sockets[0].listen(config.backlog)
-        bound = sockets[0].getsockname()[1]
+        sockets = [listening]
+        bound = listening.getsockname()[1]
         err.print(
             f"dashboard: [bold]http://{host}:{bound}/[/bold]  API: /api  OpenAPI: /schema  "
             "(Ctrl-C stops)",
@@ -49,6 +64,7 @@ def serve_until_stopped(settings: Settings, engine: LeadLifecycle, host: str, po
         finally:
             signal.signal(signal.SIGTERM, previous)
     finally:
+        listening.close()
         api.close()
 
 
@@ -57,4 +73,4 @@ def serve(host: Host = "127.0.0.1", port: Port = 8000) -> None:
     """Serve the dashboard at /, the read API at /api, /metrics and /healthz."""
     settings = load_settings()
     with open_engine(settings) as engine:
-        serve_until_stopped(settings, engine, host, port)
+        serve_until_stopped(settings, engine, host, listen(host, port))

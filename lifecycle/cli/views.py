@@ -10,6 +10,7 @@ from typing import Annotated
 import msgspec
 import typer
 from kafka.errors import KafkaError
+from rich import box
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -34,6 +35,7 @@ from lifecycle.cli.common import (
     out,
     parse_instant,
     reading_views,
+    require_store,
     write_csv,
     write_json_lines,
 )
@@ -156,6 +158,7 @@ def replay(
     if source not in {"store", "kafka"}:
         raise fail("--source must be store or kafka")
     settings = load_settings()
+    require_store(settings)
     collect_garbage_less_often()
     rulebook = load_rulebook(rules or settings.rules) if rules or settings.rules else None
     store = open_views(settings)
@@ -189,6 +192,7 @@ def whatif(
 ) -> None:
     """Fold the whole history with another rulebook into a shadow view and show the difference."""
     settings = load_settings()
+    require_store(settings)
     store = open_views(settings)
     instant = parse_instant(as_of) or datetime.now(UTC)
     try:
@@ -241,12 +245,19 @@ def funnel_command(
     filters = Filters(
         campaign, channel, parse_instant(since, "--since"), parse_instant(until, "--until")
     )
+    if filters.since and filters.until and filters.until < filters.since:
+        raise fail("--until is before --since (the period is [since, until))")
     with reading_views(settings) as (_, tx, slot):
         result = funnel(tx, slot, filters)
     if json:
         write_json_lines([result])
     else:
         print_funnel(result)
+
+
+def _one_format(*, json: bool, csv: bool) -> None:
+    if json and csv:
+        raise fail("--json and --csv: choose one")
 
 
 @app.command()
@@ -258,6 +269,7 @@ def cpl(
     """Cost per lead, per MQL, per SQL and per customer, revenue and ROI, per currency."""
     if by not in {"campaign", "channel", "month"}:
         raise fail("--by must be campaign, channel or month")
+    _one_format(json=json, csv=csv)
     with reading_views(load_settings()) as (_, tx, slot):
         rows = cost_per_lead(tx, slot, by)  # type: ignore[arg-type]
     if json:
@@ -278,6 +290,7 @@ def sla(
     csv: CsvOption = False,
 ) -> None:
     """Sales-ready leads (sql, pql, service_qualified) with no sales touch in time."""
+    _one_format(json=json, csv=csv)
     settings = load_settings()
     within = timedelta(hours=hours or settings.sla_hours)
     now = parse_instant(as_of) or datetime.now(UTC)
@@ -290,14 +303,18 @@ def sla(
     if csv:
         write_csv(columns, breaches)
         return
+    # Whole lead ids (to paste into `lead show`); the instants wrap between date and time.
     table = Table(
-        "lead",
-        "stage",
-        "sales-ready since",
-        "first sales touch",
         title=f"{len(breaches)} leads not contacted within {within / timedelta(hours=1):g} hours "
         f"(as of {now:%Y-%m-%d %H:%M})",
+        box=box.SIMPLE_HEAD,
+        padding=(0, 1, 0, 0),
+        pad_edge=False,
     )
+    table.add_column("lead", no_wrap=True, min_width=36)
+    table.add_column("stage", no_wrap=True)
+    table.add_column("ready since", min_width=10, overflow="fold")
+    table.add_column("first touch", min_width=10, overflow="fold")
     for lead_id, stage, ready, touched in breaches:
         table.add_row(
             lead_id,

@@ -332,8 +332,9 @@ def leads_page(
     tx: Transaction, slot: Slot, query: LeadQuery, *, now: datetime, limit: int
 ) -> list[LeadRow]:
     """Leads by score (highest first, then lead id): one keyset page of at most ``limit``."""
-    where: list[str] = ["1 = 1"]
-    params: list[object] = [now, now]
+    # A lead whose first fact came after ``now`` was not there yet (as temperature_counts).
+    where: list[str] = ["first_fact_at <= ?"]
+    params: list[object] = [now, now, now]
     for column, value in (
         ("stage", query.stage),
         ("acquisition_campaign", query.campaign),

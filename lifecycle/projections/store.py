@@ -12,13 +12,13 @@ import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
-from pathlib import Path
 from typing import Any, Literal, Protocol
-from urllib.parse import parse_qsl, unquote, urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 import psycopg
 
 from lifecycle.errors import ConfigurationError
+from lifecycle.persistence import sqlite_file
 from lifecycle.projections import funnel, schema
 
 Slot = Literal["a", "b"]
@@ -96,11 +96,10 @@ class ViewStore:
         params = dict(parse_qsl(parts.query))
         self.url = url
         if parts.scheme == "sqlite":
-            path = unquote(parts.path.removeprefix("/"))
-            if not path:
-                raise ConfigurationError(f"cannot read views URL {url!r}")
-            if path != ":memory:":
-                Path(path).parent.mkdir(parents=True, exist_ok=True)
+            file = sqlite_file(url)
+            if file is not None:
+                file.parent.mkdir(parents=True, exist_ok=True)
+            path = str(file or ":memory:")
             self.dialect = "sqlite"
             self._sqlite = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
             self._sqlite.execute("PRAGMA journal_mode=WAL")

@@ -92,3 +92,27 @@ def _listening(port: int) -> bool:
     except OSError:
         return False
     return True
+
+
+# From the spawn of the broker to its topics: while `lifecycle broker` starts, a SIGTERM must
+# stop the broker too (it runs in a session of its own, so nothing else would).
+@pytest.mark.parametrize("delay", [0.6, 0.9, 1.2, 1.5])
+def test_a_sigterm_while_lifecycle_broker_starts_leaves_no_broker_behind(delay):
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "lifecycle", "broker", "--port", str(port), "--partitions", "2"],
+        stderr=subprocess.DEVNULL,
+    )
+    time.sleep(delay)
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=5)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and _listening(port):
+        time.sleep(0.1)
+    assert not _listening(port)

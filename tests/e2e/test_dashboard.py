@@ -6,17 +6,22 @@ Screenshots land in test-artifacts/.
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
+import msgspec
 import pytest
 import scenario
 import uvicorn
 
+from lifecycle import contracts
 from lifecycle.api.app import create_app
 from lifecycle.api.state import Api
 from lifecycle.application import LeadLifecycle
@@ -25,6 +30,7 @@ from lifecycle.persistence import eventsourcing_env
 from lifecycle.projections.replay import fill_from_store, swap
 from lifecycle.projections.store import ViewStore
 from lifecycle.rules import default_rulebook
+from lifecycle.sample import generate
 from lifecycle.settings import Settings
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
@@ -36,16 +42,12 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-@pytest.fixture
-def dashboard(sqlite_url, events) -> Iterator[str]:
-    """The API and the page, served over the scenario on a free port: the base URL."""
-    engine = LeadLifecycle(eventsourcing_env(sqlite_url))
-    engine.record(events.decode(*scenario.history(events)))
-    store = ViewStore(sqlite_url)
-    settings = Settings(database_url=sqlite_url, kafka_bootstrap="127.0.0.1:9")
-    swap(store, fill_from_store(engine, store, default_rulebook(), settings), default_rulebook())
-    store.close()
-    api = Api(settings=settings, engine=engine)
+@contextmanager
+def serving(url: str, token: str | None = None) -> Iterator[str]:
+    """The API and the page over the store at ``url``, on a free port: the base URL."""
+    engine = LeadLifecycle(eventsourcing_env(url))
+    settings = Settings(database_url=url, kafka_bootstrap="127.0.0.1:9")
+    api = Api(settings=settings, engine=engine, token=token)
     port = free_port()
     server = uvicorn.Server(
         uvicorn.Config(create_app(api), host="127.0.0.1", port=port, log_level="warning")
@@ -62,6 +64,33 @@ def dashboard(sqlite_url, events) -> Iterator[str]:
         thread.join(timeout=10)
         api.close()
         engine.close()
+
+
+def projected(url: str, events: list[Any]) -> str:
+    engine = LeadLifecycle(eventsourcing_env(url))
+    for start in range(0, len(events), 1000):
+        engine.record(events[start : start + 1000])
+    store = ViewStore(url)
+    settings = Settings(database_url=url, kafka_bootstrap="127.0.0.1:9")
+    swap(store, fill_from_store(engine, store, default_rulebook(), settings), default_rulebook())
+    store.close()
+    engine.close()
+    return url
+
+
+@pytest.fixture
+def dashboard(sqlite_url, events) -> Iterator[str]:
+    """The dashboard over the hand-computed scenario."""
+    with serving(projected(sqlite_url, events.decode(*scenario.history(events)))) as base:
+        yield base
+
+
+@pytest.fixture(scope="module")
+def demo_like(tmp_path_factory) -> str:
+    """A store with the demo's kind of data: its campaign names, 300 people."""
+    url = f"sqlite:///{tmp_path_factory.mktemp('demo-like')}/lifecycle.db"
+    encode = msgspec.json.Encoder().encode
+    return projected(url, [contracts.decode_structured(encode(e)) for e in generate(people=300)])
 
 
 @pytest.fixture
@@ -170,19 +199,24 @@ def opened(browser, dashboard, width: int, failed: list[str] | None = None):
     return tab
 
 
-@pytest.mark.parametrize("width", [390, 1400])
-def test_at_phone_and_desktop_widths_nothing_is_cut_and_every_column_shows(
-    browser, dashboard, width
+@pytest.mark.parametrize("width", [390, 768, 1400])
+@pytest.mark.parametrize("data", ["scenario", "demo-like"])
+def test_at_phone_tablet_and_desktop_widths_nothing_is_cut_and_every_column_shows(
+    browser, dashboard, demo_like, data, width
 ):
-    tab = opened(browser, dashboard, width)
-    tab.fill("#search input[name=q]", "ann@example.com")
-    tab.click("#search button")
-    tab.wait_for_selector("#timeline tbody tr")
-    tab.screenshot(path=str(ARTIFACTS / f"dashboard-{width}px.png"), full_page=True)
+    with contextlib.ExitStack() as stack:
+        base = dashboard if data == "scenario" else stack.enter_context(serving(demo_like))
+        tab = opened(browser, base, width)
+        lead = httpx.get(f"{base}/api/leads?limit=1").json()["leads"][0]["lead_id"]
+        tab.fill("#search input[name=q]", lead)
+        tab.click("#search button")
+        tab.wait_for_selector("#timeline tbody tr")
+        tab.screenshot(path=str(ARTIFACTS / f"dashboard-{data}-{width}px.png"), full_page=True)
 
-    assert tab.evaluate(LAYOUT_PROBLEMS) == []
-    assert tab.locator("#sla tbody tr").count() > 0
-    assert tab.locator("#cpl tbody tr").count() > 0
+        assert tab.evaluate(LAYOUT_PROBLEMS) == []
+        assert tab.locator("#funnel .bar").first.bounding_box()["height"] > 0
+        assert tab.locator("#sla tbody tr").count() > 0
+        assert tab.locator("#cpl tbody tr").count() > 0
 
 
 def test_the_filters_offer_every_campaign_and_channel_of_the_data_at_once(browser, dashboard):
@@ -206,7 +240,7 @@ def test_a_period_that_ends_before_it_starts_says_so_instead_of_showing_the_last
     tab.wait_for_selector("#funnel .error")
 
     assert tab.locator("#funnel .bar-row").count() == 0
-    assert "later than" in tab.inner_text("#funnel .error")
+    assert "before" in tab.inner_text("#funnel .error")
 
 
 def test_an_empty_search_asks_for_a_reference_and_sends_nothing(browser, dashboard):
@@ -228,3 +262,54 @@ def test_the_page_loads_without_a_single_failed_request_favicon_included(browser
 
     assert failed == []
     assert tab.evaluate("document.querySelector('link[rel=icon]').href").endswith("favicon.svg")
+
+
+@pytest.mark.parametrize("given", ["right", "wrong"])
+def test_a_page_without_its_token_asks_for_it_once(browser, demo_like, given):
+    asked: list[str] = []
+    with serving(demo_like, token="the-token") as base:  # noqa: S106 (a test's own token)
+        tab = browser.new_page(viewport={"width": 1400, "height": 900})
+        tab.on(
+            "dialog",
+            lambda d: (
+                asked.append(d.message),
+                d.accept("the-token" if given == "right" else "nope"),
+            ),
+        )
+        tab.goto(base)
+        if given == "right":
+            tab.wait_for_selector("body[data-loaded=true]", timeout=15_000)
+        else:
+            tab.wait_for_selector("#status.error", timeout=15_000)
+        time.sleep(6)  # a refresh (every 5 s) later
+
+        assert len(asked) == 1
+        if given == "wrong":
+            assert "reload the page" in tab.inner_text("#status")
+
+
+def test_a_period_of_days_includes_its_last_day(browser, dashboard):
+    tab = opened(browser, dashboard, 1400)
+    asked: list[str] = []
+    tab.on("request", lambda request: asked.append(request.url))
+
+    tab.fill("#filters input[name=from]", "2026-03-02")
+    tab.fill("#filters input[name=to]", "2026-03-02")
+    tab.dispatch_event("#filters input[name=to]", "change")
+    tab.wait_for_function("document.querySelector('#status').textContent.startsWith('updated')")
+    tab.wait_for_timeout(500)
+
+    funnels = [url for url in asked if "/api/funnel" in url]
+    assert funnels
+    assert funnels[-1].endswith("from=2026-03-02&to=2026-03-03")
+    assert tab.locator("#funnel .error").count() == 0
+
+
+def test_a_part_of_a_lead_id_is_answered_with_how_to_find_the_lead(browser, dashboard):
+    tab = opened(browser, dashboard, 1400)
+
+    tab.fill("#search input[name=q]", "…1c2a2f3e")
+    tab.click("#search button")
+    tab.wait_for_selector("#lead .error")
+
+    assert "part of a lead id" in tab.inner_text("#lead .error")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 import subprocess
 import sys
 
@@ -14,6 +15,8 @@ from lifecycle.cli import app
 
 @pytest.fixture
 def run(database_url):
+    if database_url.startswith("sqlite:///"):  # a store, empty (reports refuse a missing file)
+        sqlite3.connect(database_url.removeprefix("sqlite:///")).close()
     runner = CliRunner()
 
     def invoke(*args: str, stdin: bytes | None = None):

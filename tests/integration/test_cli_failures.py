@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import socket
+import sqlite3
 import subprocess
 import sys
 
@@ -75,6 +77,13 @@ def said_in_one_line(result) -> None:
     assert "Traceback" not in result.output
 
 
+@pytest.fixture
+def empty_store(sqlite_url) -> str:
+    """A SQLite store with nothing in it yet (reports refuse a file that is not there)."""
+    sqlite3.connect(sqlite_url.removeprefix("sqlite:///")).close()
+    return sqlite_url
+
+
 @pytest.mark.postgres
 @pytest.mark.parametrize("store", list(BROKEN_STORES))
 @pytest.mark.parametrize("command", list(COMMANDS))
@@ -121,18 +130,84 @@ def test_a_command_that_cannot_reach_the_broker_says_why_in_one_line_and_exits_2
     ],
     ids=lambda args: "-".join(args[:2]),
 )
-def test_every_report_prints_json(sqlite_url, args):
-    result = CliRunner().invoke(app, args, env={"LIFECYCLE_DATABASE_URL": sqlite_url})
+def test_every_report_prints_json(empty_store, args):
+    result = CliRunner().invoke(app, args, env={"LIFECYCLE_DATABASE_URL": empty_store})
 
     assert result.exit_code == 0, result.output
     for line in result.stdout.splitlines():
         json.loads(line)
 
 
-def test_cost_per_lead_and_sla_print_csv_with_a_header(sqlite_url):
-    env = {"LIFECYCLE_DATABASE_URL": sqlite_url}
+def test_cost_per_lead_and_sla_print_csv_with_a_header(empty_store):
+    env = {"LIFECYCLE_DATABASE_URL": empty_store}
     cost = CliRunner().invoke(app, ["cpl", "--csv"], env=env)
     sla = CliRunner().invoke(app, ["sla", "--csv"], env=env)
 
     assert cost.stdout.splitlines()[0].startswith("group,currency,spend_minor,leads")
     assert sla.stdout.splitlines()[0] == "lead_id,stage,sales_ready_at,first_sales_touch_at"
+
+
+def lifecycle(*args: str, env: dict[str, str] | None = None, cwd=None):
+    """The command as a user runs it (its own process, through the console entry point)."""
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("LIFECYCLE_")}
+    return subprocess.run(
+        [sys.executable, "-m", "lifecycle", *args],
+        env=environment | (env or {}),
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def one_line_exit_2(done: subprocess.CompletedProcess[str]) -> str:
+    assert done.returncode == 2, done.stderr
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith("error: ")
+    return lines[0]
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["nosuch"], "No such command"),
+        (["cpl", "--bogus"], "No such option"),
+        (["sla", "--hours", "0"], "--hours"),
+        (["lead", "show"], "Missing argument"),
+        (["cpl", "--json", "--csv"], "choose one"),
+        (["funnel", "--since", "2026-11-01", "--until", "2026-10-01"], "--until is before"),
+        (["lead", "show", "email:"], "neither a lead id nor an identity"),
+        (["funnel", "--since", "2026-02-30"], "not a time of the calendar"),
+    ],
+    ids=lambda value: "-".join(value) if isinstance(value, list) else None,
+)
+def test_a_usage_mistake_is_one_line_and_exit_2(empty_store, args, said):
+    line = one_line_exit_2(lifecycle(*args, env={"LIFECYCLE_DATABASE_URL": empty_store}))
+
+    assert said in line
+
+
+@pytest.mark.parametrize(
+    "args", [["funnel"], ["cpl"], ["sla"], ["parked"], ["lead", "show", "ann@example.com"]]
+)
+def test_a_report_where_there_is_no_store_says_so_and_makes_none(tmp_path, args):
+    line = one_line_exit_2(lifecycle(*args, cwd=tmp_path))
+
+    assert "no " in line
+    assert ".lifecycle/lifecycle.db" in line
+    assert not (tmp_path / ".lifecycle" / "lifecycle.db").exists()
+
+
+def test_serve_on_a_port_in_use_says_so_in_one_line(sqlite_url):
+    taken = socket.create_server(("127.0.0.1", 0))
+    port = taken.getsockname()[1]
+    try:
+        line = one_line_exit_2(
+            lifecycle("serve", "--port", str(port), env={"LIFECYCLE_DATABASE_URL": sqlite_url})
+        )
+    finally:
+        taken.close()
+
+    assert f"cannot listen on 127.0.0.1:{port}" in line

@@ -12,7 +12,7 @@ from eventsourcing.persistence import OperationalError, Tracking
 
 from lifecycle.aggregates import Campaign, Identity, Lead
 from lifecycle.application import LeadLifecycle
-from lifecycle.errors import LeadNotFoundError
+from lifecycle.errors import ConfigurationError, LeadNotFoundError
 from lifecycle.identity import IdentityKey, IdentityKind
 from lifecycle.persistence import eventsourcing_env
 from lifecycle.vocabulary import Stage
@@ -316,10 +316,10 @@ def test_a_batch_naming_more_aggregates_than_one_query_reads_them_all(open_engin
     assert {len(cold.resolve(f"email:{e}").facts) for e in people} == {2}
 
 
-def test_an_unknown_lead_is_reported_as_not_found(engine):
+def test_an_unknown_lead_is_not_found_and_a_malformed_reference_is_a_mistake(engine):
     with pytest.raises(LeadNotFoundError, match="no lead has email"):
         engine.resolve("email:nobody@example.com")
-    with pytest.raises(LeadNotFoundError, match="neither a lead id nor an identity"):
+    with pytest.raises(ConfigurationError, match="neither a lead id nor an identity"):
         engine.resolve("nobody")
 
 

@@ -11,22 +11,31 @@ if (params.get("token")) {
 }
 state.token = sessionStorage.getItem("lifecycle-token");
 
-let asking = null;  // one prompt for all the requests that got a 401 at once
+// One prompt for all the requests that get a 401 (they wait for it together), and none again
+// once a token was refused: the page says so instead of asking at every refresh.
+let asking = null;
+let refused = false;
 function askForToken() {
-  asking ??= Promise.resolve().then(() => {
+  if (refused) return Promise.resolve(false);
+  asking ??= new Promise((resolve) => {
     const token = prompt("This API needs its token (LIFECYCLE_API_TOKEN):");
     if (token) { state.token = token; sessionStorage.setItem("lifecycle-token", token); }
-    return Boolean(token);
-  });
+    refused = !token;  // cancelled: not again at every refresh
+    resolve(Boolean(token));
+  }).finally(() => { asking = null; });
   return asking;
 }
 
 async function api(path, retried = false) {
-  const headers = state.token ? { Authorization: `Bearer ${state.token}` } : {};
+  const sent = state.token;
+  const headers = sent ? { Authorization: `Bearer ${sent}` } : {};
   const response = await fetch(path, { headers });
-  if (response.status === 401 && !retried && (await askForToken())) {
-    asking = null;
-    return api(path, true);
+  if (response.status === 401) {
+    // A token given while this request was on its way: try that one before asking.
+    if (!retried && (state.token !== sent || (await askForToken()))) return api(path, true);
+    refused = true;
+    sessionStorage.removeItem("lifecycle-token");
+    throw new Error("This API needs its token: reload the page to give it (or open it as /#token=...).");
   }
   const body = await response.json();
   if (!response.ok) throw new Error(body.detail || body.title || response.statusText);
@@ -43,7 +52,8 @@ function el(tag, attributes = {}, ...children) {
 const money = (minor) => (minor === null || minor === undefined ? "-" : (minor / 100).toLocaleString("en", { maximumFractionDigits: 2, minimumFractionDigits: 2 }));
 const percent = (rate) => (rate === null || rate === undefined ? "-" : `${(rate * 100).toFixed(1)}%`);
 const when = (iso) => (iso ? iso.slice(0, 16).replace("T", " ") : "-");
-const short = (id) => id.slice(0, 8);
+// The end of an id: its start is a time (ids sort by it), the same for leads made together.
+const short = (id) => `…${id.slice(-8)}`;
 
 function leadLink(id) {
   const link = el("a", { class: "lead", "data-lead": id, title: id }, short(id));
@@ -56,7 +66,9 @@ function filters() {
   const query = new URLSearchParams();
   for (const name of ["campaign", "channel"]) if (form.get(name)) query.set(name, form.get(name));
   if (form.get("from")) query.set("from", form.get("from"));
-  if (form.get("to")) query.set("to", form.get("to"));
+  // "to" is a day of the period (people read "Oct 1 to Oct 31" with the 31st): the API's
+  // period ends before its "to", so it is asked for the day after.
+  if (form.get("to")) query.set("to", dayAfter(form.get("to")));
   return query;
 }
 
@@ -67,11 +79,17 @@ function fill(tbody, rows, classes = []) {
     el("td", { "data-label": labels[i] ?? "", class: classes[i] ?? "" }, cell)))));
 }
 
-// The period is [from, to): a "to" on or before "from" is no period at all.
+function dayAfter(day) {
+  const next = new Date(`${day}T00:00:00Z`);
+  next.setUTCDate(next.getUTCDate() + 1);
+  return next.toISOString().slice(0, 10);
+}
+
+// Both days are in the period: a "to" before "from" is no period at all.
 function periodProblem() {
   const form = new FormData($("#filters"));
   const [from, to] = [form.get("from"), form.get("to")];
-  return from && to && to <= from ? "“to” must be later than “from”" : null;
+  return from && to && to < from ? "“to” is before “from”" : null;
 }
 
 async function drawFunnel() {
@@ -154,6 +172,10 @@ async function showLead(reference) {
     const ref = (reference ?? "").trim();
     if (!ref) { box.replaceChildren(el("p", { class: "error" }, "Type an e-mail, a phone or a lead id.")); return; }
     const isId = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(ref);
+    if (!isId && /^[….]*[0-9a-f-]{4,35}$/i.test(ref) && /[a-f]/i.test(ref)) {
+      box.replaceChildren(el("p", { class: "error" }, "That is part of a lead id: click a short id to open its lead, or give the whole id (36 characters)."));
+      return;
+    }
     const [kind, ...rest] = ref.split(":");
     const identity = rest.length ? `${kind.trim().toLowerCase()}:${rest.join(":")}`
       : ref.includes("@") ? `email:${ref}` : `phone:${ref}`;
@@ -167,7 +189,7 @@ async function showLead(reference) {
       ["revenue", Object.entries(lead.revenue_minor).map(([c, v]) => `${money(v)} ${c}`).join(", ") || "-"],
     ]) summary.append(el("tr", {}, el("th", {}, name), el("td", { "data-field": name }, value)));
     const body = el("tbody");
-    const entries = el("table", { id: "timeline" }, el("thead", {}, el("tr", {}, ...["at", "what", "campaign", "detail", "moved to"].map((h) => el("th", {}, h)))), body);
+    const entries = el("table", { id: "timeline", class: "many" }, el("thead", {}, el("tr", {}, ...["at", "what", "campaign", "detail", "moved to"].map((h) => el("th", {}, h)))), body);
     fill(body, timeline.entries.map((e) => [when(e.at), e.what, e.campaign ?? "", e.detail ?? "", e.moved_to ?? ""]),
       ["", "free", "", "free", "moved"]);
     box.replaceChildren(summary, el("p", { class: "why", id: "why" }, timeline.why), entries);
