@@ -167,7 +167,12 @@ def print_lead(console: Console, report: LeadReport) -> None:
             move.stage.value, _when(move.entered_at), _when(move.exited_at), move.fact_id[:12]
         )
     console.print(history)
-    timeline = Table("at", "what", "campaign", "detail", "fact", title="Timeline")
+    # Every cell whole (kinds and campaign ids fold where they must), readable in 80 columns.
+    timeline = Table(title="Timeline", box=None, padding=(0, 1, 0, 0))
+    timeline.add_column("at", no_wrap=True)
+    for name in ("what", "campaign", "detail"):
+        timeline.add_column(name, overflow="fold")
+    timeline.add_column("fact", no_wrap=True, min_width=12)
     for entry in report.timeline:
         timeline.add_row(
             _when(entry.at),

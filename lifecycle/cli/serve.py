@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import os
 import signal
 import socket
@@ -72,5 +73,18 @@ def serve_until_stopped(
 def serve(host: Host = "127.0.0.1", port: Port = 8000) -> None:
     """Serve the dashboard at /, the read API at /api, /metrics and /healthz."""
     settings = load_settings()
+    if not settings.api_token and not _is_loopback(host):
+        err.print(
+            f"warning: no LIFECYCLE_API_TOKEN: /api answers anyone who reaches {host}",
+            highlight=False,
+        )
     with open_engine(settings) as engine:
         serve_until_stopped(settings, engine, host, listen(host, port))
+
+
+def _is_loopback(host: str) -> bool:
+    """Whether ``host`` (an address or a name) is this machine only."""
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"

@@ -4,15 +4,25 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import sqlite3
 import subprocess
 import sys
 
+import msgspec
 import pytest
 from typer.testing import CliRunner
 
+from lifecycle import contracts
+from lifecycle.application import LeadLifecycle
 from lifecycle.cli import app
+from lifecycle.persistence import eventsourcing_env
+from lifecycle.projections.replay import fill_from_store, swap
+from lifecycle.projections.store import ViewStore
+from lifecycle.rules import default_rulebook
+from lifecycle.sample import generate
+from lifecycle.settings import Settings
 
 POSTGRES_URL = os.environ.get(
     "LIFECYCLE_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test"
@@ -211,3 +221,45 @@ def test_serve_on_a_port_in_use_says_so_in_one_line(sqlite_url):
         taken.close()
 
     assert f"cannot listen on 127.0.0.1:{port}" in line
+
+
+@pytest.fixture(scope="module")
+def demo_like(tmp_path_factory) -> str:
+    """The demo's kind of data (its campaign ids, kinds and reasons), 300 people."""
+    url = f"sqlite:///{tmp_path_factory.mktemp('demo-like')}/lifecycle.db"
+    engine = LeadLifecycle(eventsourcing_env(url))
+    encode = msgspec.json.Encoder().encode
+    events = [contracts.decode_structured(encode(e)) for e in generate(people=300)]
+    for start in range(0, len(events), 1000):
+        engine.record(events[start : start + 1000])
+    views = ViewStore(url)
+    settings = Settings(database_url=url)
+    swap(views, fill_from_store(engine, views, default_rulebook(), settings), default_rulebook())
+    views.close()
+    engine.close()
+    return url
+
+
+UUID_TEXT = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["funnel"], ["cpl"], ["cpl", "--by", "month"], ["sla", "--as-of", "2026-12-31"], ["lead"]],
+    ids="-".join,
+)
+def test_every_report_fits_80_columns_without_cutting_a_value(demo_like, args):
+    env = {"LIFECYCLE_DATABASE_URL": demo_like, "COLUMNS": "80"}
+    if args == ["lead"]:
+        sla = lifecycle("sla", "--json", "--as-of", "2026-12-31", env=env)
+        args = ["lead", "show", json.loads(sla.stdout.splitlines()[0])["lead_id"]]
+    shown = lifecycle(*args, env=env)
+
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.strip()
+    assert max(len(line) for line in shown.stdout.splitlines()) <= 80
+    assert "…" not in shown.stdout
+    if args[0] == "sla":  # whole lead ids, to paste into `lead show`
+        listed = lifecycle("sla", "--json", "--as-of", "2026-12-31", env=env).stdout
+        ids = [json.loads(line)["lead_id"] for line in listed.splitlines()]
+        assert UUID_TEXT.findall(shown.stdout) == ids
