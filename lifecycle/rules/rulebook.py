@@ -8,7 +8,7 @@ from datetime import timedelta
 from functools import cache
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from lifecycle.errors import RulebookError
 from lifecycle.vocabulary import KINDS, SENIORITIES
@@ -120,4 +120,28 @@ def load_rulebook(path: Path | None = None) -> Rulebook:
         raise RulebookError(f"rulebook {path} is not valid TOML: {error}") from None
     if "rules_version" not in override:
         raise RulebookError(f"rulebook {path} must set its own rules_version")
-    return _build(_merge(_default_document(), override))
+    if not isinstance(override["rules_version"], str) or not override["rules_version"].strip():
+        raise RulebookError(f'rulebook {path}: rules_version must be text, e.g. "2026.2"')
+    default = _default_document()
+    if unknown := _unknown_keys(default, override):
+        raise RulebookError(
+            f"rulebook {path}: unknown key(s) {', '.join(unknown)} (default.toml has every key)"
+        )
+    return _build(_merge(default, override))
+
+
+# Tables whose keys the user names (touchpoint kinds, seniority levels: checked by _build).
+_OPEN_TABLES: Final = frozenset({"engagement.points", "fit.seniority"})
+
+
+def _unknown_keys(base: dict[str, Any], override: dict[str, Any], where: str = "") -> list[str]:
+    """The keys of ``override`` the default rulebook does not have (a typo is not a rule)."""
+    unknown: list[str] = []
+    for key, value in override.items():
+        path = f"{where}.{key}" if where else key
+        if key not in base:
+            if where not in _OPEN_TABLES:
+                unknown.append(path)
+        elif isinstance(value, dict) and isinstance(base[key], dict):
+            unknown += _unknown_keys(base[key], value, path)
+    return unknown

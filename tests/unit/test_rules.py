@@ -830,6 +830,27 @@ def test_rulebook_override_must_set_its_own_rules_version(tmp_path):
 
 
 @pytest.mark.parametrize(
+    ("body", "named"),
+    [
+        ("[stage]\nmql_score = 20\n", "stage"),
+        ("[stages]\nmql_scor = 20\n", "stages.mql_scor"),
+        ("[temperature]\nhot_for_day = 3\n", "temperature.hot_for_day"),
+    ],
+)
+def test_a_misspelled_key_is_refused_not_ignored(tmp_path, body, named):
+    with pytest.raises(RulebookError, match=f"unknown key\\(s\\) {named}"):
+        load_rulebook(write_rulebook(tmp_path, body))
+
+
+def test_a_rules_version_that_is_not_text_is_refused(tmp_path):
+    path = tmp_path / "rules.toml"
+    path.write_text("rules_version = 3\n")
+
+    with pytest.raises(RulebookError, match="rules_version must be text"):
+        load_rulebook(path)
+
+
+@pytest.mark.parametrize(
     "body",
     [
         "[engagement.points]\nfax_sent = 3\n",
