@@ -28,7 +28,7 @@ MAX_AMOUNT_MINOR: Final = 10**15
 # \x1c-\x1f and \x85, ECMA's has \ufeff); [\s\S] stands for any character, because their
 # dots differ; and (?!\n)$ ends a text, because Python's $ also matches before a final line
 # break.
-# tests/integration/test_asyncapi_parser.py holds them to it with Node.
+# tests/integration/test_schemas_on_node.py holds them to it with Node.
 SPACE: Final = r"\s\x1c-\x1f\x85\ufeff"
 # Ids and codes: printable text only. A control character in an id is a producer's bug (and a
 # NUL cannot be stored in a PostgreSQL text column at all): refused with a clear reason.
@@ -258,7 +258,7 @@ _ATTRIBUTE_HEADERS: Final = ("specversion", "id", "source", "type", "time", "sub
 
 
 # What each pattern means, said without quoting the value that failed it.
-_PATTERN_REASONS: Final = {
+PATTERN_REASONS: Final = {
     ID_PATTERN: "must be non-blank text without control characters",
     TEXT_PATTERN: "must not contain a NUL character",
     NON_EMPTY_TEXT_PATTERN: "must be non-blank text without a NUL character",
@@ -295,7 +295,7 @@ def _validation_error(error: msgspec.ValidationError | msgspec.DecodeError) -> C
         reason = what + (f"; expected one of {', '.join(allowed)}" if allowed else "")
     elif (regex := _REGEX.match(reason)) is not None:
         pattern = regex.group("pattern").encode().decode("unicode_escape")
-        reason = _PATTERN_REASONS.get(pattern, f"must match {regex.group('pattern')}")
+        reason = PATTERN_REASONS.get(pattern, f"must match {regex.group('pattern')}")
     return ContractError(reason, field=field)
 
 

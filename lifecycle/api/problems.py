@@ -10,6 +10,8 @@ import structlog
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, NotAuthorizedException, ValidationException
 
+from lifecycle import contracts
+
 log = structlog.get_logger()
 
 MEDIA_TYPE = "application/problem+json"
@@ -68,8 +70,9 @@ def _on_problem(request: Request[Any, Any, Any], error: ProblemError) -> Respons
     return _respond(request, problem)
 
 
-# What a parameter's pattern means, for people (Litestar's message quotes the regex instead).
-PATTERN_REASONS: dict[str, str] = {}
+# What a parameter's pattern means, for people (Litestar's message quotes the regex instead):
+# the contract's patterns, and those the routes add.
+PATTERN_REASONS: dict[str, str] = dict(contracts.PATTERN_REASONS)
 _REGEX = re.compile(r"Expected `str` matching regex '(?P<pattern>.*)'", re.DOTALL)
 
 

@@ -59,7 +59,6 @@ CURSOR_PATTERN: Final = rf"^(-?[0-9]+(?:\.[0-9]+)?(?:e[+-]?[0-9]+)?)_({_UUID})(?
 _CURSOR: Final = re.compile(CURSOR_PATTERN)
 PATTERN_REASONS.update(
     {
-        ID_PATTERN: "must be non-blank text without control characters",
         IDENTITY_PATTERN: f"expected KIND:VALUE, KIND one of {', '.join(IdentityKind)}",
         CURSOR_PATTERN: "not a cursor this API gave out",
     }

@@ -81,22 +81,12 @@ def open_engine(
     *,
     rules: Path | None = None,
     database_url: str | None = None,
-    existing: bool = False,
 ) -> Iterator[LeadLifecycle]:
-    """Wire the application, and turn engine errors into exit codes and readable messages.
-
-    ``existing``: the command only reads, so the store must be there already.
-    """
-    try:
-        rulebook = load_rulebook(rules or settings.rules)
-    except LifecycleError as error:
-        raise fail(str(error)) from None
-    if existing:
-        _require_file(database_url or settings.database_url, "event store")
+    """Wire the application, and turn engine errors into exit codes and readable messages."""
     try:
         env = eventsourcing_env(database_url or settings.database_url)
         env["AGGREGATE_CACHE_MAXSIZE"] = str(settings.cache_size)
-        engine = LeadLifecycle(env, rules=rulebook)
+        engine = LeadLifecycle(env, rules=load_rulebook(rules or settings.rules))
     except LifecycleError as error:
         raise fail(str(error)) from None
     except PersistenceError as error:

@@ -24,6 +24,7 @@ from lifecycle.cli.common import (
     open_engine,
     out,
     parse_instant,
+    require_store,
 )
 from lifecycle.importer import ImportReport, import_lines
 from lifecycle.report import lead_report, print_lead
@@ -128,7 +129,9 @@ def lead_show(
 ) -> None:
     """Stage, stage history, score, temperature, acquisition and timeline of one lead."""
     instant = parse_instant(as_of)
-    with open_engine(load_settings(), rules=rules, existing=True) as engine:
+    settings = load_settings()
+    require_store(settings)
+    with open_engine(settings, rules=rules) as engine:
         report = lead_report(engine, engine.resolve(reference), as_of=instant)
     if json:
         sys.stdout.buffer.write(msgspec.json.format(msgspec.json.encode(report)) + b"\n")

@@ -82,18 +82,15 @@ class Referral:
 
 def groups(tx: Transaction, slot: Slot) -> tuple[list[str], list[str]]:
     """The campaigns and the channels that acquired a lead or were paid for, each sorted."""
-    found: tuple[list[str], list[str]] = ([], [])
-    for names, (column, spent) in zip(
-        found, (("campaign", "campaign_id"), ("channel", "channel")), strict=True
-    ):
-        names += [
-            str(name)
-            for (name,) in tx.rows(
-                f"SELECT {column} FROM lifecycle_funnel_{slot} WHERE {column} <> '' "
-                f"UNION SELECT {spent} FROM lifecycle_spend_{slot} ORDER BY 1"
-            )
-        ]
-    return found
+
+    def names(acquired: str, spent: str) -> list[str]:
+        rows = tx.rows(
+            f"SELECT {acquired} FROM lifecycle_funnel_{slot} WHERE {acquired} <> '' "
+            f"UNION SELECT {spent} FROM lifecycle_spend_{slot} ORDER BY 1"
+        )
+        return [str(name) for (name,) in rows]
+
+    return names("campaign", "campaign_id"), names("channel", "channel")
 
 
 def referrals(tx: Transaction, slot: Slot) -> list[Referral]:

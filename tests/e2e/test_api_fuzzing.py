@@ -18,13 +18,7 @@ from pathlib import Path
 
 import pytest
 import scenario
-
-from lifecycle.application import LeadLifecycle
-from lifecycle.persistence import eventsourcing_env
-from lifecycle.projections.replay import fill_from_store, swap
-from lifecycle.projections.store import ViewStore
-from lifecycle.rules import default_rulebook
-from lifecycle.settings import Settings
+from seeding import projected
 
 SCHEMATHESIS = Path(sys.executable).with_name("schemathesis")
 TOKEN = "fuzzing-token"  # noqa: S105 (a test's own token)
@@ -35,14 +29,7 @@ EXAMPLES = "40"
 @pytest.fixture
 def store(sqlite_url, events) -> str:
     """The hand-computed scenario, recorded and projected: leads to find, funnels to count."""
-    engine = LeadLifecycle(eventsourcing_env(sqlite_url))
-    engine.record(events.decode(*scenario.history(events)))
-    views = ViewStore(sqlite_url)
-    settings = Settings(database_url=sqlite_url)
-    swap(views, fill_from_store(engine, views, default_rulebook(), settings), default_rulebook())
-    views.close()
-    engine.close()
-    return sqlite_url
+    return projected(sqlite_url, events.decode(*scenario.history(events)))
 
 
 @pytest.fixture

@@ -13,24 +13,19 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import httpx
-import msgspec
 import pytest
 import scenario
 import uvicorn
+from seeding import demo_like as demo_like_events
+from seeding import projected
 
-from lifecycle import contracts
 from lifecycle.api.app import create_app
 from lifecycle.api.state import Api
 from lifecycle.application import LeadLifecycle
 from lifecycle.broker import free_port
 from lifecycle.persistence import eventsourcing_env
-from lifecycle.projections.replay import fill_from_store, swap
-from lifecycle.projections.store import ViewStore
-from lifecycle.rules import default_rulebook
-from lifecycle.sample import generate
 from lifecycle.settings import Settings
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
@@ -66,18 +61,6 @@ def serving(url: str, token: str | None = None) -> Iterator[str]:
         engine.close()
 
 
-def projected(url: str, events: list[Any]) -> str:
-    engine = LeadLifecycle(eventsourcing_env(url))
-    for start in range(0, len(events), 1000):
-        engine.record(events[start : start + 1000])
-    store = ViewStore(url)
-    settings = Settings(database_url=url, kafka_bootstrap="127.0.0.1:9")
-    swap(store, fill_from_store(engine, store, default_rulebook(), settings), default_rulebook())
-    store.close()
-    engine.close()
-    return url
-
-
 @pytest.fixture
 def dashboard(sqlite_url, events) -> Iterator[str]:
     """The dashboard over the hand-computed scenario."""
@@ -88,9 +71,9 @@ def dashboard(sqlite_url, events) -> Iterator[str]:
 @pytest.fixture(scope="module")
 def demo_like(tmp_path_factory) -> str:
     """A store with the demo's kind of data: its campaign names, 300 people."""
-    url = f"sqlite:///{tmp_path_factory.mktemp('demo-like')}/lifecycle.db"
-    encode = msgspec.json.Encoder().encode
-    return projected(url, [contracts.decode_structured(encode(e)) for e in generate(people=300)])
+    return projected(
+        f"sqlite:///{tmp_path_factory.mktemp('demo-like')}/lifecycle.db", demo_like_events()
+    )
 
 
 @pytest.fixture

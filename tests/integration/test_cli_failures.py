@@ -10,19 +10,12 @@ import sqlite3
 import subprocess
 import sys
 
-import msgspec
 import pytest
+from seeding import demo_like as demo_like_events
+from seeding import projected
 from typer.testing import CliRunner
 
-from lifecycle import contracts
-from lifecycle.application import LeadLifecycle
 from lifecycle.cli import app
-from lifecycle.persistence import eventsourcing_env
-from lifecycle.projections.replay import fill_from_store, swap
-from lifecycle.projections.store import ViewStore
-from lifecycle.rules import default_rulebook
-from lifecycle.sample import generate
-from lifecycle.settings import Settings
 
 POSTGRES_URL = os.environ.get(
     "LIFECYCLE_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test"
@@ -78,12 +71,33 @@ def cli(tmp_path):
     return invoke
 
 
-def said_in_one_line(result) -> None:
-    assert result.exit_code == 2, result.output
-    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, result.stderr
+def lifecycle(*args: str, env: dict[str, str] | None = None, cwd=None):
+    """The command as a user runs it (its own process, through the console entry point)."""
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("LIFECYCLE_")}
+    return subprocess.run(
+        [sys.executable, "-m", "lifecycle", *args],
+        env=environment | (env or {}),
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def one_line_exit_2(done: subprocess.CompletedProcess[str]) -> str:
+    """The one line a failed command said (after asserting it was one line and exit 2)."""
+    assert done.returncode == 2, done.stderr
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, done.stderr
     assert lines[0].startswith("error: ")
+    return lines[0]
+
+
+def said_in_one_line(result) -> None:
+    """As one_line_exit_2, for a command run in this process (typer's CliRunner)."""
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    one_line_exit_2(subprocess.CompletedProcess([], result.exit_code, result.stdout, result.stderr))
     assert "Traceback" not in result.output
 
 
@@ -110,23 +124,12 @@ def test_a_command_that_cannot_reach_its_store_says_why_in_one_line_and_exits_2(
 def test_a_command_that_cannot_reach_the_broker_says_why_in_one_line_and_exits_2(
     sqlite_url, broker, command
 ):
-    env = os.environ | {
+    env = {
         "LIFECYCLE_DATABASE_URL": sqlite_url,
         "LIFECYCLE_KAFKA_BOOTSTRAP": BROKEN_BROKERS[broker],
     }
-    done = subprocess.run(
-        [sys.executable, "-m", "lifecycle", *BROKER_COMMANDS[command]],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
 
-    assert done.returncode == 2, done.stderr
-    lines = [line for line in done.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, done.stderr
-    assert lines[0].startswith("error: ")
+    one_line_exit_2(lifecycle(*BROKER_COMMANDS[command], env=env))
 
 
 @pytest.mark.parametrize(
@@ -155,28 +158,6 @@ def test_cost_per_lead_and_sla_print_csv_with_a_header(empty_store):
 
     assert cost.stdout.splitlines()[0].startswith("group,currency,spend_minor,leads")
     assert sla.stdout.splitlines()[0] == "lead_id,stage,sales_ready_at,first_sales_touch_at"
-
-
-def lifecycle(*args: str, env: dict[str, str] | None = None, cwd=None):
-    """The command as a user runs it (its own process, through the console entry point)."""
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("LIFECYCLE_")}
-    return subprocess.run(
-        [sys.executable, "-m", "lifecycle", *args],
-        env=environment | (env or {}),
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-
-
-def one_line_exit_2(done: subprocess.CompletedProcess[str]) -> str:
-    assert done.returncode == 2, done.stderr
-    lines = [line for line in done.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, done.stderr
-    assert lines[0].startswith("error: ")
-    return lines[0]
 
 
 @pytest.mark.parametrize(
@@ -226,18 +207,9 @@ def test_serve_on_a_port_in_use_says_so_in_one_line(sqlite_url):
 @pytest.fixture(scope="module")
 def demo_like(tmp_path_factory) -> str:
     """The demo's kind of data (its campaign ids, kinds and reasons), 300 people."""
-    url = f"sqlite:///{tmp_path_factory.mktemp('demo-like')}/lifecycle.db"
-    engine = LeadLifecycle(eventsourcing_env(url))
-    encode = msgspec.json.Encoder().encode
-    events = [contracts.decode_structured(encode(e)) for e in generate(people=300)]
-    for start in range(0, len(events), 1000):
-        engine.record(events[start : start + 1000])
-    views = ViewStore(url)
-    settings = Settings(database_url=url)
-    swap(views, fill_from_store(engine, views, default_rulebook(), settings), default_rulebook())
-    views.close()
-    engine.close()
-    return url
+    return projected(
+        f"sqlite:///{tmp_path_factory.mktemp('demo-like')}/lifecycle.db", demo_like_events()
+    )
 
 
 UUID_TEXT = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")

@@ -92,7 +92,16 @@ function periodProblem() {
   return from && to && to < from ? "“to” is before “from”" : null;
 }
 
+// What a card shows is the answer to the filters asked last: an answer to filters changed
+// since (a refresh already on its way) is dropped, never drawn over the newer one.
+const asks = {};
+function ask(card) {
+  const mine = (asks[card] = (asks[card] ?? 0) + 1);
+  return () => mine === asks[card];
+}
+
 async function drawFunnel() {
+  const latest = ask("funnel");
   const problem = periodProblem();
   if (problem) { $("#funnel").replaceChildren(el("p", { class: "error" }, problem)); return; }
   let funnel;
@@ -100,9 +109,10 @@ async function drawFunnel() {
     funnel = await api(`/api/funnel?${filters()}`);
   } catch (error) {
     // Never the funnel of the filters before: it would pass for this one.
-    $("#funnel").replaceChildren(el("p", { class: "error" }, error.message));
+    if (latest()) $("#funnel").replaceChildren(el("p", { class: "error" }, error.message));
     throw error;
   }
+  if (!latest()) return;
   const top = Math.max(1, ...Object.values(funnel.reached));
   const steps = { mql: "lead_to_mql", sales_ready: "mql_to_sales_ready", customer: "sales_ready_to_customer" };
   $("#funnel").replaceChildren(
@@ -155,7 +165,9 @@ async function drawHot() {
   const query = filters();
   query.delete("from"); query.delete("to");
   query.set("temperature", "hot"); query.set("limit", "10");
+  const latest = ask("hot");
   const page = await api(`/api/leads?${query}`);
+  if (!latest()) return;
   fill($("#hot tbody"), page.leads.map((l) => [leadLink(l.lead_id), l.stage, l.score.toFixed(1), when(l.hot_until)]));
 }
 

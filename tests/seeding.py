@@ -1,0 +1,35 @@
+"""Stores for tests that need data: recorded in the event store, then projected into views."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from lifecycle import contracts
+from lifecycle.application import LeadLifecycle
+from lifecycle.persistence import eventsourcing_env
+from lifecycle.projections.replay import fill_from_store, swap
+from lifecycle.projections.store import ViewStore
+from lifecycle.rules import default_rulebook
+from lifecycle.sample import generate
+from lifecycle.settings import Settings
+
+
+def projected(url: str, events: list[Any]) -> str:
+    """``url``, after ``events`` were recorded there and the views replayed from them."""
+    engine = LeadLifecycle(eventsourcing_env(url))
+    for start in range(0, len(events), 1000):
+        engine.record(events[start : start + 1000])
+    views = ViewStore(url)
+    settings = Settings(database_url=url, kafka_bootstrap="127.0.0.1:9")
+    swap(views, fill_from_store(engine, views, default_rulebook(), settings), default_rulebook())
+    views.close()
+    engine.close()
+    return url
+
+
+def demo_like(people: int = 300) -> list[Any]:
+    """The demo's kind of history (its campaign ids, kinds and reasons), decoded."""
+    encode = msgspec.json.Encoder().encode
+    return [contracts.decode_structured(encode(event)) for event in generate(people=people)]
