@@ -58,13 +58,13 @@ def _work(kind: str, settings: Any, stop: Any) -> None:  # noqa: ANN401
     """One worker of the pipeline, in a child process, until ``stop`` is set."""
     import logging  # noqa: PLC0415
 
-    from consumers.lead_events import ViewsWorker  # noqa: PLC0415
     from consumers.relay import Relay  # noqa: PLC0415
     from consumers.touchpoints import TouchpointIngest  # noqa: PLC0415
+    from consumers.views import ViewsWorker  # noqa: PLC0415
     from consumers.worker import collect_garbage_less_often  # noqa: PLC0415
-    from lifecycle.application import LeadLifecycle  # noqa: PLC0415
-    from lifecycle.logs import configure_logging  # noqa: PLC0415
-    from lifecycle.persistence import eventsourcing_env  # noqa: PLC0415
+    from lifecycle.adapters.eventstore import eventsourcing_env  # noqa: PLC0415
+    from lifecycle.adapters.logs import configure_logging  # noqa: PLC0415
+    from lifecycle.ledger.engine import LeadLifecycle  # noqa: PLC0415
     from lifecycle.projections.store import ViewStore  # noqa: PLC0415
     from lifecycle.rules import default_rulebook  # noqa: PLC0415
 
@@ -113,7 +113,7 @@ def pipeline(settings: Any) -> Iterator[Callable[[], None]]:  # noqa: ANN401
 
 def probe(number: int) -> tuple[bytes, bytes, UUID]:
     """A form fill by a new person: (key, value, the lead id it will have)."""
-    from lifecycle.identity import IdentityKey, IdentityKind  # noqa: PLC0415
+    from lifecycle.domain.identity import IdentityKey, IdentityKind  # noqa: PLC0415
 
     email = f"probe-{number}@bench.example"
     at = datetime.now(UTC)
@@ -263,10 +263,10 @@ def _wait(
 
 def _serve(settings: Any, port: int) -> None:  # noqa: ANN401
     """The API (``lifecycle serve``), in a child process."""
+    from lifecycle.adapters.eventstore import eventsourcing_env  # noqa: PLC0415
     from lifecycle.api.app import create_app  # noqa: PLC0415
     from lifecycle.api.state import Api  # noqa: PLC0415
-    from lifecycle.application import LeadLifecycle  # noqa: PLC0415
-    from lifecycle.persistence import eventsourcing_env  # noqa: PLC0415
+    from lifecycle.ledger.engine import LeadLifecycle  # noqa: PLC0415
 
     engine = LeadLifecycle(eventsourcing_env(settings.database_url))
     api = Api(settings=settings, engine=engine)
@@ -275,7 +275,7 @@ def _serve(settings: Any, port: int) -> None:  # noqa: ANN401
 
 def api_latency(settings: Any, *, clients: int = 4, seconds: float = 3) -> dict[str, dict]:  # noqa: ANN401
     """p50/p99 (ms) of three requests, each sent by ``clients`` clients for ``seconds``."""
-    from lifecycle.broker import free_port  # noqa: PLC0415
+    from lifecycle.adapters.broker import free_port  # noqa: PLC0415
 
     port = free_port()
     server = multiprocessing.get_context("spawn").Process(target=_serve, args=(settings, port))

@@ -47,7 +47,7 @@ import psycopg
 from kafka import KafkaConsumer, KafkaProducer
 
 from bench.latency import E2E_TOPICS, api_latency, end_to_end
-from lifecycle.metrics import counted
+from lifecycle.adapters.metrics import counted
 
 RESULTS = Path(__file__).parent / "results"
 TOPICS = ("lead.touchpoints", "lead.touchpoints.dlq", "lead.events", "bench.raw", *E2E_TOPICS)
@@ -97,9 +97,9 @@ def raw_produce(bootstrap: str, database_url: str) -> Phase:
     The messages (keys, values and the six binary-mode CloudEvent headers, which kafka-python
     encodes in Python) are made from the store first, untimed; only the sends are timed.
     """
-    from lifecycle.application import LeadLifecycle  # noqa: PLC0415
-    from lifecycle.lead_events import PUBLISHED_TOPICS, to_lead_event  # noqa: PLC0415
-    from lifecycle.persistence import eventsourcing_env  # noqa: PLC0415
+    from lifecycle.adapters.eventstore import eventsourcing_env  # noqa: PLC0415
+    from lifecycle.contracts.lead_events import PUBLISHED_TOPICS, to_lead_event  # noqa: PLC0415
+    from lifecycle.ledger.engine import LeadLifecycle  # noqa: PLC0415
     from lifecycle.settings import Settings  # noqa: PLC0415
 
     app = LeadLifecycle(eventsourcing_env(database_url))
@@ -190,8 +190,8 @@ def _run_until(worker: Any, consumed: Callable[[], int], expected: int) -> float
 def ingest(bootstrap: str, database_url: str, views_url: str, expected: int) -> Phase:
     """Our ingest, from an empty store, until it has consumed every message."""
     from consumers.touchpoints import TouchpointIngest  # noqa: PLC0415
-    from lifecycle.application import LeadLifecycle  # noqa: PLC0415
-    from lifecycle.persistence import eventsourcing_env  # noqa: PLC0415
+    from lifecycle.adapters.eventstore import eventsourcing_env  # noqa: PLC0415
+    from lifecycle.ledger.engine import LeadLifecycle  # noqa: PLC0415
 
     settings = _settings(bootstrap, database_url, views_url)
     app = LeadLifecycle(eventsourcing_env(database_url))
@@ -204,8 +204,8 @@ def ingest(bootstrap: str, database_url: str, views_url: str, expected: int) -> 
 def relay(bootstrap: str, database_url: str, views_url: str) -> Phase:
     """The relay, publishing everything in the store."""
     from consumers.relay import Relay  # noqa: PLC0415
-    from lifecycle.application import LeadLifecycle  # noqa: PLC0415
-    from lifecycle.persistence import eventsourcing_env  # noqa: PLC0415
+    from lifecycle.adapters.eventstore import eventsourcing_env  # noqa: PLC0415
+    from lifecycle.ledger.engine import LeadLifecycle  # noqa: PLC0415
 
     settings = _settings(bootstrap, database_url, views_url)
     app = LeadLifecycle(eventsourcing_env(database_url))
@@ -218,7 +218,7 @@ def relay(bootstrap: str, database_url: str, views_url: str) -> Phase:
 
 def views(bootstrap: str, database_url: str, views_url: str, expected: int) -> Phase:
     """The views worker, from empty views, until it has applied every lead event."""
-    from consumers.lead_events import ViewsWorker  # noqa: PLC0415
+    from consumers.views import ViewsWorker  # noqa: PLC0415
     from lifecycle.projections.store import ViewStore  # noqa: PLC0415
     from lifecycle.rules import default_rulebook  # noqa: PLC0415
 
@@ -232,8 +232,8 @@ def views(bootstrap: str, database_url: str, views_url: str, expected: int) -> P
 
 def replay(bootstrap: str, database_url: str, views_url: str, events: int) -> Phase:
     """Fold the whole store into the spare slot of the views (no Kafka)."""
-    from lifecycle.application import LeadLifecycle  # noqa: PLC0415
-    from lifecycle.persistence import eventsourcing_env  # noqa: PLC0415
+    from lifecycle.adapters.eventstore import eventsourcing_env  # noqa: PLC0415
+    from lifecycle.ledger.engine import LeadLifecycle  # noqa: PLC0415
     from lifecycle.projections.replay import fill_from_store  # noqa: PLC0415
     from lifecycle.projections.store import ViewStore  # noqa: PLC0415
     from lifecycle.rules import default_rulebook  # noqa: PLC0415
@@ -254,10 +254,10 @@ def naive(bootstrap: str, database_url: str, count: int) -> Phase:
     """The obvious ingest: each message decoded and recorded in its own transaction, no cache."""
     from eventsourcing.persistence import Tracking  # noqa: PLC0415
 
-    from lifecycle import contracts  # noqa: PLC0415
-    from lifecycle.application import LeadLifecycle  # noqa: PLC0415
+    from lifecycle.adapters.eventstore import eventsourcing_env  # noqa: PLC0415
+    from lifecycle.contracts import inbound  # noqa: PLC0415
     from lifecycle.errors import LifecycleError  # noqa: PLC0415
-    from lifecycle.persistence import eventsourcing_env  # noqa: PLC0415
+    from lifecycle.ledger.engine import LeadLifecycle  # noqa: PLC0415
 
     env = eventsourcing_env(database_url) | {"AGGREGATE_CACHE_MAXSIZE": "0"}
     app = LeadLifecycle(env)
@@ -275,7 +275,7 @@ def naive(bootstrap: str, database_url: str, count: int) -> Phase:
             for record in records:
                 tracking = Tracking(f"naive:{record.partition}", record.offset)
                 try:
-                    app.record([contracts.decode_structured(record.value)], tracking=tracking)
+                    app.record([inbound.decode_structured(record.value)], tracking=tracking)
                 except LifecycleError:
                     app.record([], tracking=tracking)
                 done += 1
@@ -294,7 +294,7 @@ def _in_child(function: Callable[..., Phase], *args: Any) -> Phase:  # noqa: ANN
 def _as_a_worker() -> None:
     """Set the child up as the CLI sets a worker up (the bare loops too: they get the same)."""
     from consumers.worker import collect_garbage_less_often  # noqa: PLC0415
-    from lifecycle.logs import configure_logging  # noqa: PLC0415
+    from lifecycle.adapters.logs import configure_logging  # noqa: PLC0415
 
     configure_logging("json", level=logging.WARNING)
     collect_garbage_less_often()
@@ -331,7 +331,7 @@ def _stores(postgres: str | None, folder: Path) -> tuple[str, str, Callable[[], 
 
 def measure(size: int, *, postgres: str | None, api: bool) -> tuple[dict[str, float], Any]:
     """Every phase at one size (touchpoints): figures by name."""
-    from lifecycle.broker import LocalBroker, free_port  # noqa: PLC0415
+    from lifecycle.adapters.broker import LocalBroker, free_port  # noqa: PLC0415
     from lifecycle.cli.demo import demo_stream  # noqa: PLC0415
 
     # The demo's people send about 7 touchpoints each (duplicates and malformed ones included).
@@ -398,7 +398,7 @@ def measure(size: int, *, postgres: str | None, api: bool) -> tuple[dict[str, fl
 
 def measure_end_to_end(*, postgres: str | None, rate: int, seconds: int) -> dict[str, float]:
     """Produce to visible in the views, at a steady rate, on empty stores."""
-    from lifecycle.broker import LocalBroker, free_port  # noqa: PLC0415
+    from lifecycle.adapters.broker import LocalBroker, free_port  # noqa: PLC0415
     from lifecycle.cli.demo import demo_stream  # noqa: PLC0415
 
     messages = demo_stream(rate * seconds // 7 + 10, seed=13, end=datetime.now(UTC))

@@ -36,12 +36,12 @@ from kafka.errors import KafkaError, KafkaTimeoutError
 
 from consumers.kafka import consumer, producer, topic_id
 from consumers.worker import failed_part, transient
-from lifecycle.application import LeadLifecycle
-from lifecycle.broker import create_topics
+from lifecycle.adapters.broker import create_topics
+from lifecycle.adapters.logs import describe
+from lifecycle.adapters.metrics import BATCH_SECONDS, count, fault
+from lifecycle.contracts.lead_events import PUBLISHED_TOPICS, to_lead_event
 from lifecycle.errors import TransientError
-from lifecycle.lead_events import PUBLISHED_TOPICS, to_lead_event
-from lifecycle.logs import describe
-from lifecycle.metrics import BATCH_SECONDS, count, fault
+from lifecycle.ledger.engine import LeadLifecycle
 from lifecycle.settings import Settings
 
 log = structlog.get_logger()

@@ -39,12 +39,12 @@ from kafka.structs import OffsetAndMetadata
 from consumers import kafka
 from consumers.dead_letters import DeadLetterProducer
 from consumers.worker import backoff, failed_part, transient
-from lifecycle.application import LeadLifecycle, RecordResult
-from lifecycle.contracts import InboundEvent, decode_message
+from lifecycle.adapters.logs import describe
+from lifecycle.adapters.metrics import BATCH_SECONDS, count, fault
+from lifecycle.contracts.inbound import InboundEvent, decode_message
 from lifecycle.errors import ContractError, TransientError
-from lifecycle.logs import describe
-from lifecycle.metrics import BATCH_SECONDS, count, fault
-from lifecycle.positions import Incarnation, TopicPositions
+from lifecycle.ledger.engine import LeadLifecycle, RecordResult
+from lifecycle.ledger.positions import Incarnation, TopicPositions
 from lifecycle.settings import Settings
 
 log = structlog.get_logger()

@@ -7,8 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
 
+from lifecycle.adapters.eventstore import DEFAULT_DATABASE_URL
 from lifecycle.errors import ConfigurationError
-from lifecycle.persistence import DEFAULT_DATABASE_URL
 
 
 @dataclass(frozen=True, kw_only=True)

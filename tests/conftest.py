@@ -14,9 +14,9 @@ import psycopg
 import pytest
 import structlog
 
-from lifecycle.application import LeadLifecycle
-from lifecycle.contracts import InboundEvent, decode_structured
-from lifecycle.persistence import eventsourcing_env
+from lifecycle.adapters.eventstore import eventsourcing_env
+from lifecycle.contracts.inbound import InboundEvent, decode_structured
+from lifecycle.ledger.engine import LeadLifecycle
 
 POSTGRES_URL = os.environ.get(
     "LIFECYCLE_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test"

@@ -6,13 +6,13 @@ from typing import Any
 
 import msgspec
 
-from lifecycle import contracts
-from lifecycle.application import LeadLifecycle
-from lifecycle.persistence import eventsourcing_env
+from lifecycle.adapters.eventstore import eventsourcing_env
+from lifecycle.contracts import inbound
+from lifecycle.demo.sample import generate
+from lifecycle.ledger.engine import LeadLifecycle
 from lifecycle.projections.replay import fill_from_store, swap
 from lifecycle.projections.store import ViewStore
 from lifecycle.rules import default_rulebook
-from lifecycle.sample import generate
 from lifecycle.settings import Settings
 
 
@@ -32,4 +32,4 @@ def projected(url: str, events: list[Any]) -> str:
 def demo_like(people: int = 300) -> list[Any]:
     """The demo's kind of history (its campaign ids, kinds and reasons), decoded."""
     encode = msgspec.json.Encoder().encode
-    return [contracts.decode_structured(encode(event)) for event in generate(people=people)]
+    return [inbound.decode_structured(encode(event)) for event in generate(people=people)]

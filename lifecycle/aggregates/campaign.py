@@ -6,7 +6,7 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
 
-from lifecycle.facts import Spend
+from lifecycle.domain.facts import Spend
 
 
 class Campaign(Aggregate):

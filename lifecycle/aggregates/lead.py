@@ -12,9 +12,9 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
 
+from lifecycle.domain.facts import Fact
+from lifecycle.domain.identity import IdentityKey, IdentityKind
 from lifecycle.errors import LifecycleError
-from lifecycle.facts import Fact
-from lifecycle.identity import IdentityKey, IdentityKind
 
 PROFILE_FIELDS = ("first_name", "last_name", "company", "country")
 

@@ -7,8 +7,8 @@ from uuid import UUID
 
 import msgspec
 
+from lifecycle.ledger.report import TimelineEntry
 from lifecycle.projections.queries import CostRow, LeadRow, Referral
-from lifecycle.report import TimelineEntry
 
 
 class Score(msgspec.Struct, frozen=True, kw_only=True):

@@ -19,7 +19,7 @@ from kafka.errors import KafkaConnectionError, KafkaError
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from lifecycle.positions import TopicPositions
+from lifecycle.ledger.positions import TopicPositions
 from lifecycle.projections.schema import instant
 
 if TYPE_CHECKING:

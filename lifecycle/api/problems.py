@@ -10,7 +10,7 @@ import structlog
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, NotAuthorizedException, ValidationException
 
-from lifecycle import contracts
+from lifecycle.contracts import inbound
 
 log = structlog.get_logger()
 
@@ -72,7 +72,7 @@ def _on_problem(request: Request[Any, Any, Any], error: ProblemError) -> Respons
 
 # What a parameter's pattern means, for people (Litestar's message quotes the regex instead):
 # the contract's patterns, and those the routes add.
-PATTERN_REASONS: dict[str, str] = dict(contracts.PATTERN_REASONS)
+PATTERN_REASONS: dict[str, str] = dict(inbound.PATTERN_REASONS)
 _REGEX = re.compile(r"Expected `str` matching regex '(?P<pattern>.*)'", re.DOTALL)
 
 

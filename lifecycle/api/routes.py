@@ -26,13 +26,13 @@ from lifecycle.api.problems import (
     bad_parameter,
 )
 from lifecycle.api.state import Api
-from lifecycle.contracts import ID_PATTERN, SPACE
+from lifecycle.contracts.inbound import ID_PATTERN, SPACE
+from lifecycle.domain.identity import IdentityKey, IdentityKind
+from lifecycle.domain.instants import EARLIEST_YEAR, LATEST_YEAR, YEARS_PATTERN, parse_instant
+from lifecycle.domain.vocabulary import CHANNELS, Stage, Temperature
 from lifecycle.errors import LeadNotFoundError
-from lifecycle.identity import IdentityKey, IdentityKind
-from lifecycle.instants import EARLIEST_YEAR, LATEST_YEAR, YEARS_PATTERN, parse_instant
+from lifecycle.ledger.report import LeadReport, lead_report
 from lifecycle.projections import queries
-from lifecycle.report import LeadReport, lead_report
-from lifecycle.vocabulary import CHANNELS, Stage, Temperature
 
 MAX_PAGE = 500
 MAX_SLA_HOURS = 24 * 90

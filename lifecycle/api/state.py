@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from lifecycle.api.pipeline import Broker
-from lifecycle.application import LeadLifecycle
+from lifecycle.ledger.engine import LeadLifecycle
 from lifecycle.projections.store import Transaction, ViewStore
 from lifecycle.settings import Settings
 

@@ -17,11 +17,11 @@ import typer
 from eventsourcing.persistence import PersistenceError
 from rich.console import Console
 
-from lifecycle import instants
-from lifecycle.application import LeadLifecycle
+from lifecycle.adapters.eventstore import eventsourcing_env, sqlite_file
+from lifecycle.adapters.logs import configure_logging
+from lifecycle.domain import instants
 from lifecycle.errors import LeadNotFoundError, LifecycleError
-from lifecycle.logs import configure_logging
-from lifecycle.persistence import eventsourcing_env, sqlite_file
+from lifecycle.ledger.engine import LeadLifecycle
 from lifecycle.projections.store import Slot, Transaction, ViewStore
 from lifecycle.rules import load_rulebook
 from lifecycle.settings import Settings

@@ -25,20 +25,20 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from consumers import kafka
-from consumers.lead_events import ViewsWorker
 from consumers.relay import Relay
 from consumers.touchpoints import TouchpointIngest
+from consumers.views import ViewsWorker
 from consumers.worker import Worker, run_until_stopped
-from lifecycle.broker import LocalBroker, free_port
+from lifecycle.adapters.broker import LocalBroker, free_port
+from lifecycle.adapters.eventstore import DEFAULT_DATABASE_URL
+from lifecycle.adapters.logs import configure_logging
+from lifecycle.adapters.metrics import counted
 from lifecycle.cli.common import app, err, fail, open_engine, open_views, out
 from lifecycle.cli.serve import listen, serve_until_stopped
 from lifecycle.cli.views import print_costs, print_funnel
+from lifecycle.demo.sample import generate
 from lifecycle.errors import LifecycleError
-from lifecycle.logs import configure_logging
-from lifecycle.metrics import counted
-from lifecycle.persistence import DEFAULT_DATABASE_URL
 from lifecycle.projections import queries
-from lifecycle.sample import generate
 from lifecycle.settings import Settings
 
 HOME = Path(".lifecycle")

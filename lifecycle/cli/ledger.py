@@ -13,8 +13,6 @@ import msgspec
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from lifecycle import schemadoc
-from lifecycle.application import LeadLifecycle
 from lifecycle.cli.common import (
     RulesOption,
     app,
@@ -26,8 +24,10 @@ from lifecycle.cli.common import (
     parse_instant,
     require_store,
 )
-from lifecycle.importer import ImportReport, import_lines
-from lifecycle.report import lead_report, print_lead
+from lifecycle.contracts import schemadoc
+from lifecycle.ledger.engine import LeadLifecycle
+from lifecycle.ledger.importer import ImportReport, import_lines
+from lifecycle.ledger.report import lead_report, print_lead
 
 lead_app = typer.Typer(help="Look at one lead.", no_args_is_help=True)
 schemas_app = typer.Typer(help="The JSON Schema and AsyncAPI documents in schemas/.")

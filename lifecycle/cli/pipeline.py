@@ -18,15 +18,15 @@ from rich import box
 from rich.table import Table
 
 from consumers.dead_letters import DeadLetter, read_dead_letters, redrive
-from consumers.lead_events import ViewsWorker
 from consumers.relay import Relay
 from consumers.touchpoints import TouchpointIngest
+from consumers.views import ViewsWorker
 from consumers.worker import Worker, collect_garbage_less_often, run_until_stopped
-from lifecycle.application import LeadLifecycle
-from lifecycle.broker import LocalBroker
+from lifecycle.adapters.broker import LocalBroker
+from lifecycle.adapters.logs import describe
 from lifecycle.cli.common import app, err, fail, load_settings, open_engine, open_views, out
 from lifecycle.errors import LifecycleError
-from lifecycle.logs import describe
+from lifecycle.ledger.engine import LeadLifecycle
 from lifecycle.settings import Settings
 
 dlq_app = typer.Typer(help="Look at and redrive dead letters.", no_args_is_help=True)

@@ -14,8 +14,8 @@ import uvicorn
 
 from lifecycle.api.app import create_app
 from lifecycle.api.state import Api
-from lifecycle.application import LeadLifecycle
 from lifecycle.cli.common import app, err, fail, load_settings, open_engine
+from lifecycle.ledger.engine import LeadLifecycle
 from lifecycle.settings import Settings
 
 Host = Annotated[str, typer.Option(help="Interface to listen on.")]

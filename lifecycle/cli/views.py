@@ -22,7 +22,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from consumers.lead_events import fill_from_kafka
+from consumers.views import fill_from_kafka
 from consumers.worker import collect_garbage_less_often
 from lifecycle.cli.common import (
     RulesOption,

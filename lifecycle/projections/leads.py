@@ -14,13 +14,13 @@ from datetime import datetime
 
 import msgspec
 
-from lifecycle.facts import Fact, Qualification, Spend, Touch, ordered
-from lifecycle.lead_events import PUBLISHED, LeadEvent
+from lifecycle.contracts.lead_events import PUBLISHED, LeadEvent
+from lifecycle.domain.facts import Fact, Qualification, Spend, Touch, ordered
+from lifecycle.domain.vocabulary import Stage
 from lifecycle.projections import funnel
 from lifecycle.projections.schema import STAGES
 from lifecycle.projections.store import Slot, Transaction
 from lifecycle.rules import LeadFold, LeadView, Rulebook, StageMove, fold, folded
-from lifecycle.vocabulary import Stage
 
 _FACT_ENCODER = msgspec.json.Encoder()
 _FACT_DECODER = msgspec.json.Decoder(Fact)

@@ -11,9 +11,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from lifecycle.application import LeadLifecycle
-from lifecycle.lead_events import LeadEvent, lead_event
-from lifecycle.persistence import count_events, scan_histories
+from lifecycle.adapters.eventstore import count_events, scan_histories
+from lifecycle.contracts.lead_events import LeadEvent, lead_event
+from lifecycle.ledger.engine import LeadLifecycle
 from lifecycle.projections.leads import FOLDED_TOPICS, LeadsProjection
 from lifecycle.projections.queries import CostRow, cost_per_lead, temperature_counts
 from lifecycle.projections.schema import STAGES, live_leads

@@ -17,8 +17,8 @@ from urllib.parse import parse_qsl, urlsplit
 
 import psycopg
 
+from lifecycle.adapters.eventstore import sqlite_file
 from lifecycle.errors import ConfigurationError
-from lifecycle.persistence import sqlite_file
 from lifecycle.projections import funnel, schema
 
 Slot = Literal["a", "b"]

@@ -13,9 +13,9 @@ from uuid import UUID
 
 import msgspec
 
-from lifecycle.facts import Disqualification, Fact, Qualification, Touch, ordered
+from lifecycle.domain.facts import Disqualification, Fact, Qualification, Touch, ordered
+from lifecycle.domain.vocabulary import Stage, Temperature
 from lifecycle.rules.rulebook import Rulebook
-from lifecycle.vocabulary import Stage, Temperature
 
 _HIGHEST_AUTOMATIC = Stage.SERVICE_QUALIFIED.rank
 

@@ -10,8 +10,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Final
 
+from lifecycle.domain.vocabulary import KINDS, SENIORITIES
 from lifecycle.errors import RulebookError
-from lifecycle.vocabulary import KINDS, SENIORITIES
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator
 import pytest
 from kafka import KafkaProducer
 
-from lifecycle.broker import LocalBroker, create_topics, free_port
+from lifecycle.adapters.broker import LocalBroker, create_topics, free_port
 from lifecycle.settings import Settings
 
 PARTITIONS = 3

@@ -12,7 +12,13 @@ import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import KafkaAdminClient
 
-from lifecycle.broker import ENGINE_TOPICS, TOUCHPOINTS, BrokerError, LocalBroker, free_port
+from lifecycle.adapters.broker import (
+    ENGINE_TOPICS,
+    TOUCHPOINTS,
+    BrokerError,
+    LocalBroker,
+    free_port,
+)
 
 
 @pytest.fixture(scope="module")

@@ -21,11 +21,11 @@ import uvicorn
 from seeding import demo_like as demo_like_events
 from seeding import projected
 
+from lifecycle.adapters.broker import free_port
+from lifecycle.adapters.eventstore import eventsourcing_env
 from lifecycle.api.app import create_app
 from lifecycle.api.state import Api
-from lifecycle.application import LeadLifecycle
-from lifecycle.broker import free_port
-from lifecycle.persistence import eventsourcing_env
+from lifecycle.ledger.engine import LeadLifecycle
 from lifecycle.settings import Settings
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"

@@ -12,9 +12,9 @@ from collections import Counter
 import pytest
 from kafka_testing import structured, wait_for
 
+from lifecycle.adapters.eventstore import eventsourcing_env
 from lifecycle.aggregates import Lead, Receipt
-from lifecycle.application import LeadLifecycle
-from lifecycle.persistence import eventsourcing_env
+from lifecycle.ledger.engine import LeadLifecycle
 
 PEOPLE = 150
 TOUCHES_EACH = 20  # 3,000 touchpoints in all

@@ -12,9 +12,9 @@ from kafka_testing import binary, read_topic, running, structured, wait_for
 
 from consumers import dead_letters
 from consumers.touchpoints import TouchpointIngest
-from lifecycle.application import LeadLifecycle
+from lifecycle.adapters.eventstore import eventsourcing_env
 from lifecycle.errors import LifecycleError
-from lifecycle.persistence import eventsourcing_env
+from lifecycle.ledger.engine import LeadLifecycle
 
 
 @pytest.fixture

@@ -11,8 +11,8 @@ import sys
 from kafka_testing import binary, read_topic, structured, wait_for
 
 from consumers.dead_letters import PREFIX
-from lifecycle.application import LeadLifecycle
-from lifecycle.persistence import eventsourcing_env
+from lifecycle.adapters.eventstore import eventsourcing_env
+from lifecycle.ledger.engine import LeadLifecycle
 
 
 def lifecycle(settings, *args: str, **kwargs) -> subprocess.CompletedProcess[str]:

@@ -13,8 +13,8 @@ from confluent_kafka import Producer
 from kafka_testing import binary, running, structured, wait_for
 
 from consumers.touchpoints import TouchpointIngest
-from lifecycle.application import LeadLifecycle
-from lifecycle.persistence import count_events, eventsourcing_env
+from lifecycle.adapters.eventstore import count_events, eventsourcing_env
+from lifecycle.ledger.engine import LeadLifecycle
 
 CODECS = ("none", "gzip", "snappy", "lz4", "zstd")
 PER_CODEC = 12

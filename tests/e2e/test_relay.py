@@ -15,10 +15,10 @@ from kafka import KafkaConsumer, TopicPartition
 from kafka_testing import running, wait_for
 
 from consumers.relay import Relay
-from lifecycle.application import LeadLifecycle
-from lifecycle.broker import LocalBroker, free_port
-from lifecycle.lead_events import PUBLISHED_TOPICS, decode_lead_event, to_lead_event
-from lifecycle.persistence import eventsourcing_env
+from lifecycle.adapters.broker import LocalBroker, free_port
+from lifecycle.adapters.eventstore import eventsourcing_env
+from lifecycle.contracts.lead_events import PUBLISHED_TOPICS, decode_lead_event, to_lead_event
+from lifecycle.ledger.engine import LeadLifecycle
 from lifecycle.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -26,8 +26,8 @@ DRIVER = """\
 import threading
 
 from consumers.relay import Relay
-from lifecycle.application import LeadLifecycle
-from lifecycle.persistence import eventsourcing_env
+from lifecycle.ledger.engine import LeadLifecycle
+from lifecycle.adapters.eventstore import eventsourcing_env
 from lifecycle.settings import Settings
 
 settings = Settings.from_env()

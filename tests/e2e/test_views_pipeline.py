@@ -12,17 +12,17 @@ import pytest
 import scenario
 from kafka_testing import read_topic, running, structured, wait_for
 
-from consumers.lead_events import ViewsWorker, fill_from_kafka
 from consumers.relay import Relay
 from consumers.touchpoints import TouchpointIngest
-from lifecycle.application import LeadLifecycle
-from lifecycle.persistence import eventsourcing_env
+from consumers.views import ViewsWorker, fill_from_kafka
+from lifecycle.adapters.eventstore import eventsourcing_env
+from lifecycle.demo.sample import generate
+from lifecycle.ledger.engine import LeadLifecycle
 from lifecycle.projections import queries
 from lifecycle.projections.replay import fill_from_store
 from lifecycle.projections.schema import SLOT_TABLES, instant
 from lifecycle.projections.store import ViewStore
 from lifecycle.rules import default_rulebook
-from lifecycle.sample import generate
 
 RULES = default_rulebook()
 

@@ -27,11 +27,11 @@ import msgspec
 import pytest
 from kafka import KafkaProducer
 
-from lifecycle.application import LeadLifecycle
+from lifecycle.adapters.eventstore import count_events, eventsourcing_env
 from lifecycle.cli.demo import demo_stream
-from lifecycle.contracts import InboundEvent, decode_message
+from lifecycle.contracts.inbound import InboundEvent, decode_message
 from lifecycle.errors import ContractError
-from lifecycle.persistence import count_events, eventsourcing_env
+from lifecycle.ledger.engine import LeadLifecycle
 from lifecycle.projections import queries
 from lifecycle.projections.replay import fill_from_store, swap
 from lifecycle.projections.schema import instant

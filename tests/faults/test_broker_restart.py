@@ -19,9 +19,9 @@ from harness import (
 )
 
 from consumers.dead_letters import read_dead_letters
-from lifecycle.application import LeadLifecycle
-from lifecycle.broker import LocalBroker, free_port
-from lifecycle.persistence import count_events, eventsourcing_env
+from lifecycle.adapters.broker import LocalBroker, free_port
+from lifecycle.adapters.eventstore import count_events, eventsourcing_env
+from lifecycle.ledger.engine import LeadLifecycle
 from lifecycle.projections.replay import fill_from_store
 from lifecycle.projections.store import ViewStore
 from lifecycle.rules import default_rulebook

@@ -10,9 +10,9 @@ import urllib.request
 import pytest
 from harness import pipeline_settings, produce, stream, wait_for_outcome, wait_until, workers
 
-from lifecycle.application import LeadLifecycle
-from lifecycle.broker import free_port
-from lifecycle.persistence import eventsourcing_env
+from lifecycle.adapters.broker import free_port
+from lifecycle.adapters.eventstore import eventsourcing_env
+from lifecycle.ledger.engine import LeadLifecycle
 from lifecycle.projections.store import ViewStore
 
 pytestmark = [pytest.mark.faults, pytest.mark.postgres]

@@ -19,9 +19,9 @@ from harness import (
     workers,
 )
 
-from lifecycle.application import LeadLifecycle
-from lifecycle.broker import free_port
-from lifecycle.persistence import count_events, eventsourcing_env
+from lifecycle.adapters.broker import free_port
+from lifecycle.adapters.eventstore import count_events, eventsourcing_env
+from lifecycle.ledger.engine import LeadLifecycle
 from lifecycle.projections.store import ViewStore
 
 pytestmark = [pytest.mark.faults, pytest.mark.postgres]

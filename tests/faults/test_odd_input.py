@@ -31,10 +31,10 @@ from harness import (
 )
 
 from consumers.dead_letters import read_dead_letters
-from lifecycle.application import LeadLifecycle
-from lifecycle.facts import Touch
-from lifecycle.lead_events import LeadEvent
-from lifecycle.persistence import count_events, eventsourcing_env
+from lifecycle.adapters.eventstore import count_events, eventsourcing_env
+from lifecycle.contracts.lead_events import LeadEvent
+from lifecycle.domain.facts import Touch
+from lifecycle.ledger.engine import LeadLifecycle
 from lifecycle.projections.store import ViewStore
 
 pytestmark = pytest.mark.faults

@@ -24,9 +24,9 @@ from harness import (
 )
 
 from consumers.dead_letters import read_dead_letters
-from lifecycle.application import LeadLifecycle
-from lifecycle.broker import free_port
-from lifecycle.persistence import eventsourcing_env
+from lifecycle.adapters.broker import free_port
+from lifecycle.adapters.eventstore import eventsourcing_env
+from lifecycle.ledger.engine import LeadLifecycle
 from lifecycle.projections.store import ViewStore
 
 pytestmark = pytest.mark.faults

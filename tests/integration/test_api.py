@@ -14,16 +14,16 @@ import scenario
 from litestar.testing import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from lifecycle import contracts
+from lifecycle.adapters.eventstore import eventsourcing_env
 from lifecycle.api.app import create_app
 from lifecycle.api.state import Api
-from lifecycle.application import LeadLifecycle
-from lifecycle.persistence import eventsourcing_env
+from lifecycle.contracts import inbound
+from lifecycle.demo.sample import generate
+from lifecycle.ledger.engine import LeadLifecycle
 from lifecycle.projections import queries
 from lifecycle.projections.replay import fill_from_store, swap
 from lifecycle.projections.store import ViewStore
 from lifecycle.rules import default_rulebook
-from lifecycle.sample import generate
 from lifecycle.settings import Settings
 
 _encode = msgspec.json.Encoder().encode
@@ -479,7 +479,7 @@ def thousands(tmp_path_factory):
     """A synthetic history of 2,500 people (about 2,000 leads) in a SQLite store and its views."""
     url = f"sqlite:///{tmp_path_factory.mktemp('thousands')}/lifecycle.db"
     engine = LeadLifecycle(eventsourcing_env(url))
-    events = [contracts.decode_structured(_encode(e)) for e in generate(people=2500)]
+    events = [inbound.decode_structured(_encode(e)) for e in generate(people=2500)]
     for start in range(0, len(events), 1000):
         engine.record(events[start : start + 1000])
     store = ViewStore(url)

@@ -10,12 +10,12 @@ import threading
 import pytest
 from eventsourcing.persistence import OperationalError, Tracking
 
+from lifecycle.adapters.eventstore import eventsourcing_env
 from lifecycle.aggregates import Campaign, Identity, Lead
-from lifecycle.application import LeadLifecycle
+from lifecycle.domain.identity import IdentityKey, IdentityKind
+from lifecycle.domain.vocabulary import Stage
 from lifecycle.errors import ConfigurationError, LeadNotFoundError
-from lifecycle.identity import IdentityKey, IdentityKind
-from lifecycle.persistence import eventsourcing_env
-from lifecycle.vocabulary import Stage
+from lifecycle.ledger.engine import LeadLifecycle
 
 CAMPAIGN = {"id": "spring-webinar", "channel": "events"}
 

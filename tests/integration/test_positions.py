@@ -6,7 +6,7 @@ from uuid import uuid4
 
 from eventsourcing.persistence import Tracking
 
-from lifecycle.positions import TopicPositions
+from lifecycle.ledger.positions import TopicPositions
 
 
 def positions(engine) -> TopicPositions:

@@ -13,8 +13,8 @@ import psycopg
 import pytest
 import scenario
 
-from lifecycle.application import LeadLifecycle
-from lifecycle.persistence import eventsourcing_env
+from lifecycle.adapters.eventstore import eventsourcing_env
+from lifecycle.ledger.engine import LeadLifecycle
 from lifecycle.projections import queries
 from lifecycle.projections.replay import fill_from_store, swap
 from lifecycle.projections.store import ViewStore

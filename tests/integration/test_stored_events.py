@@ -9,7 +9,7 @@ import msgspec
 from eventsourcing.persistence import StoredEvent
 
 from lifecycle.aggregates import Lead
-from lifecycle.vocabulary import Stage
+from lifecycle.domain.vocabulary import Stage
 
 GOLDEN = Path(__file__).parent.parent / "golden" / "stored_events_v1.jsonl"
 

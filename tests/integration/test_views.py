@@ -14,15 +14,15 @@ import msgspec
 import pytest
 import scenario
 
-from lifecycle import contracts
+from lifecycle.contracts import inbound
+from lifecycle.demo.sample import generate
+from lifecycle.domain.vocabulary import Stage
 from lifecycle.projections import queries, schema
 from lifecycle.projections.replay import fill_from_store, swap, what_if
 from lifecycle.projections.schema import STAGES, instant
 from lifecycle.projections.store import ViewStore
 from lifecycle.rules import default_rulebook, load_rulebook
-from lifecycle.sample import generate
 from lifecycle.settings import Settings
-from lifecycle.vocabulary import Stage
 
 
 @pytest.fixture
@@ -103,7 +103,7 @@ def test_the_funnel_counts_every_live_lead_once(views):
 @pytest.fixture
 def generated(database_url, engine):
     """Views over 300 generated people (90 days, every kind of journey)."""
-    history = [contracts.decode_structured(msgspec.json.encode(e)) for e in generate(people=300)]
+    history = [inbound.decode_structured(msgspec.json.encode(e)) for e in generate(people=300)]
     engine.record(history)
     store = ViewStore(database_url)
     settings = Settings(database_url=database_url)

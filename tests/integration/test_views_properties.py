@@ -9,18 +9,18 @@ import msgspec
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lifecycle.application import LeadLifecycle
-from lifecycle.contracts import decode_structured
-from lifecycle.lead_events import PUBLISHED_TOPICS, LeadEvent, lead_event
-from lifecycle.persistence import eventsourcing_env
+from lifecycle.adapters.eventstore import eventsourcing_env
+from lifecycle.contracts.inbound import decode_structured
+from lifecycle.contracts.lead_events import PUBLISHED_TOPICS, LeadEvent, lead_event
+from lifecycle.demo.sample import generate
+from lifecycle.domain.vocabulary import Stage
+from lifecycle.ledger.engine import LeadLifecycle
 from lifecycle.projections.leads import LeadsProjection
 from lifecycle.projections.replay import fill_from_store
 from lifecycle.projections.schema import SLOT_TABLES, STAGES, instant, live_leads
 from lifecycle.projections.store import ViewStore
 from lifecycle.rules import default_rulebook
-from lifecycle.sample import generate
 from lifecycle.settings import Settings
-from lifecycle.vocabulary import Stage
 
 RULES = default_rulebook()
 

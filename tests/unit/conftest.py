@@ -7,7 +7,7 @@ from itertools import count
 
 import pytest
 
-from lifecycle.facts import Disqualification, Qualification, Touch
+from lifecycle.domain.facts import Disqualification, Qualification, Touch
 from lifecycle.rules import default_rulebook
 
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)

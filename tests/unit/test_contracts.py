@@ -7,7 +7,7 @@ import copy
 import msgspec
 import pytest
 
-from lifecycle.contracts import (
+from lifecycle.contracts.inbound import (
     MAX_MESSAGE_BYTES,
     SpendEvent,
     TouchpointEvent,

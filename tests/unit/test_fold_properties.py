@@ -8,9 +8,9 @@ from itertools import pairwise
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lifecycle.facts import Disqualification, Qualification, Touch, ordered
+from lifecycle.domain.facts import Disqualification, Qualification, Touch, ordered
+from lifecycle.domain.vocabulary import CHANNELS, KINDS, SENIORITIES, Stage, Temperature
 from lifecycle.rules import LeadFold, default_rulebook, fold
-from lifecycle.vocabulary import CHANNELS, KINDS, SENIORITIES, Stage, Temperature
 
 RULES = default_rulebook()
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)

@@ -3,7 +3,14 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from uuid import uuid5
 
-from lifecycle.identity import NAMESPACE, IdentityKey, IdentityKind, fact_id, receipt_id, timed_id
+from lifecycle.domain.identity import (
+    NAMESPACE,
+    IdentityKey,
+    IdentityKind,
+    fact_id,
+    receipt_id,
+    timed_id,
+)
 
 MARCH = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 

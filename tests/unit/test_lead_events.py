@@ -12,16 +12,16 @@ from uuid import UUID
 import msgspec
 import pytest
 
-from lifecycle.application import LeadLifecycle
-from lifecycle.facts import Qualification, Touch
-from lifecycle.lead_events import (
+from lifecycle.adapters.eventstore import eventsourcing_env
+from lifecycle.contracts.lead_events import (
     PUBLISHED_TOPICS,
     decode_lead_event,
     rfc3339,
     to_lead_event,
 )
-from lifecycle.persistence import eventsourcing_env
-from lifecycle.schemadoc import asyncapi
+from lifecycle.contracts.schemadoc import asyncapi
+from lifecycle.domain.facts import Qualification, Touch
+from lifecycle.ledger.engine import LeadLifecycle
 
 PII = (
     "ann.smith@example.com",

@@ -6,8 +6,8 @@ import json
 
 import structlog
 
+from lifecycle.adapters.logs import WITHHELD, configure_logging, describe
 from lifecycle.errors import ContractError
-from lifecycle.logs import WITHHELD, configure_logging, describe
 
 
 def fail_with_personal_data_in_a_local() -> None:

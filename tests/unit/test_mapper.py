@@ -7,9 +7,9 @@ import msgspec
 from eventsourcing.domain import Aggregate, event
 from eventsourcing.persistence import StoredEvent
 
+from lifecycle.adapters.eventstore import MsgspecMapper, MsgspecTranscoder
 from lifecycle.aggregates import Lead
-from lifecycle.facts import Touch
-from lifecycle.persistence import MsgspecMapper, MsgspecTranscoder
+from lifecycle.domain.facts import Touch
 
 MAPPER = MsgspecMapper(transcoder=MsgspecTranscoder())
 WEIGHED = "tests:Parcel.Weighed"

@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from lifecycle.domain.vocabulary import KINDS, Stage, Temperature
 from lifecycle.errors import RulebookError
 from lifecycle.rules import LeadFold, StageMove, default_rulebook, fold, load_rulebook
-from lifecycle.vocabulary import KINDS, Stage, Temperature
 
 if TYPE_CHECKING:
     from datetime import datetime

@@ -6,20 +6,20 @@ from datetime import UTC, datetime, timedelta
 import msgspec
 import pytest
 
-from lifecycle.contracts import EVENT_TYPES, decode_structured
-from lifecycle.sample import (
+from lifecycle.contracts.inbound import EVENT_TYPES, decode_structured
+from lifecycle.demo.sample import (
     DEFAULT_START,
     bundled_sample,
     generate,
     read_jsonl_gz,
     write_jsonl_gz,
 )
-from lifecycle.vocabulary import KINDS
+from lifecycle.domain.vocabulary import KINDS
 
 REGENERATE = (
     'cd /work/main && PYTHONPATH=. python -c "from pathlib import Path; '
-    "from lifecycle.sample import generate, write_jsonl_gz; "
-    "write_jsonl_gz(generate(), Path('lifecycle/sample/history.jsonl.gz'))\""
+    "from lifecycle.demo.sample import generate, write_jsonl_gz; "
+    "write_jsonl_gz(generate(), Path('lifecycle/demo/history.jsonl.gz'))\""
 )
 
 
@@ -58,7 +58,7 @@ def test_every_generated_event_decodes_with_the_contract_decoder(options):
 def test_the_bundled_file_is_what_generate_produces_with_the_defaults(history):
     expected = [msgspec.json.encode(event) for event in history]
     assert list(read_jsonl_gz(bundled_sample())) == expected, (
-        f"lifecycle/sample/history.jsonl.gz is stale; regenerate it with: {REGENERATE}"
+        f"lifecycle/demo/history.jsonl.gz is stale; regenerate it with: {REGENERATE}"
     )
 
 

@@ -18,8 +18,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lifecycle.contracts import EVENT_TYPES, decode_structured
-from lifecycle.sample import bundled_sample, read_jsonl_gz
+from lifecycle.contracts.inbound import EVENT_TYPES, decode_structured
+from lifecycle.demo.sample import bundled_sample, read_jsonl_gz
 
 SCHEMAS = Path(__file__).resolve().parents[2] / "schemas"
 

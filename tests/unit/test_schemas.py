@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from lifecycle.contracts import EVENT_TYPES
-from lifecycle.schemadoc import render, schema_file_name, stale, write
-from lifecycle.vocabulary import CHANNELS, KINDS
+from lifecycle.contracts.inbound import EVENT_TYPES
+from lifecycle.contracts.schemadoc import render, schema_file_name, stale, write
+from lifecycle.domain.vocabulary import CHANNELS, KINDS
 
 SCHEMAS = Path(__file__).resolve().parents[2] / "schemas"
 

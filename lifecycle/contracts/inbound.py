@@ -14,9 +14,9 @@ from typing import Annotated, Any, Final, Literal
 
 import msgspec
 
+from lifecycle.domain.instants import EARLIEST_YEAR, LATEST_YEAR
+from lifecycle.domain.vocabulary import CHANNELS, KINDS, SENIORITIES, Channel, Kind, Seniority
 from lifecycle.errors import ContractError
-from lifecycle.instants import EARLIEST_YEAR, LATEST_YEAR
-from lifecycle.vocabulary import CHANNELS, KINDS, SENIORITIES, Channel, Kind, Seniority
 
 MAX_MESSAGE_BYTES: Final = 256 * 1024
 STRUCTURED_CONTENT_TYPE: Final = "application/cloudevents+json"

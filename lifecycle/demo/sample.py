@@ -24,7 +24,7 @@ import msgspec
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
 
-    from lifecycle.vocabulary import Channel, Kind, Seniority
+    from lifecycle.domain.vocabulary import Channel, Kind, Seniority
 
 Event = dict[str, Any]
 """A structured-mode CloudEvent, ready for JSON."""
@@ -707,4 +707,4 @@ def read_jsonl_gz(path: Path) -> Iterator[bytes]:
 def bundled_sample() -> Path:
     """The sample history shipped with the package: ``generate()`` with its defaults."""
     # The package is installed as plain files (not zipped), so the resource is a real path.
-    return Path(str(files("lifecycle").joinpath("sample", "history.jsonl.gz")))
+    return Path(str(files("lifecycle.demo").joinpath("history.jsonl.gz")))

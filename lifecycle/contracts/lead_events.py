@@ -29,7 +29,7 @@ from eventsourcing.domain import DomainEventProtocol
 from eventsourcing.utils import get_topic
 from msgspec import Meta
 
-from lifecycle.facts import Fact, Qualification, Spend, Touch
+from lifecycle.domain.facts import Fact, Qualification, Spend, Touch
 
 SPEC_VERSION: Final = "1.0"
 SOURCE: Final = "urn:lead-lifecycle:event-store"

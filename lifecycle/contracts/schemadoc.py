@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING, Any, Final, get_args
 
 import msgspec
 
-from lifecycle import contracts
-from lifecycle.contracts import STRUCTURED_CONTENT_TYPE, InboundEvent
-from lifecycle.instants import YEARS_PATTERN
-from lifecycle.lead_events import LeadEvent
+from lifecycle.contracts import inbound
+from lifecycle.contracts.inbound import STRUCTURED_CONTENT_TYPE, InboundEvent
+from lifecycle.contracts.lead_events import LeadEvent
+from lifecycle.domain.instants import YEARS_PATTERN
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -33,17 +33,17 @@ DEAD_LETTER_TOPIC: Final = "lead.touchpoints.dlq"
 LEAD_EVENTS_TOPIC: Final = "lead.events"
 
 # The attributes decode_binary reads from ce_* headers: the document follows the decoder.
-_BINARY_ATTRIBUTES: Final = contracts._ATTRIBUTE_HEADERS  # noqa: SLF001 (its source of truth)
+_BINARY_ATTRIBUTES: Final = inbound._ATTRIBUTE_HEADERS  # noqa: SLF001 (its source of truth)
 _COMPONENT_REF: Final = "#/components/schemas/{name}"
-# Outbound components get a prefix: facts.Spend and contracts.Spend share a class name.
+# Outbound components get a prefix: facts.Spend and inbound.Spend share a class name.
 _LEAD_EVENTS_PREFIX: Final = f"{LEAD_EVENTS_TOPIC}."
 _DEFS_REF: Final = "#/$defs/{name}"
 
 _README: Final = """\
 # schemas
 
-Generated from the msgspec contracts in `lifecycle/contracts.py` (inbound) and
-`lifecycle/lead_events.py` (the `lead.events` payload) by `lifecycle schemas write`
+Generated from the msgspec contracts in `lifecycle/contracts/inbound.py` (inbound) and
+`lifecycle/contracts/lead_events.py` (the `lead.events` payload) by `lifecycle schemas write`
 (or `make schemas`). Do not edit these files by hand: change the contracts and regenerate.
 `lifecycle schemas check` (and the unit tests) fail when they are out of date.
 
@@ -158,7 +158,7 @@ def _event_schema(event_type: type[msgspec.Struct]) -> dict[str, Any]:
             f"A {tag} CloudEvent 1.0 on {TOUCHPOINTS_TOPIC}: the whole envelope, as sent in "
             f"structured mode ({STRUCTURED_CONTENT_TYPE}). In binary mode the Kafka value is "
             "`data` and the other attributes travel in ce_* headers. "
-            "Generated from lifecycle/contracts.py; do not edit."
+            "Generated from lifecycle/contracts/inbound.py; do not edit."
         ),
         **schema,
     }
@@ -382,8 +382,8 @@ def asyncapi() -> dict[str, Any]:
             "version": API_VERSION,
             "description": (
                 "Topics of the lead lifecycle engine: CloudEvents 1.0 in, dead letters and "
-                "PII-free lead events out. Generated from lifecycle/contracts.py and "
-                "lifecycle/lead_events.py by "
+                "PII-free lead events out. Generated from lifecycle/contracts/inbound.py and "
+                "lifecycle/contracts/lead_events.py by "
                 "`lifecycle schemas write`; do not edit."
             ),
         },

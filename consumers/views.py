@@ -30,9 +30,9 @@ from kafka.structs import OffsetAndMetadata
 
 from consumers import kafka
 from consumers.worker import backoff, failed_part, transient
-from lifecycle.lead_events import LeadEvent, decode_lead_event
-from lifecycle.logs import describe
-from lifecycle.metrics import BATCH_SECONDS, count, fault
+from lifecycle.adapters.logs import describe
+from lifecycle.adapters.metrics import BATCH_SECONDS, count, fault
+from lifecycle.contracts.lead_events import LeadEvent, decode_lead_event
 from lifecycle.projections.leads import LeadsProjection
 from lifecycle.projections.replay import Progress, spare_slot
 from lifecycle.projections.store import Slot, Transaction, ViewStore

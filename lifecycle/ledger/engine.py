@@ -21,17 +21,17 @@ from eventsourcing.persistence import IntegrityError, ProcessRecorder, Tracking
 from eventsourcing.postgres import PostgresDatastore
 from eventsourcing.utils import get_topic
 
-from lifecycle import contracts
+from lifecycle.adapters.eventstore import select_histories
 from lifecycle.aggregates import Campaign, Identity, Lead, Receipt
+from lifecycle.contracts import inbound
+from lifecycle.domain.facts import Disqualification, Fact, Qualification, Spend, Touch
+from lifecycle.domain.identity import IdentityKey, IdentityKind, campaign_id, fact_id, receipt_id
 from lifecycle.errors import (
     ConfigurationError,
     LeadNotFoundError,
     LifecycleError,
     TransientError,
 )
-from lifecycle.facts import Disqualification, Fact, Qualification, Spend, Touch
-from lifecycle.identity import IdentityKey, IdentityKind, campaign_id, fact_id, receipt_id
-from lifecycle.persistence import select_histories
 from lifecycle.rules import LeadView, Rulebook, default_rulebook, fold
 
 A = TypeVar("A", bound=Aggregate)
@@ -105,7 +105,7 @@ class LeadLifecycle(Application[UUID]):
     # Commands
 
     def record(
-        self, events: Sequence[contracts.InboundEvent], *, tracking: Tracking | None = None
+        self, events: Sequence[inbound.InboundEvent], *, tracking: Tracking | None = None
     ) -> RecordResult:
         """Record a batch of events in one transaction, with the tracking position if given."""
         for attempt in range(MAX_ATTEMPTS):
@@ -136,7 +136,7 @@ class LeadLifecycle(Application[UUID]):
                 return result
         raise ConcurrencyError(f"gave up after {MAX_ATTEMPTS} conflicting attempts")
 
-    def record_event(self, event: contracts.InboundEvent) -> RecordResult:
+    def record_event(self, event: inbound.InboundEvent) -> RecordResult:
         """Record one event in its own transaction."""
         return self.record([event])
 
@@ -263,7 +263,7 @@ class _Batch:
         assert isinstance(aggregate, cls)  # noqa: S101 (ids are typed by construction)
         return aggregate
 
-    def prefetch(self, events: Sequence[contracts.InboundEvent]) -> None:
+    def prefetch(self, events: Sequence[inbound.InboundEvent]) -> None:
         """Read what the events name in two queries: identities and campaigns, then leads.
 
         Reading them one by one costs a query (and on SQLite a transaction) each, which
@@ -271,7 +271,7 @@ class _Batch:
         """
         named: set[UUID] = set()
         for event in events:
-            if isinstance(event, contracts.SpendEvent):
+            if isinstance(event, inbound.SpendEvent):
                 named.add(campaign_id(event.data.campaign.id))
                 continue
             named.update(key.identity_id for key in _keys(event.data.identity))
@@ -343,7 +343,7 @@ class _Batch:
             raise LifecycleError(f"identity points at missing lead {lead_id}")
         return lead
 
-    def apply(self, events: Sequence[contracts.InboundEvent]) -> RecordResult:
+    def apply(self, events: Sequence[inbound.InboundEvent]) -> RecordResult:
         result = RecordResult()
         for event in events:
             if self._apply_one(event):
@@ -352,7 +352,7 @@ class _Batch:
                 result.duplicates += 1
         return result
 
-    def _apply_one(self, event: contracts.InboundEvent) -> bool:
+    def _apply_one(self, event: inbound.InboundEvent) -> bool:
         fid = fact_id(event.source, event.id)
         receipt = receipt_id(event.source, event.id)
         if fid in self.fact_ids or (self.retrying and self.get(Receipt, receipt) is not None):
@@ -363,15 +363,15 @@ class _Batch:
             self.receipt_events.append(Receipt.issue(receipt))
         return recorded
 
-    def _record_event(self, event: contracts.InboundEvent, fid: str) -> bool:
+    def _record_event(self, event: inbound.InboundEvent, fid: str) -> bool:
         at = event.time.astimezone(UTC)
-        if isinstance(event, contracts.SpendEvent):
+        if isinstance(event, inbound.SpendEvent):
             return self._spend(event.data, at, fid)
         keys = _keys(event.data.identity)
         identified = any(key.identifying for key in keys)
         fact: Fact
         profile: dict[str, Any] = {}
-        if isinstance(event, contracts.TouchpointEvent):
+        if isinstance(event, inbound.TouchpointEvent):
             fact = self._touch(event.data, at, fid, identified=identified)
             if event.data.profile is not None:
                 profile = {
@@ -380,7 +380,7 @@ class _Batch:
                     "company": event.data.profile.company,
                     "country": event.data.profile.country,
                 }
-        elif isinstance(event, contracts.QualificationEvent):
+        elif isinstance(event, inbound.QualificationEvent):
             data = event.data
             fact = Qualification(
                 fact_id=fid,
@@ -437,7 +437,7 @@ class _Batch:
         return survivor
 
     def _touch(
-        self, data: contracts.Touchpoint, at: datetime, fid: str, *, identified: bool
+        self, data: inbound.Touchpoint, at: datetime, fid: str, *, identified: bool
     ) -> Touch:
         referrer_lead_id = None if data.referrer is None else self._referrer(data.referrer, at)
         return Touch(
@@ -455,7 +455,7 @@ class _Batch:
             properties=dict(data.properties),
         )
 
-    def _referrer(self, referrer: contracts.Referrer, at: datetime) -> UUID:
+    def _referrer(self, referrer: inbound.Referrer, at: datetime) -> UUID:
         """The lead of the referring person, claimed for them now if nobody has their keys yet.
 
         So the credit never depends on whether the referrer's own touchpoints arrived first:
@@ -472,7 +472,7 @@ class _Batch:
             lead.add_identifier(key)
         return lead.id
 
-    def _spend(self, data: contracts.Spend, at: datetime, fid: str) -> bool:
+    def _spend(self, data: inbound.Spend, at: datetime, fid: str) -> bool:
         aggregate_id = campaign_id(data.campaign.id)
         campaign = self.get(Campaign, aggregate_id) or self.add(
             Campaign(id=aggregate_id, key=data.campaign.id)
@@ -496,7 +496,7 @@ def _seniority(lead: Lead) -> tuple[bool, datetime, str]:
     return (lead.captured_at is None, first, str(lead.id))
 
 
-def _keys(identity: contracts.Identity | contracts.Referrer) -> list[IdentityKey]:
+def _keys(identity: inbound.Identity | inbound.Referrer) -> list[IdentityKey]:
     """Normalized keys, most identifying first (the first one names a new lead)."""
     raw = [
         (IdentityKind.EMAIL, identity.email),

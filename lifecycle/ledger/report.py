@@ -10,11 +10,11 @@ from rich.console import Console
 from rich.table import Table
 
 from lifecycle.aggregates import Lead
-from lifecycle.application import LeadLifecycle
+from lifecycle.domain.facts import Disqualification, Fact, Qualification, Touch, ordered
+from lifecycle.domain.vocabulary import Stage, Temperature
 from lifecycle.errors import LeadNotFoundError
-from lifecycle.facts import Disqualification, Fact, Qualification, Touch, ordered
+from lifecycle.ledger.engine import LeadLifecycle
 from lifecycle.rules import StageMove
-from lifecycle.vocabulary import Stage, Temperature
 
 
 class TimelineEntry(msgspec.Struct, frozen=True, kw_only=True):

@@ -8,9 +8,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
-from lifecycle.application import LeadLifecycle
-from lifecycle.contracts import InboundEvent, decode_structured
+from lifecycle.contracts.inbound import InboundEvent, decode_structured
 from lifecycle.errors import ContractError
+from lifecycle.ledger.engine import LeadLifecycle
 
 
 @dataclass(frozen=True)

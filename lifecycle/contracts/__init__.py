@@ -1,0 +1,1 @@
+"""What crosses the wire: inbound CloudEvents, outbound lead events, topics, schema documents."""

@@ -1,0 +1,1 @@
+"""The synthetic history behind the demo, the bench and the tests, and its bundled sample."""

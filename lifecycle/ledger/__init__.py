@@ -1,0 +1,1 @@
+"""The application service over the event store: record facts, read leads, import, report."""
