@@ -58,27 +58,21 @@ def _work(kind: str, settings: Any, stop: Any) -> None:  # noqa: ANN401
     """One worker of the pipeline, in a child process, until ``stop`` is set."""
     import logging  # noqa: PLC0415
 
-    from consumers.relay import Relay  # noqa: PLC0415
-    from consumers.touchpoints import TouchpointIngest  # noqa: PLC0415
-    from consumers.views import ViewsWorker  # noqa: PLC0415
     from consumers.worker import collect_garbage_less_often  # noqa: PLC0415
-    from lifecycle.adapters.eventstore import eventsourcing_env  # noqa: PLC0415
+    from lifecycle import wiring  # noqa: PLC0415
     from lifecycle.adapters.logs import configure_logging  # noqa: PLC0415
-    from lifecycle.ledger.engine import LeadLifecycle  # noqa: PLC0415
-    from lifecycle.projections.store import ViewStore  # noqa: PLC0415
-    from lifecycle.rules import default_rulebook  # noqa: PLC0415
 
     configure_logging("json", level=logging.WARNING)
     collect_garbage_less_often()
     if kind == "views":
-        store = ViewStore(settings.views_url)
-        ViewsWorker(store=store, rules=default_rulebook(), settings=settings).run(stop)
+        store = wiring.views(settings)
+        wiring.views_worker(settings, store).run(stop)
         store.close()
         return
-    app = LeadLifecycle(eventsourcing_env(settings.database_url))
-    worker = TouchpointIngest if kind == "ingest" else Relay
-    worker(app=app, settings=settings).run(stop)
-    app.close()
+    engine = wiring.engine(settings)
+    worker = wiring.ingest if kind == "ingest" else wiring.relay
+    worker(settings, engine).run(stop)
+    engine.close()
 
 
 @contextlib.contextmanager
@@ -263,13 +257,11 @@ def _wait(
 
 def _serve(settings: Any, port: int) -> None:  # noqa: ANN401
     """The API (``lifecycle serve``), in a child process."""
-    from lifecycle.adapters.eventstore import eventsourcing_env  # noqa: PLC0415
+    from lifecycle import wiring  # noqa: PLC0415
     from lifecycle.api.app import create_app  # noqa: PLC0415
-    from lifecycle.api.state import Api  # noqa: PLC0415
-    from lifecycle.ledger.engine import LeadLifecycle  # noqa: PLC0415
 
-    engine = LeadLifecycle(eventsourcing_env(settings.database_url))
-    api = Api(settings=settings, engine=engine)
+    engine = wiring.engine(settings)
+    api = wiring.api(settings, engine)
     uvicorn.run(create_app(api), host="127.0.0.1", port=port, log_level="warning")
 
 

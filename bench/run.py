@@ -97,12 +97,11 @@ def raw_produce(bootstrap: str, database_url: str) -> Phase:
     The messages (keys, values and the six binary-mode CloudEvent headers, which kafka-python
     encodes in Python) are made from the store first, untimed; only the sends are timed.
     """
-    from lifecycle.adapters.eventstore import eventsourcing_env  # noqa: PLC0415
+    from lifecycle import wiring  # noqa: PLC0415
     from lifecycle.contracts.lead_events import PUBLISHED_TOPICS, to_lead_event  # noqa: PLC0415
-    from lifecycle.ledger.engine import LeadLifecycle  # noqa: PLC0415
     from lifecycle.settings import Settings  # noqa: PLC0415
 
-    app = LeadLifecycle(eventsourcing_env(database_url))
+    app = wiring.engine_at(database_url)
     keep = Settings().published_properties
     messages = []
     start: int | None = None
@@ -189,42 +188,36 @@ def _run_until(worker: Any, consumed: Callable[[], int], expected: int) -> float
 
 def ingest(bootstrap: str, database_url: str, views_url: str, expected: int) -> Phase:
     """Our ingest, from an empty store, until it has consumed every message."""
-    from consumers.touchpoints import TouchpointIngest  # noqa: PLC0415
-    from lifecycle.adapters.eventstore import eventsourcing_env  # noqa: PLC0415
-    from lifecycle.ledger.engine import LeadLifecycle  # noqa: PLC0415
+    from lifecycle import wiring  # noqa: PLC0415
 
     settings = _settings(bootstrap, database_url, views_url)
-    app = LeadLifecycle(eventsourcing_env(database_url))
-    worker = TouchpointIngest(app=app, settings=settings)
+    engine = wiring.engine(settings)
+    worker = wiring.ingest(settings, engine)
     seconds = _run_until(worker, lambda: counted(settings.touchpoints_topic, "consumed"), expected)
-    app.close()
+    engine.close()
     return Phase(expected, seconds, _peak_rss_mb())
 
 
 def relay(bootstrap: str, database_url: str, views_url: str) -> Phase:
     """The relay, publishing everything in the store."""
-    from consumers.relay import Relay  # noqa: PLC0415
-    from lifecycle.adapters.eventstore import eventsourcing_env  # noqa: PLC0415
-    from lifecycle.ledger.engine import LeadLifecycle  # noqa: PLC0415
+    from lifecycle import wiring  # noqa: PLC0415
 
     settings = _settings(bootstrap, database_url, views_url)
-    app = LeadLifecycle(eventsourcing_env(database_url))
+    engine = wiring.engine(settings)
     started = time.perf_counter()
-    sent = Relay(app=app, settings=settings).publish_pending()
+    sent = wiring.relay(settings, engine).publish_pending()
     seconds = time.perf_counter() - started
-    app.close()
+    engine.close()
     return Phase(sent, seconds, _peak_rss_mb())
 
 
 def views(bootstrap: str, database_url: str, views_url: str, expected: int) -> Phase:
     """The views worker, from empty views, until it has applied every lead event."""
-    from consumers.views import ViewsWorker  # noqa: PLC0415
-    from lifecycle.projections.store import ViewStore  # noqa: PLC0415
-    from lifecycle.rules import default_rulebook  # noqa: PLC0415
+    from lifecycle import wiring  # noqa: PLC0415
 
     settings = _settings(bootstrap, database_url, views_url)
-    store = ViewStore(views_url)
-    worker = ViewsWorker(store=store, rules=default_rulebook(), settings=settings)
+    store = wiring.views(settings)
+    worker = wiring.views_worker(settings, store)
     seconds = _run_until(worker, lambda: counted(settings.lead_events_topic, "consumed"), expected)
     store.close()
     return Phase(expected, seconds, _peak_rss_mb())
@@ -232,21 +225,18 @@ def views(bootstrap: str, database_url: str, views_url: str, expected: int) -> P
 
 def replay(bootstrap: str, database_url: str, views_url: str, events: int) -> Phase:
     """Fold the whole store into the spare slot of the views (no Kafka)."""
-    from lifecycle.adapters.eventstore import eventsourcing_env  # noqa: PLC0415
-    from lifecycle.ledger.engine import LeadLifecycle  # noqa: PLC0415
+    from lifecycle import wiring  # noqa: PLC0415
     from lifecycle.projections.replay import fill_from_store  # noqa: PLC0415
-    from lifecycle.projections.store import ViewStore  # noqa: PLC0415
-    from lifecycle.rules import default_rulebook  # noqa: PLC0415
 
     settings = _settings(bootstrap, database_url, views_url)
-    app = LeadLifecycle(eventsourcing_env(database_url))
-    store = ViewStore(views_url)
+    engine = wiring.engine(settings)
+    store = wiring.views(settings)
     store.setup()
     started = time.perf_counter()
-    fill_from_store(app, store, default_rulebook(), settings)
+    fill_from_store(engine, store, engine.rules, settings)
     seconds = time.perf_counter() - started
     store.close()
-    app.close()
+    engine.close()
     return Phase(events, seconds, _peak_rss_mb())
 
 
@@ -254,13 +244,11 @@ def naive(bootstrap: str, database_url: str, count: int) -> Phase:
     """The obvious ingest: each message decoded and recorded in its own transaction, no cache."""
     from eventsourcing.persistence import Tracking  # noqa: PLC0415
 
-    from lifecycle.adapters.eventstore import eventsourcing_env  # noqa: PLC0415
+    from lifecycle import wiring  # noqa: PLC0415
     from lifecycle.contracts import inbound  # noqa: PLC0415
     from lifecycle.errors import LifecycleError  # noqa: PLC0415
-    from lifecycle.ledger.engine import LeadLifecycle  # noqa: PLC0415
 
-    env = eventsourcing_env(database_url) | {"AGGREGATE_CACHE_MAXSIZE": "0"}
-    app = LeadLifecycle(env)
+    app = wiring.engine_at(database_url, cache_size=0)
     consumer = KafkaConsumer(
         "lead.touchpoints",
         bootstrap_servers=bootstrap,

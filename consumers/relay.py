@@ -77,9 +77,9 @@ class Relay:
     name = "relay"
 
     def __init__(
-        self, *, app: LeadLifecycle, settings: Settings, partitions: int = DEFAULT_PARTITIONS
+        self, *, engine: LeadLifecycle, settings: Settings, partitions: int = DEFAULT_PARTITIONS
     ) -> None:
-        self.app = app
+        self.engine = engine
         self.settings = settings
         self.topic = settings.lead_events_topic
         self.partitions = partitions
@@ -95,12 +95,12 @@ class Relay:
 
     def position(self) -> int:
         """The last notification id published and acknowledged in the current epoch."""
-        return self.app.position(self._position_name(self._epoch())) or 0
+        return self.engine.position(self._position_name(self._epoch())) or 0
 
     def caught_up(self) -> bool:
         """Whether every event to publish in the store has been published (and acknowledged)."""
         position = self.position()
-        pending = self.app.recorder.select_notifications(
+        pending = self.engine.recorder.select_notifications(
             position or None, 1, topics=PUBLISHED_TOPICS, inclusive_of_start=not position
         )
         return not pending
@@ -148,9 +148,9 @@ class Relay:
     def _open(self, *, from_start: bool) -> _Session:
         """Make sure the topic exists, start a new epoch if needed, and connect a producer."""
         epoch = self._epoch()
-        position = self.app.position(self._position_name(epoch)) or 0
+        position = self.engine.position(self._position_name(epoch)) or 0
         current_id, empty = self._prepare_topic()
-        marked = None if current_id is None else self.app.position(self._id_name(current_id))
+        marked = None if current_id is None else self.engine.position(self._id_name(current_id))
         reason = None
         if from_start:
             reason = "from_start"
@@ -160,7 +160,7 @@ class Relay:
             reason = "topic_empty"
         if reason is not None:
             epoch = self._start_epoch(epoch, reason=reason, previous_position=position)
-            position = self.app.position(self._position_name(epoch)) or 0
+            position = self.engine.position(self._position_name(epoch)) or 0
         if current_id is not None and (marked != epoch or not self._tied(epoch)):
             self._tie(epoch, current_id)
         return _Session(self, self._position_name(epoch), position, current_id)
@@ -176,13 +176,13 @@ class Relay:
             previous_position=previous_position,
         )
         try:
-            self.app.process_recorder.insert_tracking(Tracking(self._epoch_name, epoch + 1))
+            self.engine.process_recorder.insert_tracking(Tracking(self._epoch_name, epoch + 1))
         except IntegrityError:
             return self._epoch()  # another relay started this epoch: join it
         return epoch + 1
 
     def _epoch(self) -> int:
-        return self.app.position(self._epoch_name) or 0
+        return self.engine.position(self._epoch_name) or 0
 
     def _position_name(self, epoch: int) -> str:
         return f"{self.settings.relay_name}:{self.topic}#{epoch}"
@@ -192,7 +192,7 @@ class Relay:
 
     def _tied(self, epoch: int) -> bool:
         """Whether the epoch published to a topic whose id it recorded."""
-        return self.app.position(f"{self._position_name(epoch)}:topic") is not None
+        return self.engine.position(f"{self._position_name(epoch)}:topic") is not None
 
     def _tie(self, epoch: int, current_id: UUID) -> None:
         """Record that the epoch publishes to the topic with this id."""
@@ -203,7 +203,7 @@ class Relay:
         ):
             # (IntegrityError: another relay recorded it, or a later epoch, already.)
             with contextlib.suppress(IntegrityError):
-                self.app.process_recorder.insert_tracking(Tracking(name, number))
+                self.engine.process_recorder.insert_tracking(Tracking(name, number))
 
     def _prepare_topic(self) -> tuple[UUID | None, bool]:
         """Create the topic if it is missing: its id, and whether it is empty (never written)."""
@@ -236,7 +236,7 @@ class _Session:
     def publish_batch(self) -> tuple[int, int]:
         """Send the next batch and record its position once acknowledged: (selected, sent)."""
         relay = self.relay
-        notifications = relay.app.recorder.select_notifications(
+        notifications = relay.engine.recorder.select_notifications(
             self.position or None,
             relay.settings.batch_size,
             topics=PUBLISHED_TOPICS,
@@ -252,11 +252,11 @@ class _Session:
             sent = self._send(notifications)
             last = notifications[-1].id
             try:
-                relay.app.process_recorder.insert_tracking(Tracking(self.position_name, last))
+                relay.engine.process_recorder.insert_tracking(Tracking(self.position_name, last))
             except IntegrityError:
                 # Another relay with the same name got there first: both published the batch
                 # (consumers drop repeats by ce_id); carry on from wherever it is now.
-                last = max(last, relay.app.position(self.position_name) or 0)
+                last = max(last, relay.engine.position(self.position_name) or 0)
                 log.info("relay_position_taken_by_another_relay", position=last)
             self.position = last
         count(relay.topic, "published", sent)
@@ -268,9 +268,9 @@ class _Session:
         futures = []
         for notification in notifications:
             outgoing = to_lead_event(
-                relay.app.mapper.to_domain_event(notification),
+                relay.engine.mapper.to_domain_event(notification),
                 published_properties=relay.settings.published_properties,
-                campaign_key=relay.app.campaign_key,
+                campaign_key=relay.engine.campaign_key,
             )
             if outgoing is not None:
                 futures.append(

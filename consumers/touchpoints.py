@@ -44,7 +44,7 @@ from lifecycle.adapters.metrics import BATCH_SECONDS, count, fault
 from lifecycle.contracts.inbound import InboundEvent, decode_message
 from lifecycle.errors import ContractError, TransientError
 from lifecycle.ledger.engine import LeadLifecycle, RecordResult
-from lifecycle.ledger.positions import Incarnation, TopicPositions
+from lifecycle.ledger.positions import Incarnation, ingest_positions
 from lifecycle.settings import Settings
 
 log = structlog.get_logger()
@@ -114,13 +114,11 @@ class TouchpointIngest:
 
     name = "ingest"
 
-    def __init__(self, *, app: LeadLifecycle, settings: Settings) -> None:
-        self.app = app
+    def __init__(self, *, engine: LeadLifecycle, settings: Settings) -> None:
+        self.engine = engine
         self.settings = settings
         self.topic = settings.touchpoints_topic
-        self.positions = TopicPositions(
-            app.process_recorder, group=settings.ingest_group, topic=self.topic
-        )
+        self.positions = ingest_positions(engine.process_recorder, settings)
         self._partitions: dict[TopicPartition, _Partition] = {}
         self._orphans: list[_Batch] = []
         """Batches that failed, of partitions since taken away (see _orphan)."""
@@ -438,7 +436,7 @@ class TouchpointIngest:
         batch.decode()
         self._dead_letter(batch)  # acknowledged before the position is tracked
         try:
-            return self.app.record([event for _, event in batch.decoded], tracking=tracking)
+            return self.engine.record([event for _, event in batch.decoded], tracking=tracking)
         except Exception as error:
             if transient(error):
                 raise
@@ -446,7 +444,7 @@ class TouchpointIngest:
         total = RecordResult()
         for message, event in batch.decoded:
             try:
-                result = self.app.record([event])
+                result = self.engine.record([event])
             except Exception as error:
                 if transient(error):
                     raise
@@ -456,7 +454,7 @@ class TouchpointIngest:
             total.duplicates += result.duplicates
         self._dead_letter(batch)
         if tracking is not None:
-            self.app.record([], tracking=tracking)
+            self.engine.record([], tracking=tracking)
         return total
 
     def _counted(self, batch: _Batch, result: RecordResult, *, orphan: bool = False) -> None:

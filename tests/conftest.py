@@ -14,7 +14,7 @@ import psycopg
 import pytest
 import structlog
 
-from lifecycle.adapters.eventstore import eventsourcing_env
+from lifecycle import wiring
 from lifecycle.contracts.inbound import InboundEvent, decode_structured
 from lifecycle.ledger.engine import LeadLifecycle
 
@@ -139,7 +139,7 @@ def open_engine(database_url) -> Iterator[Any]:
     opened: list[LeadLifecycle] = []
 
     def open_() -> LeadLifecycle:
-        engine = LeadLifecycle(eventsourcing_env(database_url))
+        engine = wiring.engine_at(database_url)
         opened.append(engine)
         return engine
 

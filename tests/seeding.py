@@ -6,10 +6,9 @@ from typing import Any
 
 import msgspec
 
-from lifecycle.adapters.eventstore import eventsourcing_env
+from lifecycle import wiring
 from lifecycle.contracts import inbound
 from lifecycle.demo.sample import generate
-from lifecycle.ledger.engine import LeadLifecycle
 from lifecycle.projections.replay import fill_from_store, swap
 from lifecycle.projections.store import ViewStore
 from lifecycle.rules import default_rulebook
@@ -18,7 +17,7 @@ from lifecycle.settings import Settings
 
 def projected(url: str, events: list[Any]) -> str:
     """``url``, after ``events`` were recorded there and the views replayed from them."""
-    engine = LeadLifecycle(eventsourcing_env(url))
+    engine = wiring.engine_at(url)
     for start in range(0, len(events), 1000):
         engine.record(events[start : start + 1000])
     views = ViewStore(url)

@@ -22,17 +22,22 @@ import msgspec
 from eventsourcing.domain import DomainEventProtocol
 from eventsourcing.persistence import (
     AggregateRecorder,
+    InfrastructureFactory,
     Mapper,
+    ProcessRecorder,
     StoredEvent,
     Tracking,
     Transcoder,
 )
-from eventsourcing.postgres import PostgresAggregateRecorder
+from eventsourcing.postgres import PostgresAggregateRecorder, PostgresDatastore
 from eventsourcing.sqlite import SQLiteAggregateRecorder, SQLiteCursor, SQLiteProcessRecorder
 from eventsourcing.utils import get_topic, resolve_topic
 from psycopg.sql import SQL, Identifier
 
 from lifecycle.errors import ConfigurationError
+
+# A PostgreSQL advisory lock key: held while an application creates its tables.
+SCHEMA_LOCK = 0x6C656164  # "lead"
 
 _ENVELOPE = frozenset({"originator_id", "originator_version"})
 _ENCODER = msgspec.json.Encoder()
@@ -174,6 +179,23 @@ class SQLiteBatchRecorder(SQLiteProcessRecorder):
         if tracking is not None:
             self._insert_tracking(c, tracking)
         return None
+
+
+def process_recorder(factory: InfrastructureFactory[Any]) -> ProcessRecorder:
+    """The factory's process recorder (only it writes tracking records with the events).
+
+    Processes starting together on PostgreSQL would replace the same functions at once ("tuple
+    concurrently updated"): one at a time creates what is missing.
+    """
+    datastore = getattr(factory, "datastore", None)
+    if not isinstance(datastore, PostgresDatastore):
+        return factory.process_recorder()
+    with datastore.get_connection() as connection:
+        connection.execute("SELECT pg_advisory_lock(%s)", [SCHEMA_LOCK])
+        try:
+            return factory.process_recorder()
+        finally:
+            connection.execute("SELECT pg_advisory_unlock(%s)", [SCHEMA_LOCK])
 
 
 # SQLite allows 32,766 parameters per statement; a batch's ids fit many times over.

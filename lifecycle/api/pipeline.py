@@ -19,7 +19,7 @@ from kafka.errors import KafkaConnectionError, KafkaError
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from lifecycle.ledger.positions import TopicPositions
+from lifecycle.ledger.positions import ingest_positions
 from lifecycle.projections.schema import instant
 
 if TYPE_CHECKING:
@@ -105,9 +105,7 @@ def partition_states(api: Api) -> list[PartitionState]:
     settings = api.settings
     ends = api.broker.end_offsets([settings.touchpoints_topic, settings.lead_events_topic])
     states = []
-    ingest = TopicPositions(
-        api.engine.process_recorder, group=settings.ingest_group, topic=settings.touchpoints_topic
-    )
+    ingest = ingest_positions(api.engine.process_recorder, settings)
     incarnation = ingest.latest()
     with api.reading() as (views, tx):
         slot = views.active_slot(tx)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -22,6 +22,8 @@ class Api:
 
     settings: Settings
     engine: LeadLifecycle
+    connect: Callable[[], ViewStore]
+    """Opens a views connection (``lifecycle.wiring.views``)."""
     token: str | None = None
     broker: Broker = field(init=False)
     _idle: queue.LifoQueue[ViewStore] = field(default_factory=queue.LifoQueue, init=False)
@@ -42,7 +44,7 @@ class Api:
         try:
             store = self._idle.get_nowait()
         except queue.Empty:
-            store = ViewStore(self.settings.views_database_url)
+            store = self.connect()
         try:
             yield store
         except BaseException:

@@ -17,13 +17,13 @@ import typer
 from eventsourcing.persistence import PersistenceError
 from rich.console import Console
 
-from lifecycle.adapters.eventstore import eventsourcing_env, sqlite_file
+from lifecycle import wiring
+from lifecycle.adapters.eventstore import sqlite_file
 from lifecycle.adapters.logs import configure_logging
 from lifecycle.domain import instants
 from lifecycle.errors import LeadNotFoundError, LifecycleError
 from lifecycle.ledger.engine import LeadLifecycle
 from lifecycle.projections.store import Slot, Transaction, ViewStore
-from lifecycle.rules import load_rulebook
 from lifecycle.settings import Settings
 
 app = typer.Typer(
@@ -84,9 +84,7 @@ def open_engine(
 ) -> Iterator[LeadLifecycle]:
     """Wire the application, and turn engine errors into exit codes and readable messages."""
     try:
-        env = eventsourcing_env(database_url or settings.database_url)
-        env["AGGREGATE_CACHE_MAXSIZE"] = str(settings.cache_size)
-        engine = LeadLifecycle(env, rules=load_rulebook(rules or settings.rules))
+        engine = wiring.engine(settings, rules=rules, database_url=database_url)
     except LifecycleError as error:
         raise fail(str(error)) from None
     except PersistenceError as error:
@@ -106,7 +104,7 @@ def open_engine(
 def open_views(settings: Settings) -> ViewStore:
     """Connect to the views database, or exit 2 saying why not."""
     try:
-        return ViewStore(settings.views_database_url)
+        return wiring.views(settings)
     except (LifecycleError, psycopg.Error, sqlite3.Error) as error:
         raise fail(f"cannot open the views database: {_first_line(error)}") from None
 

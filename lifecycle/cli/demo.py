@@ -26,9 +26,8 @@ from rich.table import Table
 
 from consumers import kafka
 from consumers.relay import Relay
-from consumers.touchpoints import TouchpointIngest
-from consumers.views import ViewsWorker
 from consumers.worker import Worker, run_until_stopped
+from lifecycle import wiring
 from lifecycle.adapters.broker import LocalBroker, free_port
 from lifecycle.adapters.eventstore import DEFAULT_DATABASE_URL
 from lifecycle.adapters.logs import configure_logging
@@ -191,14 +190,14 @@ def demo(
         stack.callback(broker.stop)
         err.print(f"broker on {broker.bootstrap}; store and views in {HOME}/", highlight=False)
         messages = demo_stream(people, seed=seed, end=datetime.now(UTC))
-        relay = Relay(app=stack.enter_context(open_engine(settings)), settings=settings)
+        relay = wiring.relay(settings, stack.enter_context(open_engine(settings)))
         views = open_views(settings)
         stack.callback(views.close)
         views.setup()
         workers: list[Worker] = [
-            TouchpointIngest(app=stack.enter_context(open_engine(settings)), settings=settings),
+            wiring.ingest(settings, stack.enter_context(open_engine(settings))),
             relay,
-            ViewsWorker(store=views, rules=relay.app.rules, settings=settings),
+            wiring.views_worker(settings, views),
         ]
 
         def run() -> None:
@@ -244,5 +243,5 @@ def demo(
             where += " The broker stopped with the demo (it keeps nothing): so did its DLQ."
         err.print(where, highlight=False)
         if listening is not None:
-            serve_until_stopped(settings, relay.app, "127.0.0.1", listening)
+            serve_until_stopped(settings, relay.engine, "127.0.0.1", listening)
     err.print("stopped cleanly", highlight=False)

@@ -19,9 +19,8 @@ from rich.table import Table
 
 from consumers.dead_letters import DeadLetter, read_dead_letters, redrive
 from consumers.relay import Relay
-from consumers.touchpoints import TouchpointIngest
-from consumers.views import ViewsWorker
 from consumers.worker import Worker, collect_garbage_less_often, run_until_stopped
+from lifecycle import wiring
 from lifecycle.adapters.broker import LocalBroker
 from lifecycle.adapters.logs import describe
 from lifecycle.cli.common import app, err, fail, load_settings, open_engine, open_views, out
@@ -112,12 +111,14 @@ def _worker(name: WorkerName, settings: Settings, stack: ExitStack, *, from_star
     if name == "project":
         store = open_views(settings)
         stack.callback(store.close)
-        rules = stack.enter_context(open_engine(settings)).rules
-        return ViewsWorker(store=store, rules=rules, settings=settings)
+        try:
+            return wiring.views_worker(settings, store)
+        except LifecycleError as error:  # (a rulebook that cannot be read)
+            raise fail(str(error)) from None
     engine: LeadLifecycle = stack.enter_context(open_engine(settings))
     if name == "ingest":
-        return TouchpointIngest(app=engine, settings=settings)
-    relay = Relay(app=engine, settings=settings)
+        return wiring.ingest(settings, engine)
+    relay = wiring.relay(settings, engine)
     return _RelayFromStart(relay) if from_start else relay
 
 

@@ -12,8 +12,8 @@ from typing import Annotated
 import typer
 import uvicorn
 
+from lifecycle import wiring
 from lifecycle.api.app import create_app
-from lifecycle.api.state import Api
 from lifecycle.cli.common import app, err, fail, load_settings, open_engine
 from lifecycle.ledger.engine import LeadLifecycle
 from lifecycle.settings import Settings
@@ -44,7 +44,7 @@ def serve_until_stopped(
     settings: Settings, engine: LeadLifecycle, host: str, listening: socket.socket
 ) -> None:
     """Serve until SIGINT or SIGTERM (uvicorn's handlers), printing the dashboard's address."""
-    api = Api(settings=settings, engine=engine, token=settings.api_token or None)
+    api = wiring.api(settings, engine)
     try:
         config = uvicorn.Config(create_app(api), log_level="warning")
         server = uvicorn.Server(config)

@@ -21,6 +21,7 @@ from uuid import UUID
 from eventsourcing.persistence import IntegrityError, ProcessRecorder, Tracking
 
 from lifecycle.errors import TransientError
+from lifecycle.settings import Settings
 
 FIRST = 1
 # Claims lost to other processes in a row before giving up (each loss is another's success).
@@ -102,3 +103,8 @@ class TopicPositions:
         except IntegrityError:
             return False
         return True
+
+
+def ingest_positions(recorder: ProcessRecorder, settings: Settings) -> TopicPositions:
+    """Where ingest stands on the touchpoints topic (the ingest worker's and the API's view)."""
+    return TopicPositions(recorder, group=settings.ingest_group, topic=settings.touchpoints_topic)

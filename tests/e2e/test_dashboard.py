@@ -21,11 +21,9 @@ import uvicorn
 from seeding import demo_like as demo_like_events
 from seeding import projected
 
+from lifecycle import wiring
 from lifecycle.adapters.broker import free_port
-from lifecycle.adapters.eventstore import eventsourcing_env
 from lifecycle.api.app import create_app
-from lifecycle.api.state import Api
-from lifecycle.ledger.engine import LeadLifecycle
 from lifecycle.settings import Settings
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
@@ -40,9 +38,9 @@ pytestmark = pytest.mark.skipif(
 @contextmanager
 def serving(url: str, token: str | None = None) -> Iterator[str]:
     """The API and the page over the store at ``url``, on a free port: the base URL."""
-    engine = LeadLifecycle(eventsourcing_env(url))
-    settings = Settings(database_url=url, kafka_bootstrap="127.0.0.1:9")
-    api = Api(settings=settings, engine=engine, token=token)
+    engine = wiring.engine_at(url)
+    settings = Settings(database_url=url, kafka_bootstrap="127.0.0.1:9", api_token=token or "")
+    api = wiring.api(settings, engine)
     port = free_port()
     server = uvicorn.Server(
         uvicorn.Config(create_app(api), host="127.0.0.1", port=port, log_level="warning")

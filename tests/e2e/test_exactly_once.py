@@ -12,7 +12,7 @@ from collections import Counter
 import pytest
 from kafka_testing import structured, wait_for
 
-from lifecycle.adapters.eventstore import eventsourcing_env
+from lifecycle import wiring
 from lifecycle.aggregates import Lead, Receipt
 from lifecycle.ledger.engine import LeadLifecycle
 
@@ -22,7 +22,7 @@ TOUCHES_EACH = 20  # 3,000 touchpoints in all
 
 @pytest.fixture
 def store(settings):
-    app = LeadLifecycle(eventsourcing_env(settings.database_url))
+    app = wiring.engine_at(settings.database_url)
     yield app
     app.close()
 

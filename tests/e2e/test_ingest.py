@@ -12,7 +12,7 @@ from kafka_testing import binary, read_topic, running, structured, wait_for
 
 from consumers import dead_letters
 from consumers.touchpoints import TouchpointIngest
-from lifecycle.adapters.eventstore import eventsourcing_env
+from lifecycle import wiring
 from lifecycle.errors import LifecycleError
 from lifecycle.ledger.engine import LeadLifecycle
 
@@ -22,7 +22,7 @@ def open_app(settings):
     opened: list[LeadLifecycle] = []
 
     def open_() -> LeadLifecycle:
-        app = LeadLifecycle(eventsourcing_env(settings.database_url))
+        app = wiring.engine_at(settings.database_url)
         opened.append(app)
         return app
 
@@ -48,7 +48,7 @@ def test_touchpoints_in_both_cloudevents_modes_are_recorded(settings, produce, e
     )
     reader = open_app()
 
-    with running(TouchpointIngest(app=open_app(), settings=settings)):
+    with running(TouchpointIngest(engine=open_app(), settings=settings)):
         wait_for(
             lambda: facts_of(reader, "email:ann@example.com") == ["demo_request", "form_fill"],
             what="both touchpoints to be recorded",
@@ -82,7 +82,7 @@ def test_bad_input_goes_to_the_dlq_with_its_reason_and_good_input_around_it_is_r
     produce(messages)
     reader = open_app()
 
-    with running(TouchpointIngest(app=open_app(), settings=settings)):
+    with running(TouchpointIngest(engine=open_app(), settings=settings)):
         wait_for(
             lambda: len(facts_of(reader, "email:bo@example.com")) == 3, what="the good touchpoints"
         )
@@ -121,7 +121,7 @@ def test_a_restarted_ingest_resumes_from_the_store_and_a_resent_event_is_recorde
     first = events.touchpoint("form_fill", 0, email="cy@example.com", event_id="resent")
     produce([(b"cy", *structured(first))])
     reader = open_app()
-    with running(TouchpointIngest(app=open_app(), settings=settings)):
+    with running(TouchpointIngest(engine=open_app(), settings=settings)):
         wait_for(lambda: facts_of(reader, "email:cy@example.com") == ["form_fill"], what="it")
 
     produce(
@@ -131,7 +131,7 @@ def test_a_restarted_ingest_resumes_from_the_store_and_a_resent_event_is_recorde
             (b"cy", *structured(events.touchpoint("page_view", 1, email="cy@example.com"))),
         ]
     )
-    with running(TouchpointIngest(app=open_app(), settings=settings)):
+    with running(TouchpointIngest(engine=open_app(), settings=settings)):
         wait_for(lambda: len(facts_of(reader, "email:cy@example.com")) == 2, what="the page view")
 
     assert facts_of(open_app(), "email:cy@example.com") == ["form_fill", "page_view"]
@@ -143,7 +143,7 @@ def test_a_locked_database_pauses_the_partition_and_retries_without_skipping_or_
 ):
     path = tmp_path / "locked.db"
     settings = dataclasses.replace(settings, database_url=f"sqlite:///{path}?lock_timeout=1")
-    ingest_app = LeadLifecycle(eventsourcing_env(settings.database_url))
+    ingest_app = wiring.engine_at(settings.database_url)
     produce(
         [
             (b"dee", *structured(events.touchpoint("page_view", day, email="dee@example.com")))
@@ -153,14 +153,14 @@ def test_a_locked_database_pauses_the_partition_and_retries_without_skipping_or_
     holder = sqlite3.connect(path, isolation_level=None)
     holder.execute("BEGIN EXCLUSIVE")
     try:
-        with running(TouchpointIngest(app=ingest_app, settings=settings)):
+        with running(TouchpointIngest(engine=ingest_app, settings=settings)):
             # (Reading the positions or recording the first batch: whichever meets the lock.)
             wait_for(
                 lambda: "_will_retry" in capsys.readouterr().out,
                 what="a failed read or batch to be retried",
             )
             holder.execute("ROLLBACK")
-            reader = LeadLifecycle(eventsourcing_env(settings.database_url))
+            reader = wiring.engine_at(settings.database_url)
             wait_for(lambda: len(facts_of(reader, "email:dee@example.com")) == 20, what="all 20")
             reader.close()
     finally:
@@ -209,11 +209,11 @@ def test_a_retried_batch_sends_each_refused_event_to_the_dlq_once(
             ),
         ]
     )
-    app = RefusesOneEventThenLosesTheDatabaseOnce(eventsourcing_env(settings.database_url))
+    app = wiring.engine(settings, kind=RefusesOneEventThenLosesTheDatabaseOnce)
     reader = open_app()
 
     names = [f"{settings.ingest_group}:{settings.touchpoints_topic}:{p}" for p in range(3)]
-    with running(TouchpointIngest(app=app, settings=settings)):
+    with running(TouchpointIngest(engine=app, settings=settings)):
         wait_for(
             lambda: any(reader.position(name) is not None for name in names),
             what="the batch's position, recorded by the retry",
@@ -240,10 +240,10 @@ def test_an_event_the_application_refuses_goes_to_the_dlq_and_the_rest_is_record
             (b"eve", *structured(events.touchpoint("page_view", 2, email="eve@example.com"))),
         ]
     )
-    app = RefusesOneEvent(eventsourcing_env(settings.database_url))
+    app = wiring.engine(settings, kind=RefusesOneEvent)
     reader = open_app()
 
-    with running(TouchpointIngest(app=app, settings=settings)):
+    with running(TouchpointIngest(engine=app, settings=settings)):
         wait_for(lambda: len(facts_of(reader, "email:eve@example.com")) == 2, what="the others")
         wait_for(
             lambda: len(read_topic(settings.kafka_bootstrap, settings.dead_letter_topic)) == 1,

@@ -11,8 +11,7 @@ import sys
 from kafka_testing import binary, read_topic, structured, wait_for
 
 from consumers.dead_letters import PREFIX
-from lifecycle.adapters.eventstore import eventsourcing_env
-from lifecycle.ledger.engine import LeadLifecycle
+from lifecycle import wiring
 
 
 def lifecycle(settings, *args: str, **kwargs) -> subprocess.CompletedProcess[str]:
@@ -64,7 +63,7 @@ def test_run_takes_touchpoints_through_to_lead_events_and_stops_cleanly_on_sigte
     assert "stopped cleanly" in log.read_text()
     published = read_topic(settings.kafka_bootstrap, settings.lead_events_topic)
     facts = [r for r in published if dict(r.headers)["ce_type"] == b"lifecycle.lead.FactRecorded"]
-    store = LeadLifecycle(eventsourcing_env(settings.database_url))
+    store = wiring.engine_at(settings.database_url)
     lead = store.resolve("email:ann@example.com")
     store.close()
     assert len(facts) == 2

@@ -13,8 +13,8 @@ from confluent_kafka import Producer
 from kafka_testing import binary, running, structured, wait_for
 
 from consumers.touchpoints import TouchpointIngest
-from lifecycle.adapters.eventstore import count_events, eventsourcing_env
-from lifecycle.ledger.engine import LeadLifecycle
+from lifecycle import wiring
+from lifecycle.adapters.eventstore import count_events
 
 CODECS = ("none", "gzip", "snappy", "lz4", "zstd")
 PER_CODEC = 12
@@ -47,10 +47,10 @@ def test_touchpoints_from_librdkafka_in_every_codec_and_both_modes_are_recorded(
         produce_with_librdkafka(
             settings.kafka_bootstrap, settings.touchpoints_topic, codec, messages
         )
-    app = LeadLifecycle(eventsourcing_env(settings.database_url))
-    reader = LeadLifecycle(eventsourcing_env(settings.database_url))
+    app = wiring.engine_at(settings.database_url)
+    reader = wiring.engine_at(settings.database_url)
     try:
-        with running(TouchpointIngest(app=app, settings=settings)):
+        with running(TouchpointIngest(engine=app, settings=settings)):
             wait_for(
                 lambda: (
                     count_events(reader.recorder, ["lifecycle:Receipt.Created.v1"])
@@ -97,7 +97,7 @@ def test_a_batch_in_a_codec_ingest_cannot_read_holds_its_partition_and_the_other
     shadow.mkdir()
     (shadow / "zstandard.py").write_text('raise ImportError("hidden by the test")\n')
     log = tmp_path / "ingest.log"
-    reader = LeadLifecycle(eventsourcing_env(settings.database_url))
+    reader = wiring.engine_at(settings.database_url)
 
     def receipts() -> int:
         return count_events(reader.recorder, ["lifecycle:Receipt.Created.v1"])

@@ -15,8 +15,8 @@ from kafka import KafkaConsumer, TopicPartition
 from kafka_testing import running, wait_for
 
 from consumers.relay import Relay
+from lifecycle import wiring
 from lifecycle.adapters.broker import LocalBroker, free_port
-from lifecycle.adapters.eventstore import eventsourcing_env
 from lifecycle.contracts.lead_events import PUBLISHED_TOPICS, decode_lead_event, to_lead_event
 from lifecycle.ledger.engine import LeadLifecycle
 from lifecycle.settings import Settings
@@ -26,19 +26,17 @@ DRIVER = """\
 import threading
 
 from consumers.relay import Relay
-from lifecycle.ledger.engine import LeadLifecycle
-from lifecycle.adapters.eventstore import eventsourcing_env
 from lifecycle.settings import Settings
 
 settings = Settings.from_env()
-app = LeadLifecycle(eventsourcing_env(settings.database_url))
-Relay(app=app, settings=settings).run(threading.Event())
+app = wiring.engine_at(settings.database_url)
+Relay(engine=app, settings=settings).run(threading.Event())
 """
 
 
 @pytest.fixture
 def sqlite_engine(sqlite_url):
-    engine = LeadLifecycle(eventsourcing_env(sqlite_url))
+    engine = wiring.engine_at(sqlite_url)
     yield engine
     engine.close()
 
@@ -124,7 +122,7 @@ def test_recorded_events_are_published_with_lead_and_campaign_keys_and_cloudeven
         )
     )
 
-    published = Relay(app=engine, settings=settings).publish_pending()
+    published = Relay(engine=engine, settings=settings).publish_pending()
 
     records = read_all(settings.kafka_bootstrap, settings.lead_events_topic)
     lead = engine.resolve("email:ann@example.com").id
@@ -158,10 +156,10 @@ def test_running_the_relay_again_publishes_only_what_was_recorded_since(
 ):
     engine = open_engine()
     record_people(engine, events, 10)
-    first = Relay(app=engine, settings=settings).publish_pending()
-    again = Relay(app=engine, settings=settings).publish_pending()
+    first = Relay(engine=engine, settings=settings).publish_pending()
+    again = Relay(engine=engine, settings=settings).publish_pending()
     record_people(engine, events, 12)
-    more = Relay(app=engine, settings=settings).publish_pending()
+    more = Relay(engine=engine, settings=settings).publish_pending()
 
     records = read_all(settings.kafka_bootstrap, settings.lead_events_topic)
     assert (first, again, more) == (30, 0, 16)
@@ -171,7 +169,7 @@ def test_running_the_relay_again_publishes_only_what_was_recorded_since(
 def test_from_start_republishes_everything_in_a_new_epoch(settings, open_engine, events):
     engine = open_engine()
     record_people(engine, events, 20)
-    relay = Relay(app=engine, settings=settings)
+    relay = Relay(engine=engine, settings=settings)
     first = relay.publish_pending()
     position = relay.position()
 
@@ -187,7 +185,7 @@ def test_from_start_republishes_everything_in_a_new_epoch(settings, open_engine,
 
 def test_a_running_relay_publishes_new_events_and_stops_promptly(settings, open_engine, events):
     engine = open_engine()
-    relay = Relay(app=engine, settings=settings)
+    relay = Relay(engine=engine, settings=settings)
     topic = settings.lead_events_topic
 
     with running(relay):
@@ -213,10 +211,10 @@ def test_a_new_empty_broker_gets_lead_events_rebuilt_from_the_store(
     topics = [settings.lead_events_topic] if topic_on_new_broker == "empty" else []
     record_people(sqlite_engine, events, 30)
     with LocalBroker(port=port, partitions=3):
-        before = Relay(app=sqlite_engine, settings=settings).publish_pending()
+        before = Relay(engine=sqlite_engine, settings=settings).publish_pending()
 
     with LocalBroker(port=port, partitions=3, topics=topics):
-        rebuilt = Relay(app=sqlite_engine, settings=settings).publish_pending()
+        rebuilt = Relay(engine=sqlite_engine, settings=settings).publish_pending()
         records = read_all(settings.kafka_bootstrap, settings.lead_events_topic)
 
     assert before == rebuilt == 90
@@ -232,7 +230,7 @@ def test_a_relay_killed_mid_stream_and_restarted_publishes_every_event_at_least_
     last = sqlite_engine.recorder.select_notifications(None, 1_000_000, topics=PUBLISHED_TOPICS)[
         -1
     ].id
-    relay = Relay(app=sqlite_engine, settings=settings)
+    relay = Relay(engine=sqlite_engine, settings=settings)
     driver = tmp_path / "relay_driver.py"
     driver.write_text(DRIVER)
     env = {**os.environ, **settings.environment(), "PYTHONPATH": str(ROOT)}

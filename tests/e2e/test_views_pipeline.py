@@ -15,7 +15,7 @@ from kafka_testing import read_topic, running, structured, wait_for
 from consumers.relay import Relay
 from consumers.touchpoints import TouchpointIngest
 from consumers.views import ViewsWorker, fill_from_kafka
-from lifecycle.adapters.eventstore import eventsourcing_env
+from lifecycle import wiring
 from lifecycle.demo.sample import generate
 from lifecycle.ledger.engine import LeadLifecycle
 from lifecycle.projections import queries
@@ -29,7 +29,7 @@ RULES = default_rulebook()
 
 @pytest.fixture
 def apps(settings):
-    opened = [LeadLifecycle(eventsourcing_env(settings.database_url)) for _ in range(3)]
+    opened = [wiring.engine_at(settings.database_url) for _ in range(3)]
     yield opened
     for app in opened:
         app.close()
@@ -71,8 +71,8 @@ def test_the_scripted_history_through_the_broker_yields_the_hand_computed_views(
     produce([(b"script", *structured(event)) for event in scenario.history(events)])
     ingest_app, relay_app, reader = apps
     workers = [
-        TouchpointIngest(app=ingest_app, settings=settings),
-        Relay(app=relay_app, settings=settings),
+        TouchpointIngest(engine=ingest_app, settings=settings),
+        Relay(engine=relay_app, settings=settings),
         ViewsWorker(store=ViewStore(settings.views_database_url), rules=RULES, settings=settings),
     ]
     with running(workers[0]), running(workers[1]), running(workers[2]):
@@ -161,12 +161,12 @@ def test_a_projection_worker_killed_mid_stream_leaves_the_views_as_a_clean_repla
     history = generate(people=150, days=30, seed=11)
     produce([(event["id"].encode(), msgspec.json.encode(event), []) for event in history])
     ingest_app, relay_app, reader = apps
-    with running(TouchpointIngest(app=ingest_app, settings=settings)):
+    with running(TouchpointIngest(engine=ingest_app, settings=settings)):
         wait_for(
             lambda: _recorded(reader) >= len(history),
             what="every touchpoint recorded",
         )
-    Relay(app=relay_app, settings=settings).publish_pending()
+    Relay(engine=relay_app, settings=settings).publish_pending()
     published = len(read_topic(settings.kafka_bootstrap, settings.lead_events_topic))
     env = {**os.environ, **settings.environment(), "LIFECYCLE_BATCH_SIZE": "20"}
     log = tmp_path / "project.log"

@@ -27,7 +27,8 @@ import msgspec
 import pytest
 from kafka import KafkaProducer
 
-from lifecycle.adapters.eventstore import count_events, eventsourcing_env
+from lifecycle import wiring
+from lifecycle.adapters.eventstore import count_events
 from lifecycle.cli.demo import demo_stream
 from lifecycle.contracts.inbound import InboundEvent, decode_message
 from lifecycle.errors import ContractError
@@ -228,7 +229,7 @@ def assert_same(got: Outcome, want: Outcome) -> None:
 
 def record_clean(database_url: str, messages: Sequence[Message], *, batch: int = 500) -> Outcome:
     """The clean run: the input recorded in order, the views replayed from the store."""
-    engine = LeadLifecycle(eventsourcing_env(database_url))
+    engine = wiring.engine_at(database_url)
     store = ViewStore(database_url)
     try:
         events = decoded(messages)

@@ -19,9 +19,9 @@ from harness import (
 )
 
 from consumers.dead_letters import read_dead_letters
+from lifecycle import wiring
 from lifecycle.adapters.broker import LocalBroker, free_port
-from lifecycle.adapters.eventstore import count_events, eventsourcing_env
-from lifecycle.ledger.engine import LeadLifecycle
+from lifecycle.adapters.eventstore import count_events
 from lifecycle.projections.replay import fill_from_store
 from lifecycle.projections.store import ViewStore
 from lifecycle.rules import default_rulebook
@@ -39,7 +39,7 @@ def test_a_broker_restarted_without_its_topics_mid_stream_loses_no_touchpoint(
     want = clean_run(demo)
     metrics = free_port()
     settings = pipeline_settings(database_url, broker.bootstrap, metrics_port=metrics)
-    engine = LeadLifecycle(eventsourcing_env(database_url))
+    engine = wiring.engine_at(database_url)
     views = ViewStore(database_url)
     first_receipts = len({(e.source, e.id) for e in decoded(first)})
 
@@ -105,7 +105,7 @@ def test_batches_waiting_for_the_database_when_the_broker_loses_its_topics_are_s
     messages = demo[:300]
     want = len({(e.source, e.id) for e in decoded(messages)})
     settings = pipeline_settings(database_url, broker.bootstrap, batch_size=1000)
-    reader = LeadLifecycle(eventsourcing_env(database_url))
+    reader = wiring.engine_at(database_url)
     holder = sqlite3.connect(path, isolation_level=None)
     try:
         with workers() as start:

@@ -10,9 +10,8 @@ import urllib.request
 import pytest
 from harness import pipeline_settings, produce, stream, wait_for_outcome, wait_until, workers
 
+from lifecycle import wiring
 from lifecycle.adapters.broker import free_port
-from lifecycle.adapters.eventstore import eventsourcing_env
-from lifecycle.ledger.engine import LeadLifecycle
 from lifecycle.projections.store import ViewStore
 
 pytestmark = [pytest.mark.faults, pytest.mark.postgres]
@@ -58,7 +57,7 @@ def test_ingest_relay_views_and_the_api_started_together_on_a_fresh_schema_all_c
         # And they work together: the views come out as a clean run's.
         messages = stream(10, seed=2)
         produce(broker.bootstrap, messages)
-        engine = LeadLifecycle(eventsourcing_env(postgres_url))
+        engine = wiring.engine_at(postgres_url)
         views = ViewStore(postgres_url)
         try:
             wait_for_outcome(

@@ -19,9 +19,9 @@ from harness import (
     workers,
 )
 
+from lifecycle import wiring
 from lifecycle.adapters.broker import free_port
-from lifecycle.adapters.eventstore import count_events, eventsourcing_env
-from lifecycle.ledger.engine import LeadLifecycle
+from lifecycle.adapters.eventstore import count_events
 from lifecycle.projections.store import ViewStore
 
 pytestmark = [pytest.mark.faults, pytest.mark.postgres]
@@ -54,7 +54,7 @@ def test_database_connections_cut_for_seconds_mid_stream_lose_and_double_nothing
     application = f"lifecycle-faults-{uuid.uuid4().hex[:8]}"
     metrics = [free_port() for _ in range(ingest_processes)]
     settings = pipeline_settings(postgres_url, broker.bootstrap)
-    engine = LeadLifecycle(eventsourcing_env(postgres_url))
+    engine = wiring.engine_at(postgres_url)
     views = ViewStore(postgres_url)
     server = postgres_url.partition("?")[0]
     try:

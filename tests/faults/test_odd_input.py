@@ -31,10 +31,10 @@ from harness import (
 )
 
 from consumers.dead_letters import read_dead_letters
-from lifecycle.adapters.eventstore import count_events, eventsourcing_env
+from lifecycle import wiring
+from lifecycle.adapters.eventstore import count_events
 from lifecycle.contracts.lead_events import LeadEvent
 from lifecycle.domain.facts import Touch
-from lifecycle.ledger.engine import LeadLifecycle
 from lifecycle.projections.store import ViewStore
 
 pytestmark = pytest.mark.faults
@@ -238,7 +238,7 @@ def test_control_characters_in_every_string_field_are_refused_or_stored_and_the_
     random.Random(3).shuffle(messages)  # noqa: S311 (an order, not a secret)
     want = clean_run(messages)
     settings = pipeline_settings(database_url, broker.bootstrap)
-    engine = LeadLifecycle(eventsourcing_env(database_url))
+    engine = wiring.engine_at(database_url)
     views = ViewStore(database_url)
     try:
         with workers() as start:

@@ -24,9 +24,8 @@ from harness import (
 )
 
 from consumers.dead_letters import read_dead_letters
+from lifecycle import wiring
 from lifecycle.adapters.broker import free_port
-from lifecycle.adapters.eventstore import eventsourcing_env
-from lifecycle.ledger.engine import LeadLifecycle
 from lifecycle.projections.store import ViewStore
 
 pytestmark = pytest.mark.faults
@@ -107,7 +106,7 @@ def test_no_personal_data_reaches_a_log_line_whatever_the_input(
 ):
     messages = [*stream(80, seed=9), *hostile()]
     settings = pipeline_settings(sqlite_url, broker.bootstrap)
-    engine = LeadLifecycle(eventsourcing_env(sqlite_url))
+    engine = wiring.engine_at(sqlite_url)
     views = ViewStore(sqlite_url)
     wanted = {item.lower() for item in personal_data(messages)}
     assert any(item.startswith("pii-kind") for item in wanted)

@@ -14,12 +14,11 @@ import scenario
 from litestar.testing import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from lifecycle.adapters.eventstore import eventsourcing_env
+from lifecycle import wiring
 from lifecycle.api.app import create_app
 from lifecycle.api.state import Api
 from lifecycle.contracts import inbound
 from lifecycle.demo.sample import generate
-from lifecycle.ledger.engine import LeadLifecycle
 from lifecycle.projections import queries
 from lifecycle.projections.replay import fill_from_store, swap
 from lifecycle.projections.store import ViewStore
@@ -45,8 +44,10 @@ def open_client(database_url, engine, events):
     seeded(database_url, engine, events)
 
     def open_(token: str | None = None) -> TestClient:
-        settings = Settings(database_url=database_url, kafka_bootstrap=NO_BROKER)
-        api = Api(settings=settings, engine=engine, token=token)
+        settings = Settings(
+            database_url=database_url, kafka_bootstrap=NO_BROKER, api_token=token or ""
+        )
+        api = wiring.api(settings, engine)
         opened.append(api)
         client = TestClient(create_app(api))
         clients.append(client.__enter__())
@@ -478,14 +479,14 @@ def test_the_dashboard_page_and_its_assets_are_served_from_the_package(client):
 def thousands(tmp_path_factory):
     """A synthetic history of 2,500 people (about 2,000 leads) in a SQLite store and its views."""
     url = f"sqlite:///{tmp_path_factory.mktemp('thousands')}/lifecycle.db"
-    engine = LeadLifecycle(eventsourcing_env(url))
+    engine = wiring.engine_at(url)
     events = [inbound.decode_structured(_encode(e)) for e in generate(people=2500)]
     for start in range(0, len(events), 1000):
         engine.record(events[start : start + 1000])
     store = ViewStore(url)
     settings = Settings(database_url=url, kafka_bootstrap=NO_BROKER)
     swap(store, fill_from_store(engine, store, default_rulebook(), settings), default_rulebook())
-    api = Api(settings=settings, engine=engine)
+    api = wiring.api(settings, engine)
     with TestClient(create_app(api)) as client:
         yield client, store
     api.close()

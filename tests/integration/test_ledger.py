@@ -10,12 +10,11 @@ import threading
 import pytest
 from eventsourcing.persistence import OperationalError, Tracking
 
-from lifecycle.adapters.eventstore import eventsourcing_env
+from lifecycle import wiring
 from lifecycle.aggregates import Campaign, Identity, Lead
 from lifecycle.domain.identity import IdentityKey, IdentityKind
 from lifecycle.domain.vocabulary import Stage
 from lifecycle.errors import ConfigurationError, LeadNotFoundError
-from lifecycle.ledger.engine import LeadLifecycle
 
 CAMPAIGN = {"id": "spring-webinar", "channel": "events"}
 
@@ -387,7 +386,7 @@ def test_captured_at_is_the_earliest_identifying_fact_even_when_it_arrives_late(
 @pytest.mark.postgres
 def test_a_store_that_cannot_be_opened_leaves_no_connection_pool_running():
     with pytest.raises(OperationalError) as failure:
-        LeadLifecycle(eventsourcing_env("postgresql://postgres@127.0.0.1:1/test?connect_timeout=1"))
+        wiring.engine_at("postgresql://postgres@127.0.0.1:1/test?connect_timeout=1")
 
     # failure keeps the half-built application alive (its traceback); its pool must not be.
     assert "couldn't get a connection" in str(failure.value)
@@ -400,7 +399,7 @@ def test_applications_opened_at_once_on_a_new_postgresql_schema_all_open(postgre
 
     def open_and_close() -> None:
         try:
-            LeadLifecycle(eventsourcing_env(postgres_url)).close()
+            wiring.engine_at(postgres_url).close()
         except Exception as error:  # noqa: BLE001 (collected for the assertion)
             failures.append(error)
 

@@ -13,8 +13,7 @@ import psycopg
 import pytest
 import scenario
 
-from lifecycle.adapters.eventstore import eventsourcing_env
-from lifecycle.ledger.engine import LeadLifecycle
+from lifecycle import wiring
 from lifecycle.projections import queries
 from lifecycle.projections.replay import fill_from_store, swap
 from lifecycle.projections.store import ViewStore
@@ -51,7 +50,7 @@ def expected(database_url: str) -> dict[str, int]:
 @pytest.fixture
 def views(database_url, events) -> str:
     """The scripted history folded into the views; the database's URL."""
-    engine = LeadLifecycle(eventsourcing_env(database_url))
+    engine = wiring.engine_at(database_url)
     engine.record(events.decode(*scenario.history(events)))
     store = ViewStore(database_url)
     rules = default_rulebook()

@@ -9,7 +9,7 @@ import msgspec
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lifecycle.adapters.eventstore import eventsourcing_env
+from lifecycle import wiring
 from lifecycle.contracts.inbound import decode_structured
 from lifecycle.contracts.lead_events import PUBLISHED_TOPICS, LeadEvent, lead_event
 from lifecycle.demo.sample import generate
@@ -28,7 +28,7 @@ RULES = default_rulebook()
 def recorded(tmp_path, seed: int, disorder: float) -> tuple[LeadLifecycle, ViewStore, Settings]:
     """A generated history recorded in small batches, arriving more or less out of order."""
     url = f"sqlite:///{tmp_path}/{uuid.uuid4().hex}.db"
-    app = LeadLifecycle(eventsourcing_env(url))
+    app = wiring.engine_at(url)
     history = generate(people=25, days=20, seed=seed)
     rng = random.Random(seed)  # noqa: S311 (arrival order must not matter)
     for i in range(len(history)):  # disorder 1.0: a full shuffle; 0.0: event-time order

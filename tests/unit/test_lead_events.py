@@ -12,7 +12,7 @@ from uuid import UUID
 import msgspec
 import pytest
 
-from lifecycle.adapters.eventstore import eventsourcing_env
+from lifecycle import wiring
 from lifecycle.contracts.lead_events import (
     PUBLISHED_TOPICS,
     decode_lead_event,
@@ -21,7 +21,6 @@ from lifecycle.contracts.lead_events import (
 )
 from lifecycle.contracts.schemadoc import asyncapi
 from lifecycle.domain.facts import Qualification, Touch
-from lifecycle.ledger.engine import LeadLifecycle
 
 PII = (
     "ann.smith@example.com",
@@ -53,7 +52,7 @@ CAMPAIGN = {"id": "spring-webinar", "channel": "events"}
 @pytest.fixture
 def store(tmp_path, events):
     """An event store with every kind of event, many of them carrying personal data."""
-    app = LeadLifecycle(eventsourcing_env(f"sqlite:///{tmp_path}/lifecycle.db"))
+    app = wiring.engine_at(f"sqlite:///{tmp_path}/lifecycle.db")
     profile = {"first_name": "Annabel", "last_name": "Smithers", "company": "Acme Secret Corp"}
     app.record(
         events.decode(

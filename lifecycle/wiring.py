@@ -1,0 +1,75 @@
+"""The composition root: the one place that turns settings into the engine's working parts.
+
+The CLI, the API server, the bench and the tests' fixtures build everything here: the event
+store and the engine over it, the view store, the rulebook, the workers and the API state.
+Nothing else constructs them, so a setting (the cache size, the rulebook) means the same
+everywhere.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+from consumers.relay import Relay
+from consumers.touchpoints import TouchpointIngest
+from consumers.views import ViewsWorker
+from lifecycle.adapters.eventstore import eventsourcing_env
+from lifecycle.api.state import Api
+from lifecycle.ledger.engine import LeadLifecycle
+from lifecycle.projections.store import ViewStore
+from lifecycle.rules import Rulebook, load_rulebook
+from lifecycle.settings import Settings
+
+
+def rulebook(settings: Settings, path: Path | None = None) -> Rulebook:
+    """The rulebook at ``path`` or ``LIFECYCLE_RULES`` over the defaults (the defaults alone)."""
+    return load_rulebook(path or settings.rules)
+
+
+def engine(
+    settings: Settings,
+    *,
+    rules: Path | None = None,
+    database_url: str | None = None,
+    kind: type[LeadLifecycle] = LeadLifecycle,
+) -> LeadLifecycle:
+    """The engine over the event store of ``database_url`` (default: the settings')."""
+    env = eventsourcing_env(database_url or settings.database_url)
+    env["AGGREGATE_CACHE_MAXSIZE"] = str(settings.cache_size)
+    return kind(env, rules=rulebook(settings, rules))
+
+
+def engine_at(database_url: str, **settings: object) -> LeadLifecycle:
+    """The engine over this event store, with default settings otherwise (tests, the bench)."""
+    return engine(replace(Settings(database_url=database_url), **settings))  # type: ignore[arg-type]
+
+
+def views(settings: Settings) -> ViewStore:
+    """A connection to the views database (``LIFECYCLE_VIEWS_URL`` or the event store's)."""
+    return ViewStore(settings.views_database_url)
+
+
+def ingest(settings: Settings, engine: LeadLifecycle) -> TouchpointIngest:
+    """The ingest worker: touchpoints into the event store."""
+    return TouchpointIngest(engine=engine, settings=settings)
+
+
+def relay(settings: Settings, engine: LeadLifecycle) -> Relay:
+    """The relay: the event store's facts out to ``lead.events``."""
+    return Relay(engine=engine, settings=settings)
+
+
+def views_worker(settings: Settings, store: ViewStore) -> ViewsWorker:
+    """The views worker: ``lead.events`` folded into the view tables of ``store``."""
+    return ViewsWorker(store=store, rules=rulebook(settings), settings=settings)
+
+
+def api(settings: Settings, engine: LeadLifecycle) -> Api:
+    """What the API's handlers share; each request borrows a views connection from it."""
+    return Api(
+        settings=settings,
+        engine=engine,
+        token=settings.api_token or None,
+        connect=lambda: views(settings),
+    )
