@@ -60,9 +60,11 @@ def relay(settings: Settings, engine: LeadLifecycle) -> Relay:
     return Relay(engine=engine, settings=settings)
 
 
-def views_worker(settings: Settings, store: ViewStore) -> ViewsWorker:
+def views_worker(
+    settings: Settings, store: ViewStore, rules: Rulebook | None = None
+) -> ViewsWorker:
     """The views worker: ``lead.events`` folded into the view tables of ``store``."""
-    return ViewsWorker(store=store, rules=rulebook(settings), settings=settings)
+    return ViewsWorker(store=store, rules=rules or rulebook(settings), settings=settings)
 
 
 def api(settings: Settings, engine: LeadLifecycle) -> Api:

@@ -197,7 +197,7 @@ def demo(
         workers: list[Worker] = [
             wiring.ingest(settings, stack.enter_context(open_engine(settings))),
             relay,
-            wiring.views_worker(settings, views),
+            wiring.views_worker(settings, views, relay.engine.rules),
         ]
 
         def run() -> None:

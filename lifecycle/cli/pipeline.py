@@ -111,10 +111,10 @@ def _worker(name: WorkerName, settings: Settings, stack: ExitStack, *, from_star
     if name == "project":
         store = open_views(settings)
         stack.callback(store.close)
-        try:
-            return wiring.views_worker(settings, store)
-        except LifecycleError as error:  # (a rulebook that cannot be read)
-            raise fail(str(error)) from None
+        # The engine is opened for its rules, and so that a store that cannot be reached is
+        # said at start-up, as by the other workers.
+        rules = stack.enter_context(open_engine(settings)).rules
+        return wiring.views_worker(settings, store, rules)
     engine: LeadLifecycle = stack.enter_context(open_engine(settings))
     if name == "ingest":
         return wiring.ingest(settings, engine)

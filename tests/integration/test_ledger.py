@@ -100,7 +100,7 @@ def test_a_form_fill_naming_a_visitor_and_a_known_lead_stitches_the_visitor_into
 
     lead = engine.resolve("email:cy@example.com")
     (visitor_id,) = lead.absorbed
-    visitor = engine._get(Lead, visitor_id)
+    visitor = engine.get(Lead, visitor_id)
     assert engine.resolve("anonymous:cookie-2").id == lead.id
     assert visitor.merged_into == lead.id
     assert IdentityKey(IdentityKind.ANONYMOUS, "cookie-2") in visitor.identifiers
@@ -125,7 +125,7 @@ def test_a_touchpoint_naming_two_leads_merges_them_into_the_earlier_captured(eng
     )
 
     survivor = engine.resolve("phone:+15550109999")
-    merged = engine._get(Lead, by_phone.id)
+    merged = engine.get(Lead, by_phone.id)
     assert survivor.id == by_email.id
     assert merged.merged_into == survivor.id
     assert sorted(f.kind for f in survivor.facts) == [
@@ -134,7 +134,7 @@ def test_a_touchpoint_naming_two_leads_merges_them_into_the_earlier_captured(eng
         "webinar_attended",
     ]
     assert engine.view(survivor).stage is Stage.SQL
-    identity = engine._get(Identity, IdentityKey.of(IdentityKind.PHONE, "+15550109999").identity_id)
+    identity = engine.get(Identity, IdentityKey.of(IdentityKind.PHONE, "+15550109999").identity_id)
     assert identity.lead_id == survivor.id
 
 

@@ -29,7 +29,7 @@ def test_golden_stored_events_of_version_one_still_load_into_the_same_leads(engi
 
     lead = engine.resolve("email:golden@example.com")
     view = engine.view(lead)
-    merged = engine._get(Lead, lead.absorbed[0])
+    merged = engine.get(Lead, lead.absorbed[0])
 
     assert engine.resolve("phone:+15550100000").id == lead.id
     assert merged.merged_into == lead.id
