@@ -9,10 +9,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from uuid import UUID
 
-import sqlite3  # scratch: a violating import
-
 import msgspec
-from lifecycle.ledger import engine  # scratch: an upward import
 
 PropertyValue = str | int | float | bool
 
