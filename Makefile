@@ -50,6 +50,7 @@ test: $(STAMP) browser node-tools
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 	$(BIN)/pytest
 
 # Benchmarks (not tests): ratios to the transport's raw limits, measured in the same run.
