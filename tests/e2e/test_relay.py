@@ -25,12 +25,11 @@ ROOT = Path(__file__).resolve().parents[2]
 DRIVER = """\
 import threading
 
-from consumers.relay import Relay
+from lifecycle import wiring
 from lifecycle.settings import Settings
 
 settings = Settings.from_env()
-app = wiring.engine_at(settings.database_url)
-Relay(engine=app, settings=settings).run(threading.Event())
+wiring.relay(settings, wiring.engine(settings)).run(threading.Event())
 """
 
 
