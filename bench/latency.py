@@ -267,7 +267,7 @@ def _serve(settings: Any, port: int) -> None:  # noqa: ANN401
 
 def api_latency(settings: Any, *, clients: int = 4, seconds: float = 3) -> dict[str, dict]:  # noqa: ANN401
     """p50/p99 (ms) of three requests, each sent by ``clients`` clients for ``seconds``."""
-    from lifecycle.adapters.broker import free_port  # noqa: PLC0415
+    from lifecycle.demo.broker import free_port  # noqa: PLC0415
 
     port = free_port()
     server = multiprocessing.get_context("spawn").Process(target=_serve, args=(settings, port))

@@ -48,9 +48,10 @@ from kafka import KafkaConsumer, KafkaProducer
 
 from bench.latency import E2E_TOPICS, api_latency, end_to_end
 from lifecycle.adapters.metrics import counted
+from lifecycle.contracts.topics import ENGINE_TOPICS, LEAD_EVENTS, TOUCHPOINTS
 
 RESULTS = Path(__file__).parent / "results"
-TOPICS = ("lead.touchpoints", "lead.touchpoints.dlq", "lead.events", "bench.raw", *E2E_TOPICS)
+TOPICS = (*ENGINE_TOPICS, "bench.raw", *E2E_TOPICS)
 
 
 @dataclass
@@ -250,7 +251,7 @@ def naive(bootstrap: str, database_url: str, count: int) -> Phase:
 
     app = wiring.engine_at(database_url, cache_size=0)
     consumer = KafkaConsumer(
-        "lead.touchpoints",
+        TOUCHPOINTS,
         bootstrap_servers=bootstrap,
         group_id=None,
         auto_offset_reset="earliest",
@@ -296,7 +297,7 @@ def _produce(bootstrap: str, messages: list[tuple[bytes, bytes]]) -> None:
         bootstrap_servers=bootstrap, enable_idempotence=True, acks="all", linger_ms=20
     )
     for key, value in messages:
-        producer.send("lead.touchpoints", key=key, value=value)
+        producer.send(TOUCHPOINTS, key=key, value=value)
     producer.flush()
     producer.close()
 
@@ -319,8 +320,8 @@ def _stores(postgres: str | None, folder: Path) -> tuple[str, str, Callable[[], 
 
 def measure(size: int, *, postgres: str | None, api: bool) -> tuple[dict[str, float], Any]:
     """Every phase at one size (touchpoints): figures by name."""
-    from lifecycle.adapters.broker import LocalBroker, free_port  # noqa: PLC0415
     from lifecycle.cli.demo import demo_stream  # noqa: PLC0415
+    from lifecycle.demo.broker import LocalBroker, free_port  # noqa: PLC0415
 
     # The demo's people send about 7 touchpoints each (duplicates and malformed ones included).
     messages = demo_stream(max(size // 7, 10), seed=11, end=datetime.now(UTC))[:size]
@@ -338,7 +339,7 @@ def measure(size: int, *, postgres: str | None, api: bool) -> tuple[dict[str, fl
             # Each worker is compared with a bare loop over the very messages it handles, run
             # just before it: this machine's speed drifts over minutes, so a pair measured
             # together is fairer than one measured at the start.
-            consumed = _in_child(raw_consume, bootstrap, "lead.touchpoints", len(messages))
+            consumed = _in_child(raw_consume, bootstrap, TOUCHPOINTS, len(messages))
             step("raw consume", consumed)
             ingested = _in_child(ingest, bootstrap, database_url, views_url, len(messages))
             step("ingest", ingested)
@@ -346,7 +347,7 @@ def measure(size: int, *, postgres: str | None, api: bool) -> tuple[dict[str, fl
             step("raw produce", produced)
             published = _in_child(relay, bootstrap, database_url, views_url)
             step("relay", published)
-            consumed_events = _in_child(raw_consume, bootstrap, "lead.events", published.items)
+            consumed_events = _in_child(raw_consume, bootstrap, LEAD_EVENTS, published.items)
             step("raw consume ev", consumed_events)
             viewed = _in_child(views, bootstrap, database_url, views_url, published.items)
             step("views", viewed)
@@ -386,8 +387,8 @@ def measure(size: int, *, postgres: str | None, api: bool) -> tuple[dict[str, fl
 
 def measure_end_to_end(*, postgres: str | None, rate: int, seconds: int) -> dict[str, float]:
     """Produce to visible in the views, at a steady rate, on empty stores."""
-    from lifecycle.adapters.broker import LocalBroker, free_port  # noqa: PLC0415
     from lifecycle.cli.demo import demo_stream  # noqa: PLC0415
+    from lifecycle.demo.broker import LocalBroker, free_port  # noqa: PLC0415
 
     messages = demo_stream(rate * seconds // 7 + 10, seed=13, end=datetime.now(UTC))
     messages = messages[: rate * seconds]

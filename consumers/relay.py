@@ -34,9 +34,9 @@ from eventsourcing.persistence import (
 from kafka import KafkaProducer, TopicPartition
 from kafka.errors import KafkaError, KafkaTimeoutError
 
+from consumers.admin import create_topics
 from consumers.kafka import consumer, producer, topic_id
 from consumers.worker import failed_part, transient
-from lifecycle.adapters.broker import create_topics
 from lifecycle.adapters.logs import describe
 from lifecycle.adapters.metrics import BATCH_SECONDS, count, fault
 from lifecycle.contracts.lead_events import PUBLISHED_TOPICS, to_lead_event

@@ -8,6 +8,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 from lifecycle.adapters.eventstore import DEFAULT_DATABASE_URL
+from lifecycle.contracts import topics
 from lifecycle.errors import ConfigurationError
 
 
@@ -23,9 +24,9 @@ class Settings:
     cache_size: int = 20_000
     log_format: str = "auto"
     kafka_bootstrap: str = "127.0.0.1:9092"
-    touchpoints_topic: str = "lead.touchpoints"
-    dead_letter_topic: str = "lead.touchpoints.dlq"
-    lead_events_topic: str = "lead.events"
+    touchpoints_topic: str = topics.TOUCHPOINTS
+    dead_letter_topic: str = topics.DEAD_LETTERS
+    lead_events_topic: str = topics.LEAD_EVENTS
     ingest_group: str = "lifecycle-ingest"
     relay_name: str = "lifecycle-relay"
     views_url: str = ""

@@ -1,1 +1,1 @@
-"""The engine's hands on the outside world: event store, bundled broker, logs, metrics."""
+"""The engine's hands on the outside world: the event store, logs, metrics."""

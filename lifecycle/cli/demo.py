@@ -28,13 +28,13 @@ from consumers import kafka
 from consumers.relay import Relay
 from consumers.worker import Worker, run_until_stopped
 from lifecycle import wiring
-from lifecycle.adapters.broker import LocalBroker, free_port
 from lifecycle.adapters.eventstore import DEFAULT_DATABASE_URL
 from lifecycle.adapters.logs import configure_logging
 from lifecycle.adapters.metrics import counted
 from lifecycle.cli.common import app, err, fail, open_engine, open_views, out
 from lifecycle.cli.serve import listen, serve_until_stopped
 from lifecycle.cli.views import print_costs, print_funnel
+from lifecycle.demo.broker import LocalBroker, free_port
 from lifecycle.demo.sample import generate
 from lifecycle.errors import LifecycleError
 from lifecycle.projections import queries

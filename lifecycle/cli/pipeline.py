@@ -21,9 +21,9 @@ from consumers.dead_letters import DeadLetter, read_dead_letters, redrive
 from consumers.relay import Relay
 from consumers.worker import Worker, collect_garbage_less_often, run_until_stopped
 from lifecycle import wiring
-from lifecycle.adapters.broker import LocalBroker
 from lifecycle.adapters.logs import describe
 from lifecycle.cli.common import app, err, fail, load_settings, open_engine, open_views, out
+from lifecycle.demo.broker import LocalBroker
 from lifecycle.errors import LifecycleError
 from lifecycle.ledger.engine import LeadLifecycle
 from lifecycle.settings import Settings

@@ -16,6 +16,7 @@ import msgspec
 from lifecycle.contracts import inbound
 from lifecycle.contracts.inbound import STRUCTURED_CONTENT_TYPE, InboundEvent
 from lifecycle.contracts.lead_events import LeadEvent
+from lifecycle.contracts.topics import DEAD_LETTERS, LEAD_EVENTS, TOUCHPOINTS
 from lifecycle.domain.instants import YEARS_PATTERN
 
 if TYPE_CHECKING:
@@ -28,15 +29,12 @@ KAFKA_BINDING_VERSION: Final = "0.5.0"
 ASYNCAPI_FILE: Final = "asyncapi.json"
 README_FILE: Final = "README.md"
 
-TOUCHPOINTS_TOPIC: Final = "lead.touchpoints"
-DEAD_LETTER_TOPIC: Final = "lead.touchpoints.dlq"
-LEAD_EVENTS_TOPIC: Final = "lead.events"
 
 # The attributes decode_binary reads from ce_* headers: the document follows the decoder.
 _BINARY_ATTRIBUTES: Final = inbound._ATTRIBUTE_HEADERS  # noqa: SLF001 (its source of truth)
 _COMPONENT_REF: Final = "#/components/schemas/{name}"
 # Outbound components get a prefix: facts.Spend and inbound.Spend share a class name.
-_LEAD_EVENTS_PREFIX: Final = f"{LEAD_EVENTS_TOPIC}."
+_LEAD_EVENTS_PREFIX: Final = f"{LEAD_EVENTS}."
 _DEFS_REF: Final = "#/$defs/{name}"
 
 _README: Final = """\
@@ -155,7 +153,7 @@ def _event_schema(event_type: type[msgspec.Struct]) -> dict[str, Any]:
         "$id": schema_file_name(tag),
         "title": tag,
         "description": (
-            f"A {tag} CloudEvent 1.0 on {TOUCHPOINTS_TOPIC}: the whole envelope, as sent in "
+            f"A {tag} CloudEvent 1.0 on {TOUCHPOINTS}: the whole envelope, as sent in "
             f"structured mode ({STRUCTURED_CONTENT_TYPE}). In binary mode the Kafka value is "
             "`data` and the other attributes travel in ce_* headers. "
             "Generated from lifecycle/contracts/inbound.py; do not edit."
@@ -230,7 +228,7 @@ def _dead_letter_message() -> dict[str, Any]:
     return {
         "name": "dead-letter",
         "title": "Dead letter",
-        "summary": f"A message from {TOUCHPOINTS_TOPIC} that could not be accepted.",
+        "summary": f"A message from {TOUCHPOINTS} that could not be accepted.",
         "description": (
             "The original key, value and headers, unchanged, plus headers saying where the "
             "message came from and why it was rejected (named as Spring Kafka names them)."
@@ -242,7 +240,7 @@ def _dead_letter_message() -> dict[str, Any]:
             "properties": {
                 "kafka_dlt-original-topic": {
                     "type": "string",
-                    "description": f"Topic of the original message ({TOUCHPOINTS_TOPIC}).",
+                    "description": f"Topic of the original message ({TOUCHPOINTS}).",
                 },
                 "kafka_dlt-original-partition": {
                     "description": "Partition of the original message.",
@@ -390,20 +388,20 @@ def asyncapi() -> dict[str, Any]:
         "defaultContentType": "application/json",
         "channels": {
             "touchpoints": _channel(
-                TOUCHPOINTS_TOPIC,
+                TOUCHPOINTS,
                 "Touchpoints",
                 "Inbound CloudEvents 1.0 from upstream systems (forms, trials, carts, "
                 "referrals, sales decisions, ad spend), in structured or binary mode.",
                 inbound,
             ),
             "deadLetters": _channel(
-                DEAD_LETTER_TOPIC,
+                DEAD_LETTERS,
                 "Dead letters",
-                f"Messages from {TOUCHPOINTS_TOPIC} that break the contract.",
+                f"Messages from {TOUCHPOINTS} that break the contract.",
                 dead_letter,
             ),
             "leadEvents": _channel(
-                LEAD_EVENTS_TOPIC,
+                LEAD_EVENTS,
                 "Lead events",
                 "Outbound lead and campaign events without personal data, keyed by lead id "
                 "(campaign id for spend).",

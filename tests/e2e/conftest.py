@@ -8,7 +8,8 @@ from collections.abc import Callable, Iterator
 import pytest
 from kafka import KafkaProducer
 
-from lifecycle.adapters.broker import LocalBroker, create_topics, free_port
+from consumers.admin import create_topics
+from lifecycle.demo.broker import LocalBroker, free_port
 from lifecycle.settings import Settings
 
 PARTITIONS = 3

@@ -12,13 +12,8 @@ import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import KafkaAdminClient
 
-from lifecycle.adapters.broker import (
-    ENGINE_TOPICS,
-    TOUCHPOINTS,
-    BrokerError,
-    LocalBroker,
-    free_port,
-)
+from lifecycle.contracts.topics import ENGINE_TOPICS, TOUCHPOINTS
+from lifecycle.demo.broker import BrokerError, LocalBroker, free_port
 
 
 @pytest.fixture(scope="module")

@@ -22,8 +22,8 @@ from seeding import demo_like as demo_like_events
 from seeding import projected
 
 from lifecycle import wiring
-from lifecycle.adapters.broker import free_port
 from lifecycle.api.app import create_app
+from lifecycle.demo.broker import free_port
 from lifecycle.settings import Settings
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"

@@ -12,7 +12,7 @@ import time
 
 import httpx
 
-from lifecycle.adapters.broker import free_port
+from lifecycle.demo.broker import free_port
 
 
 def test_the_demo_runs_the_whole_pipeline_and_prints_the_views(tmp_path):

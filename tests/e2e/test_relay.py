@@ -16,8 +16,8 @@ from kafka_testing import running, wait_for
 
 from consumers.relay import Relay
 from lifecycle import wiring
-from lifecycle.adapters.broker import LocalBroker, free_port
 from lifecycle.contracts.lead_events import PUBLISHED_TOPICS, decode_lead_event, to_lead_event
+from lifecycle.demo.broker import LocalBroker, free_port
 from lifecycle.ledger.engine import LeadLifecycle
 from lifecycle.settings import Settings
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from harness import Message, Outcome, record_clean, stream
 
-from lifecycle.adapters.broker import LocalBroker, free_port
+from lifecycle.demo.broker import LocalBroker, free_port
 
 PARTITIONS = 3
 

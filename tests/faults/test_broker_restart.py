@@ -20,8 +20,8 @@ from harness import (
 
 from consumers.dead_letters import read_dead_letters
 from lifecycle import wiring
-from lifecycle.adapters.broker import LocalBroker, free_port
 from lifecycle.adapters.eventstore import count_events
+from lifecycle.demo.broker import LocalBroker, free_port
 from lifecycle.projections.replay import fill_from_store
 from lifecycle.projections.store import ViewStore
 from lifecycle.rules import default_rulebook

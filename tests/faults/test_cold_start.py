@@ -11,7 +11,7 @@ import pytest
 from harness import pipeline_settings, produce, stream, wait_for_outcome, wait_until, workers
 
 from lifecycle import wiring
-from lifecycle.adapters.broker import free_port
+from lifecycle.demo.broker import free_port
 from lifecycle.projections.store import ViewStore
 
 pytestmark = [pytest.mark.faults, pytest.mark.postgres]

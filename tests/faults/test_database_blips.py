@@ -20,8 +20,8 @@ from harness import (
 )
 
 from lifecycle import wiring
-from lifecycle.adapters.broker import free_port
 from lifecycle.adapters.eventstore import count_events
+from lifecycle.demo.broker import free_port
 from lifecycle.projections.store import ViewStore
 
 pytestmark = [pytest.mark.faults, pytest.mark.postgres]

