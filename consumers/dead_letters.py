@@ -7,14 +7,13 @@ The headers are the ones Spring Kafka's DeadLetterPublishingRecoverer writes (pa
 from __future__ import annotations
 
 import contextlib
-import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from kafka import KafkaProducer, TopicPartition
+from kafka import KafkaProducer
 from kafka.consumer.fetcher import ConsumerRecord
-from kafka.errors import KafkaError, KafkaTimeoutError
+from kafka.errors import KafkaError
 
 from consumers import kafka
 from lifecycle.settings import Settings
@@ -156,32 +155,19 @@ def _read(message: ConsumerRecord) -> DeadLetter:
 
 def read_dead_letters(settings: Settings, *, timeout_ms: int = 10_000) -> list[DeadLetter]:
     """Every message now on the DLQ topic, oldest first per partition."""
-    topic = settings.dead_letter_topic
-    consumer = kafka.consumer(settings, group_id=None, bootstrap_timeout_ms=BOOTSTRAP_TIMEOUT_MS)
-    try:
-        partitions = consumer.partitions_for_topic(topic) or set()
-        assigned = [TopicPartition(topic, p) for p in sorted(partitions)]
-        if not assigned:
-            return []
-        consumer.assign(assigned)
-        consumer.seek_to_beginning(*assigned)
-        ends: dict[Any, int] = consumer.end_offsets(assigned)  # a lower bound, see below
-        letters: list[DeadLetter] = []
-        deadline = time.monotonic() + timeout_ms / 1000
-        # A fetch may come back empty before the end, and the bundled broker reports end
-        # offsets too low when records were produced in batches: so read past the reported
-        # ends until a fetch brings nothing more.
-        quiet = False
-        while not quiet or any(consumer.position(tp) < ends[tp] for tp in assigned):
-            if time.monotonic() > deadline:
-                raise KafkaTimeoutError(f"could not read {topic} to its end in time")
-            batches = consumer.poll(timeout_ms=500)
-            quiet = not batches
-            for messages in batches.values():
-                letters.extend(_read(m) for m in messages)
-        return sorted(letters, key=lambda letter: (letter.partition, letter.offset))
-    finally:
-        consumer.close(autocommit=False)
+    with kafka.WholeTopic(
+        settings,
+        settings.dead_letter_topic,
+        quiet_seconds=QUIET_SECONDS,
+        timeout_seconds=timeout_ms / 1000,
+        bootstrap_timeout_ms=BOOTSTRAP_TIMEOUT_MS,
+    ) as whole:
+        letters = [_read(m) for _, messages in whole.batches() for m in messages]
+    return sorted(letters, key=lambda letter: (letter.partition, letter.offset))
+
+
+# Nothing new for this long after the reported ends: the DLQ has been read whole.
+QUIET_SECONDS = 0.5
 
 
 def redrive(settings: Settings, letters: Iterable[DeadLetter]) -> int:

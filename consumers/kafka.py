@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Callable, Iterator, Sequence
+from types import TracebackType
+from typing import Any, Self
 from uuid import UUID
 
 from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer, TopicPartition
-from kafka.errors import CorruptRecordError, UnsupportedCodecError
+from kafka.consumer.fetcher import ConsumerRecord
+from kafka.errors import CorruptRecordError, KafkaTimeoutError, UnsupportedCodecError
 from kafka.partitioner import DefaultPartitioner
 from kafka.partitioner.default import murmur2
 
@@ -53,6 +55,82 @@ def topic_id(client: KafkaConsumer | KafkaProducer, topic: str) -> UUID | None:
     cluster = client._cluster if isinstance(client, KafkaConsumer) else client._metadata  # noqa: SLF001
     found = cluster.topic_id(topic)
     return found if isinstance(found, UUID) and found.int else None
+
+
+Fetched = tuple[int, list[ConsumerRecord]]
+"""A partition's number and the messages fetched from it."""
+
+
+class WholeTopic:
+    """Every message on a topic, from its beginning, read until the topic stays quiet.
+
+    A fetch may come back empty before the end, and the bundled broker reports end offsets too
+    low when records were produced in batches: so reading goes on past the reported ends until
+    nothing has come for ``quiet_seconds``.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        topic: str,
+        *,
+        quiet_seconds: float,
+        timeout_seconds: float | None = None,
+        **overrides: Any,  # noqa: ANN401
+    ) -> None:
+        self.topic = topic
+        self.quiet_seconds = quiet_seconds
+        self.timeout_seconds = timeout_seconds
+        self._consumer = consumer(settings, group_id=None, **overrides)
+        try:
+            ids = self._consumer.partitions_for_topic(topic) or set()
+            self.partitions = [TopicPartition(topic, p) for p in sorted(ids)]
+            found = topic_id(self._consumer, topic)
+            self.topic_id = None if found is None else str(found)
+            self._consumer.assign(self.partitions)
+            self._consumer.seek_to_beginning(*self.partitions)
+            self.ends: dict[TopicPartition, int] = (
+                self._consumer.end_offsets(self.partitions) if self.partitions else {}
+            )
+        except BaseException:
+            self.close()
+            raise
+
+    @property
+    def reported(self) -> int:
+        """How many messages the broker says the topic holds (a lower bound, see above)."""
+        return sum(self.ends.values())
+
+    def batches(self, *, max_records: int | None = None) -> Iterator[Fetched]:
+        """Each fetched batch as (partition, its messages), in offset order per partition."""
+        if not self.partitions:
+            return
+        start = quiet_since = time.monotonic()
+        while time.monotonic() - quiet_since < self.quiet_seconds or any(
+            self._consumer.position(tp) < self.ends[tp] for tp in self.partitions
+        ):
+            if self.timeout_seconds is not None and time.monotonic() - start > self.timeout_seconds:
+                raise KafkaTimeoutError(f"could not read {self.topic} to its end in time")
+            batches = self._consumer.poll(timeout_ms=200, max_records=max_records)
+            if batches:
+                quiet_since = time.monotonic()
+            for partition, messages in batches.items():
+                yield partition.partition, messages
+
+    def close(self) -> None:
+        """Leave the broker (nothing is committed)."""
+        self._consumer.close(autocommit=False)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
 
 
 def readable(settings: Settings, partition: TopicPartition, offset: int) -> bool:

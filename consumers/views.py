@@ -17,9 +17,10 @@ cannot apply (or read) is parked in ``lifecycle_parked_events`` and the others g
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import msgspec
 import structlog
@@ -34,7 +35,7 @@ from lifecycle.adapters.logs import describe
 from lifecycle.adapters.metrics import BATCH_SECONDS, count, fault
 from lifecycle.contracts.lead_events import LeadEvent, decode_lead_event
 from lifecycle.projections.leads import LeadsProjection
-from lifecycle.projections.replay import Progress, spare_slot
+from lifecycle.projections.replay import LogPage
 from lifecycle.projections.store import Slot, Transaction, ViewStore
 from lifecycle.rules import Rulebook
 from lifecycle.settings import Settings
@@ -270,52 +271,27 @@ def _commit(consumer: KafkaConsumer, batches: Batches) -> None:
         log.info("offset_commit_skipped", error=describe(error))
 
 
-def fill_from_kafka(
-    store: ViewStore,
-    rules: Rulebook,
-    settings: Settings,
-    *,
-    progress: Progress | None = None,
-    quiet_seconds: float = 2.0,
-) -> Slot:
-    """Fold ``lead.events`` from its beginning into the spare slot, with its offsets; that slot."""
-    slot = spare_slot(store)
-    projection = LeadsProjection(rules)
-    topic = settings.lead_events_topic
-    consumer = kafka.consumer(settings, group_id=None)
-    try:
-        partitions = [
-            TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])
-        ]
-        found = kafka.topic_id(consumer, topic)
-        topic_id = None if found is None else str(found)
-        consumer.assign(partitions)
-        consumer.seek_to_beginning(*partitions)
-        ends = consumer.end_offsets(partitions) if partitions else {}
-        total, done = sum(ends.values()), 0
-        # The bundled broker under-reports end offsets: read until the topic stays quiet.
-        quiet_since = time.monotonic()
-        while time.monotonic() - quiet_since < quiet_seconds or any(
-            consumer.position(tp) < ends[tp] for tp in partitions
-        ):
-            batches = consumer.poll(timeout_ms=200, max_records=MAX_RECORDS)
-            if batches:
-                quiet_since = time.monotonic()
-            for partition, messages in batches.items():
-                events: list[LeadEvent] = []
-                for message in messages:
-                    try:
-                        events.append(decode_lead_event(message.value or b""))
-                    except msgspec.DecodeError:
-                        continue  # the live worker logs these; a replay skips them too
-                with store.transaction() as tx:
-                    projection.apply(tx, slot, events)
-                    store.record_offset(
-                        tx, slot, topic, partition.partition, messages[-1].offset, topic_id=topic_id
-                    )
-                done += len(messages)
-                if progress is not None:
-                    progress(done, max(total, done))
-    finally:
-        consumer.close(autocommit=False)
-    return slot
+class KafkaLeadEvents:
+    """``lead.events`` from its beginning, for a replay (``projections/replay.py:fill_from_log``).
+
+    Messages that do not decode are skipped: the live worker parks them, a replay skips them.
+    """
+
+    def __init__(self, settings: Settings, *, quiet_seconds: float = 2.0) -> None:
+        self.topic = settings.lead_events_topic
+        self._whole = kafka.WholeTopic(settings, self.topic, quiet_seconds=quiet_seconds)
+        self.topic_id = self._whole.topic_id
+        self.reported = self._whole.reported
+
+    def pages(self) -> Iterator[LogPage]:
+        """Each fetched batch, decoded."""
+        for partition, messages in self._whole.batches(max_records=MAX_RECORDS):
+            events: list[LeadEvent] = []
+            for message in messages:
+                with contextlib.suppress(msgspec.DecodeError):
+                    events.append(decode_lead_event(message.value or b""))
+            yield LogPage(partition, messages[-1].offset, events)
+
+    def close(self) -> None:
+        """Leave the broker."""
+        self._whole.close()

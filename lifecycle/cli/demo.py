@@ -32,8 +32,8 @@ from lifecycle.adapters.eventstore import DEFAULT_DATABASE_URL
 from lifecycle.adapters.logs import configure_logging
 from lifecycle.adapters.metrics import counted
 from lifecycle.cli.common import app, err, fail, open_engine, open_views, out
+from lifecycle.cli.render import print_costs, print_funnel
 from lifecycle.cli.serve import listen, serve_until_stopped
-from lifecycle.cli.views import print_costs, print_funnel
 from lifecycle.demo.broker import LocalBroker, free_port
 from lifecycle.demo.sample import generate
 from lifecycle.errors import LifecycleError
@@ -142,13 +142,13 @@ def _print_views(settings: Settings) -> None:
             by_channel = queries.cost_per_lead(tx, slot, "channel")
     finally:
         store.close()
-    print_funnel(result)
+    print_funnel(out, result)
     table = Table("temperature", "leads", title="Temperature now")
     for name in ("hot", "warm", "cold"):
         table.add_row(name, str(sum(n for (_, t), n in temperature.items() if t == name)))
     out.print(table)
     for by, rows in (("campaign", by_campaign), ("channel", by_channel)):
-        print_costs(rows, by)
+        print_costs(out, rows, by)
 
 
 @app.command()

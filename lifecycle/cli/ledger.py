@@ -24,10 +24,11 @@ from lifecycle.cli.common import (
     parse_instant,
     require_store,
 )
+from lifecycle.cli.render import print_lead
 from lifecycle.contracts import schemadoc
 from lifecycle.ledger.engine import LeadLifecycle
 from lifecycle.ledger.importer import ImportReport, import_lines
-from lifecycle.ledger.report import lead_report, print_lead
+from lifecycle.ledger.report import lead_report
 
 lead_app = typer.Typer(help="Look at one lead.", no_args_is_help=True)
 schemas_app = typer.Typer(help="The JSON Schema and AsyncAPI documents in schemas/.")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -22,7 +23,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from consumers.views import fill_from_kafka
+from consumers.views import KafkaLeadEvents
 from consumers.worker import collect_garbage_less_often
 from lifecycle.cli.common import (
     RulesOption,
@@ -39,15 +40,14 @@ from lifecycle.cli.common import (
     write_csv,
     write_json_lines,
 )
+from lifecycle.cli.render import print_costs, print_funnel, when
 from lifecycle.projections.queries import (
-    CostRow,
     Filters,
-    Funnel,
     cost_per_lead,
     funnel,
     sla_breaches,
 )
-from lifecycle.projections.replay import fill_from_store, swap, what_if
+from lifecycle.projections.replay import fill_from_log, fill_from_store, swap, what_if
 from lifecycle.projections.schema import instant
 from lifecycle.rules import load_rulebook
 
@@ -65,25 +65,6 @@ def _progress() -> Progress:
     )
 
 
-def print_funnel(result: Funnel) -> None:
-    """The funnel as terminal tables."""
-    reached = Table("stage", "leads that reached it", title="Funnel")
-    for stage, leads in result.reached.items():
-        reached.add_row(stage.replace("_", " "), str(leads))
-    out.print(reached)
-    steps = Table("step", "conversion", "median days")
-    for step, rate in result.conversion.items():
-        days = result.median_days.get(step)
-        steps.add_row(
-            step.replace("_", " "),
-            "-" if rate is None else f"{rate:.1%}",
-            "-" if days is None else f"{days:.1f}",
-        )
-    out.print(steps)
-    revenue = ", ".join(f"{v / 100:,.2f} {c}" for c, v in result.revenue_minor.items()) or "-"
-    out.print(f"Revenue of these leads: {revenue}")
-
-
 COST_COLUMNS = (
     "group",
     "currency",
@@ -99,48 +80,6 @@ COST_COLUMNS = (
     "cost_per_customer",
     "roi",
 )
-
-
-def print_costs(rows: list[CostRow], by: str) -> None:
-    """Cost per lead as two terminal tables (volumes, then costs), narrow enough for 80 columns.
-
-    Amounts are in major units; ``--json`` and ``--csv`` give them whole, in minor units.
-    """
-
-    def money(minor: float | None) -> str:
-        return "-" if minor is None else f"{minor / 100:,.0f}"
-
-    volumes = Table(title=f"Cost per lead by {by}: volumes")
-    costs = Table(title=f"Cost per lead by {by}: costs")
-    for table in (volumes, costs):
-        table.add_column(by, overflow="fold")
-        table.add_column("cur", no_wrap=True)
-    for name in ("spend", "leads", "MQLs", "SQLs", "customers", "revenue"):
-        volumes.add_column(name, justify="right", no_wrap=True)
-    for name in ("CPL", "per MQL", "per SQL", "per customer", "ROI"):
-        costs.add_column(name, justify="right", no_wrap=True)
-    for row in rows:
-        volumes.add_row(
-            row.group,
-            row.currency,
-            money(row.spend_minor),
-            str(row.leads),
-            str(row.mqls),
-            str(row.sqls),
-            str(row.customers),
-            money(row.revenue_minor),
-        )
-        costs.add_row(
-            row.group,
-            row.currency,
-            money(row.cpl),
-            money(row.cost_per_mql),
-            money(row.cost_per_sql),
-            money(row.cost_per_customer),
-            "-" if row.roi is None else f"{row.roi:.0%}",
-        )
-    out.print(volumes)
-    out.print(costs)
 
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
@@ -173,7 +112,8 @@ def replay(
             if source == "store":
                 slot = fill_from_store(engine, store, rulebook, settings, progress=advance)
             else:
-                slot = fill_from_kafka(store, rulebook, settings, progress=advance)
+                with contextlib.closing(KafkaLeadEvents(settings)) as log:
+                    slot = fill_from_log(log, store, rulebook, progress=advance)
             swap(store, slot, rulebook)
     except KafkaError as error:
         raise fail(f"Kafka at {settings.kafka_bootstrap} failed: {error}") from None
@@ -252,7 +192,7 @@ def funnel_command(
     if json:
         write_json_lines([result])
     else:
-        print_funnel(result)
+        print_funnel(out, result)
 
 
 def _one_format(*, json: bool, csv: bool) -> None:
@@ -277,7 +217,7 @@ def cpl(
     elif csv:
         write_csv(COST_COLUMNS, ([getattr(row, c) for c in COST_COLUMNS] for row in rows))
     else:
-        print_costs(rows, by)
+        print_costs(out, rows, by)
 
 
 @app.command()
@@ -348,9 +288,5 @@ def parked(
         return
     table = Table("from", "parked at", "error", title=f"{len(rows)} parked lead events")
     for topic, partition, offset, at, error, _ in rows:
-        table.add_row(f"{topic}[{partition}]@{offset}", _when(instant(at)), error)
+        table.add_row(f"{topic}[{partition}]@{offset}", when(instant(at), seconds=True), error)
     out.print(table)
-
-
-def _when(at: datetime | None) -> str:
-    return "-" if at is None else f"{at:%Y-%m-%d %H:%M:%S}"

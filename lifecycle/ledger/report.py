@@ -1,4 +1,7 @@
-"""What the CLI shows: a lead's story as of an instant, and stage counts over all leads."""
+"""A lead's story as of an instant: what ``lifecycle lead show`` and ``/api/leads/{id}`` answer.
+
+How a terminal shows it is in ``lifecycle/cli/render.py``.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +9,10 @@ from datetime import UTC, datetime
 from uuid import UUID
 
 import msgspec
-from rich.console import Console
-from rich.table import Table
 
 from lifecycle.aggregates import Lead
 from lifecycle.domain.facts import Disqualification, Fact, Qualification, Touch, ordered
+from lifecycle.domain.money import money
 from lifecycle.domain.vocabulary import Stage, Temperature
 from lifecycle.errors import LeadNotFoundError
 from lifecycle.ledger.engine import LeadLifecycle
@@ -57,7 +59,7 @@ def _describe(fact: Fact, moved_to: Stage | None) -> TimelineEntry:
     if isinstance(fact, Touch):
         detail = None
         if fact.amount_minor is not None:
-            detail = f"{fact.amount_minor / 100:.2f} {fact.currency}"
+            detail = money(fact.amount_minor, fact.currency)
         return TimelineEntry(
             at=fact.at,
             fact_id=fact.fact_id,
@@ -134,51 +136,3 @@ def _live(engine: LeadLifecycle, lead_id: UUID | None) -> UUID | None:
         return engine.get_lead(lead_id).id
     except LeadNotFoundError:
         return lead_id
-
-
-def _when(instant: datetime | None) -> str:
-    return instant.astimezone(UTC).strftime("%Y-%m-%d %H:%M") if instant else "-"
-
-
-def print_lead(console: Console, report: LeadReport) -> None:
-    """Tables for a terminal."""
-    console.print(f"[bold]Lead {report.lead_id}[/bold] as of {_when(report.as_of)} UTC")
-    if report.stage is None:
-        console.print("No facts yet at that time: the lead did not exist.")
-        return
-    revenue = ", ".join(f"{v / 100:.2f} {c}" for c, v in report.revenue.items()) or "-"
-    summary = Table.grid(padding=(0, 2))
-    for name, value in (
-        ("stage", report.stage.value),
-        ("temperature", report.temperature.value if report.temperature else "-"),
-        ("score", f"{report.score:.1f} = fit {report.fit} + engagement {report.engagement:.1f}"),
-        ("hot until", _when(report.hot_until)),
-        ("warm until", _when(report.warm_until)),
-        ("acquisition", f"{report.acquisition_campaign or '-'} ({report.acquisition_channel})"),
-        ("revenue", revenue),
-        ("identities", ", ".join(report.identities) or "-"),
-        ("rules", report.rules_version),
-    ):
-        summary.add_row(f"[bold]{name}[/bold]", value)
-    console.print(summary)
-    history = Table("stage", "entered", "left", "because of fact", title="Stage history")
-    for move in report.stage_history:
-        history.add_row(
-            move.stage.value, _when(move.entered_at), _when(move.exited_at), move.fact_id[:12]
-        )
-    console.print(history)
-    # Every cell whole (kinds and campaign ids fold where they must), readable in 80 columns.
-    timeline = Table(title="Timeline", box=None, padding=(0, 1, 0, 0))
-    timeline.add_column("at", no_wrap=True)
-    for name in ("what", "campaign", "detail"):
-        timeline.add_column(name, overflow="fold")
-    timeline.add_column("fact", no_wrap=True, min_width=12)
-    for entry in report.timeline:
-        timeline.add_row(
-            _when(entry.at),
-            entry.what,
-            entry.campaign or "",
-            entry.detail or "",
-            entry.fact_id[:12],
-        )
-    console.print(timeline)

@@ -7,9 +7,10 @@ it with the live one, without swapping.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Protocol
 
 from lifecycle.adapters.eventstore import count_events, scan_histories
 from lifecycle.contracts.lead_events import LeadEvent, lead_event
@@ -76,6 +77,51 @@ def fill_from_store(
         projection.apply_whole(tx, slot, page)
     if progress is not None:
         progress(total, total)
+    return slot
+
+
+@dataclass(frozen=True)
+class LogPage:
+    """One partition's next lead events from a log, and the offset of the last message read."""
+
+    partition: int
+    last_offset: int
+    events: list[LeadEvent]
+
+
+class LeadEventLog(Protocol):
+    """``lead.events`` read from its beginning (``consumers/views.py`` reads it from Kafka)."""
+
+    topic: str
+    topic_id: str | None
+    reported: int
+    """How many messages the log says it holds, for progress (it may hold more)."""
+
+    def pages(self) -> Iterable[LogPage]:
+        """The events in order per partition, a page at a time."""
+        ...
+
+
+def fill_from_log(
+    log: LeadEventLog, store: ViewStore, rules: Rulebook, *, progress: Progress | None = None
+) -> Slot:
+    """Fold ``lead.events`` from its beginning into the spare slot, with its offsets; that slot.
+
+    Each page and its partition's offset are written in one transaction, as the live worker
+    writes them, so the worker goes on from where the replay ended once the slots are swapped.
+    """
+    slot = spare_slot(store)
+    projection = LeadsProjection(rules)
+    done = 0
+    for page in log.pages():
+        with store.transaction() as tx:
+            projection.apply(tx, slot, page.events)
+            store.record_offset(
+                tx, slot, log.topic, page.partition, page.last_offset, topic_id=log.topic_id
+            )
+        done += len(page.events)
+        if progress is not None:
+            progress(done, max(log.reported, done))
     return slot
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -14,12 +15,12 @@ from kafka_testing import read_topic, running, structured, wait_for
 
 from consumers.relay import Relay
 from consumers.touchpoints import TouchpointIngest
-from consumers.views import ViewsWorker, fill_from_kafka
+from consumers.views import KafkaLeadEvents, ViewsWorker
 from lifecycle import wiring
 from lifecycle.demo.sample import generate
 from lifecycle.ledger.engine import LeadLifecycle
 from lifecycle.projections import queries
-from lifecycle.projections.replay import fill_from_store
+from lifecycle.projections.replay import fill_from_log, fill_from_store
 from lifecycle.projections.schema import SLOT_TABLES, instant
 from lifecycle.projections.store import ViewStore
 from lifecycle.rules import default_rulebook
@@ -108,7 +109,8 @@ def test_the_scripted_history_through_the_broker_yields_the_hand_computed_views(
     assert sum(at_end.values()) == 31
     _assert_temperatures_from_rows(store, reader, events)
 
-    from_kafka = fill_from_kafka(store, RULES, settings)
+    with contextlib.closing(KafkaLeadEvents(settings)) as log:
+        from_kafka = fill_from_log(log, store, RULES)
     kafka_rows = dump(store, from_kafka)
     assert kafka_rows == dump(store, live_slot(store))
     from_store = fill_from_store(reader, store, RULES, settings)
