@@ -36,7 +36,8 @@ from lifecycle.adapters.metrics import BATCH_SECONDS, count, fault
 from lifecycle.contracts.lead_events import LeadEvent, decode_lead_event
 from lifecycle.projections.leads import LeadsProjection
 from lifecycle.projections.replay import LogPage
-from lifecycle.projections.store import Slot, Transaction, ViewStore
+from lifecycle.projections.sql import Slot, Transaction
+from lifecycle.projections.store import ViewStore
 from lifecycle.rules import Rulebook
 from lifecycle.settings import Settings
 

@@ -8,9 +8,10 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from lifecycle.api.pipeline import Broker
+from lifecycle.api.end_offsets import EndOffsets
 from lifecycle.ledger.engine import LeadLifecycle
-from lifecycle.projections.store import Transaction, ViewStore
+from lifecycle.projections.sql import Transaction
+from lifecycle.projections.store import ViewStore
 from lifecycle.settings import Settings
 
 IDLE_CONNECTIONS = 8
@@ -25,12 +26,12 @@ class Api:
     connect: Callable[[], ViewStore]
     """Opens a views connection (``lifecycle.wiring.views``)."""
     token: str | None = None
-    broker: Broker = field(init=False)
+    broker: EndOffsets = field(init=False)
     _idle: queue.LifoQueue[ViewStore] = field(default_factory=queue.LifoQueue, init=False)
     _closed: threading.Event = field(default_factory=threading.Event, init=False)
 
     def __post_init__(self) -> None:
-        self.broker = Broker(self.settings.kafka_bootstrap)
+        self.broker = EndOffsets(self.settings.kafka_bootstrap)
         with self.views() as store:
             store.setup()
 

@@ -23,7 +23,8 @@ from lifecycle.adapters.logs import configure_logging
 from lifecycle.domain import instants
 from lifecycle.errors import LeadNotFoundError, LifecycleError
 from lifecycle.ledger.engine import LeadLifecycle
-from lifecycle.projections.store import Slot, Transaction, ViewStore
+from lifecycle.projections.sql import Slot, Transaction
+from lifecycle.projections.store import ViewStore
 from lifecycle.settings import Settings
 
 app = typer.Typer(

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, TypeVar, cast
+from typing import TYPE_CHECKING, Protocol, TypeVar, cast
 from uuid import UUID
 
 import msgspec
@@ -21,9 +21,29 @@ from lifecycle.contracts.translation import CampaignSpend, LeadFact, identity_ke
 from lifecycle.domain.identity import campaign_id, fact_id, receipt_id
 
 if TYPE_CHECKING:
-    from lifecycle.ledger.engine import LeadLifecycle
+    from eventsourcing.application import Repository
+    from eventsourcing.persistence import AggregateRecorder, Mapper
 
 A = TypeVar("A", bound=Aggregate)
+
+
+class Engine(Protocol):
+    """What a unit of work needs of the engine (``LeadLifecycle``): its store and cache."""
+
+    @property
+    def recorder(self) -> AggregateRecorder:
+        """Where the events are."""
+
+    @property
+    def mapper(self) -> Mapper[UUID]:
+        """Stored events to domain events."""
+
+    @property
+    def repository(self) -> Repository[UUID]:
+        """Holds the aggregate cache."""
+
+    def get(self, cls: type[A], aggregate_id: UUID) -> A | None:
+        """An aggregate from the store."""
 
 
 class UnitOfWork(stitching.Aggregates):
@@ -33,7 +53,7 @@ class UnitOfWork(stitching.Aggregates):
     conflict with another writer) reads the store and looks for receipts.
     """
 
-    def __init__(self, engine: LeadLifecycle, *, retrying: bool) -> None:
+    def __init__(self, engine: Engine, *, retrying: bool) -> None:
         self.engine = engine
         self.retrying = retrying
         self.loaded: dict[UUID, Aggregate] = {}

@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING
 
 from lifecycle.projections.schema import FUNNEL, FUNNEL_COUNTS, STEP_NAMES, STEPS, instant
 
-if TYPE_CHECKING:  # (the store sets the totals up: it imports this module)
-    from lifecycle.projections.store import Slot, Transaction
+if TYPE_CHECKING:
+    from lifecycle.projections.sql import Slot, Transaction
 
 COUNTS = FUNNEL_COUNTS
 # Columns a contribution is made of.

@@ -19,7 +19,7 @@ from lifecycle.domain.facts import Fact, Qualification, Spend, Touch, ordered
 from lifecycle.domain.vocabulary import Stage
 from lifecycle.projections import funnel
 from lifecycle.projections.schema import STAGES
-from lifecycle.projections.store import Slot, Transaction
+from lifecycle.projections.sql import Slot, Transaction
 from lifecycle.rules import LeadFold, LeadView, Rulebook, StageMove, fold, folded
 
 _FACT_ENCODER = msgspec.json.Encoder()

@@ -22,7 +22,7 @@ from lifecycle.projections.schema import (
     live_leads,
     referrals_sql,
 )
-from lifecycle.projections.store import Slot, Transaction
+from lifecycle.projections.sql import Slot, Transaction
 
 By = Literal["campaign", "channel", "month"]
 

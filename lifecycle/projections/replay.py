@@ -18,7 +18,8 @@ from lifecycle.ledger.engine import LeadLifecycle
 from lifecycle.projections.leads import FOLDED_TOPICS, LeadsProjection
 from lifecycle.projections.queries import CostRow, cost_per_lead, temperature_counts
 from lifecycle.projections.schema import STAGES, live_leads
-from lifecycle.projections.store import SLOTS, Slot, ViewStore
+from lifecycle.projections.sql import SLOTS, Slot
+from lifecycle.projections.store import ViewStore
 from lifecycle.rules import Rulebook
 from lifecycle.settings import Settings
 

@@ -36,7 +36,8 @@ from lifecycle.ledger.engine import LeadLifecycle
 from lifecycle.projections import queries
 from lifecycle.projections.replay import fill_from_store, swap
 from lifecycle.projections.schema import instant
-from lifecycle.projections.store import Slot, ViewStore
+from lifecycle.projections.sql import Slot
+from lifecycle.projections.store import ViewStore
 from lifecycle.rules import default_rulebook
 from lifecycle.settings import Settings
 
