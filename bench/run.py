@@ -102,23 +102,23 @@ def raw_produce(bootstrap: str, database_url: str) -> Phase:
     from lifecycle.contracts.lead_events import PUBLISHED_TOPICS, to_lead_event  # noqa: PLC0415
     from lifecycle.settings import Settings  # noqa: PLC0415
 
-    app = wiring.engine_at(database_url)
+    engine = wiring.engine_at(database_url)
     keep = Settings().published_properties
     messages = []
     start: int | None = None
-    while page := app.recorder.select_notifications(
+    while page := engine.recorder.select_notifications(
         start, 10_000, topics=PUBLISHED_TOPICS, inclusive_of_start=start is None
     ):
         for notification in page:
             outgoing = to_lead_event(
-                app.mapper.to_domain_event(notification),
+                engine.mapper.to_domain_event(notification),
                 published_properties=keep,
-                campaign_key=app.campaign_key,
+                campaign_key=engine.campaign_key,
             )
             if outgoing is not None:
                 messages.append((outgoing.key, outgoing.value, outgoing.headers))
         start = page[-1].id
-    app.close()
+    engine.close()
     producer = KafkaProducer(
         bootstrap_servers=bootstrap, enable_idempotence=True, acks="all", linger_ms=5
     )
@@ -249,7 +249,7 @@ def naive(bootstrap: str, database_url: str, count: int) -> Phase:
     from lifecycle.contracts import inbound  # noqa: PLC0415
     from lifecycle.errors import LifecycleError  # noqa: PLC0415
 
-    app = wiring.engine_at(database_url, cache_size=0)
+    engine = wiring.engine_at(database_url, cache_size=0)
     consumer = KafkaConsumer(
         TOUCHPOINTS,
         bootstrap_servers=bootstrap,
@@ -264,13 +264,13 @@ def naive(bootstrap: str, database_url: str, count: int) -> Phase:
             for record in records:
                 tracking = Tracking(f"naive:{record.partition}", record.offset)
                 try:
-                    app.record([inbound.decode_structured(record.value)], tracking=tracking)
+                    engine.record([inbound.decode_structured(record.value)], tracking=tracking)
                 except LifecycleError:
-                    app.record([], tracking=tracking)
+                    engine.record([], tracking=tracking)
                 done += 1
     seconds = time.perf_counter() - started
     consumer.close()
-    app.close()
+    engine.close()
     return Phase(done, seconds, _peak_rss_mb())
 
 

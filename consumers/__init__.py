@@ -1,1 +1,1 @@
-"""Kafka loops that translate messages into application calls (the pipeline issue)."""
+"""The Kafka workers: ingest (touchpoints), the relay, the views worker and the dead letters."""

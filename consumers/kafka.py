@@ -1,4 +1,4 @@
-"""Kafka clients configured the way every worker needs them (see DESIGN.md)."""
+"""Kafka clients configured the way every worker needs them (read-committed, no auto-commit)."""
 
 from __future__ import annotations
 

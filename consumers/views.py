@@ -1,4 +1,4 @@
-"""The projection worker: ``lead.events`` into the view tables, exactly once.
+"""The views worker: ``lead.events`` into the view tables, exactly once.
 
 Each poll's messages (of every partition) update the views and the partitions' offsets in one
 transaction of the views database. The offsets in the active slot, not Kafka, say where the
@@ -53,7 +53,7 @@ Batches = dict[TopicPartition, list[ConsumerRecord]]
 class ViewsWorker:
     """Keeps the views up to date with ``lead.events``."""
 
-    name = "project"
+    name = "views"
 
     def __init__(self, *, store: ViewStore, rules: Rulebook, settings: Settings) -> None:
         self.store = store
@@ -89,7 +89,7 @@ class ViewsWorker:
                         raise
                     failures += 1
                     delay = backoff(failures)
-                    fault("views", failed_part(error))
+                    fault(self.name, failed_part(error))
                     log.warning(
                         "views_failed_will_retry",
                         error=describe(error),
@@ -152,7 +152,7 @@ class ViewsWorker:
         with self.store.transaction() as tx:
             slot = self._slot = self.store.active_slot(tx)
             if topic_id is not None and self.store.tie_offsets(tx, slot, self.topic, topic_id):
-                fault("views", "topic_recreated")
+                fault(self.name, "topic_recreated")
                 log.error("topic_recreated_reading_from_start", topic=self.topic, topic_id=topic_id)
             positions = {
                 p: self.store.offset(tx, slot, self.topic, p.partition) for p in self._unlocated
@@ -243,7 +243,7 @@ class ViewsWorker:
                 error=describe(error),
                 value=message.value,
             )
-            fault("views", "event_parked")
+            fault(self.name, "event_parked")
             log.error(
                 "lead_event_parked",
                 partition=message.partition,

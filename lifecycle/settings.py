@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
 
-from lifecycle.adapters.eventstore import DEFAULT_DATABASE_URL
+from lifecycle.adapters.database_url import DEFAULT_DATABASE_URL
 from lifecycle.contracts import topics
 from lifecycle.errors import ConfigurationError
 

@@ -13,9 +13,7 @@ from collections import defaultdict
 from collections.abc import Collection, Iterator, Sequence
 from dataclasses import MISSING
 from functools import cache
-from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, unquote, urlsplit
 from uuid import UUID
 
 import msgspec
@@ -34,6 +32,7 @@ from eventsourcing.sqlite import SQLiteAggregateRecorder, SQLiteCursor, SQLitePr
 from eventsourcing.utils import get_topic, resolve_topic
 from psycopg.sql import SQL, Identifier
 
+from lifecycle.adapters.database_url import parse as database_url_parse
 from lifecycle.errors import ConfigurationError
 
 # A PostgreSQL advisory lock key: held while an application creates its tables.
@@ -338,85 +337,42 @@ def _unsupported(recorder: AggregateRecorder) -> ConfigurationError:
     )
 
 
-DEFAULT_DATABASE_URL = "sqlite:///.lifecycle/lifecycle.db"
-
-
-def _parameters(database_url: str, query: str, allowed: set[str]) -> dict[str, str]:
-    params = dict(parse_qsl(query, keep_blank_values=True))
-    unknown = sorted(set(params) - allowed)
-    if unknown:
-        raise ConfigurationError(
-            f"unsupported parameter(s) {', '.join(unknown)} in database URL {database_url!r}: "
-            f"use {', '.join(sorted(allowed))}"
-        )
-    for name, value in params.items():
-        if name != "schema" and not value.isdigit():
-            raise ConfigurationError(f"database URL parameter {name} must be whole seconds")
-    return params
-
-
-def sqlite_file(database_url: str) -> Path | None:
-    """The file a ``sqlite:///PATH`` URL names (None for another database or ``:memory:``)."""
-    url = urlsplit(database_url)
-    if url.scheme != "sqlite":
-        return None
-    path = unquote(url.path.removeprefix("/")) if url.netloc == "" else ""
-    if not path:
-        raise ConfigurationError(
-            f"cannot read {database_url!r}: use sqlite:///relative/path.db "
-            "or sqlite:////absolute/path.db"
-        )
-    return None if path == ":memory:" else Path(path)
-
-
 def eventsourcing_env(database_url: str) -> dict[str, str]:
     """Translate ``LIFECYCLE_DATABASE_URL`` into the eventsourcing library's settings.
 
     ``lock_timeout`` (seconds) bounds how long a write waits for another writer's lock before
     it fails and is retried; PostgreSQL also takes ``schema`` and ``connect_timeout``.
     """
-    url = urlsplit(database_url)
+    url = database_url_parse(database_url)
     common = {
         "MAPPER_TOPIC": get_topic(MsgspecMapper),
         "TRANSCODER_TOPIC": get_topic(MsgspecTranscoder),
     }
-    if url.scheme == "sqlite":
-        params = _parameters(database_url, url.query, {"lock_timeout"})
-        file = sqlite_file(database_url)
-        if file is not None:
-            file.parent.mkdir(parents=True, exist_ok=True)
+    if url.dialect == "sqlite":
+        url.create_parent()
         return {
             **common,
             "PERSISTENCE_MODULE": "eventsourcing.sqlite",
             "PROCESS_RECORDER_TOPIC": get_topic(SQLiteBatchRecorder),
-            "SQLITE_DBNAME": str(file or ":memory:"),
-            "SQLITE_LOCK_TIMEOUT": params.get("lock_timeout", "30"),
+            "SQLITE_DBNAME": str(url.file or ":memory:"),
+            "SQLITE_LOCK_TIMEOUT": str(url.lock_timeout),
         }
-    if url.scheme in {"postgresql", "postgres"}:
-        params = _parameters(database_url, url.query, {"schema", "connect_timeout", "lock_timeout"})
-        try:
-            port = url.port or 5432
-        except ValueError:
-            raise ConfigurationError(f"bad port in database URL {database_url!r}") from None
-        env = {
-            **common,
-            "PERSISTENCE_MODULE": "eventsourcing.postgres",
-            "POSTGRES_DBNAME": unquote(url.path.removeprefix("/")) or "postgres",
-            "POSTGRES_HOST": url.hostname or "127.0.0.1",
-            "POSTGRES_PORT": str(port),
-            "POSTGRES_USER": unquote(url.username or "postgres"),
-            "POSTGRES_PASSWORD": unquote(url.password or ""),
-            "POSTGRES_SCHEMA": params.get("schema", "public"),
-            "POSTGRES_CONNECT_TIMEOUT": params.get("connect_timeout", "5"),
-            # A connection the server dropped (a failover, a terminated backend) is found out
-            # when it is taken from the pool, not by the transaction that meets it: after an
-            # outage every idle connection in the pool is dead, and without this each retry
-            # of a batch would spend one of them (minutes, with backoff, for a pool of five).
-            "POSTGRES_PRE_PING": "y",
-        }
-        if "lock_timeout" in params:
-            env["POSTGRES_LOCK_TIMEOUT"] = params["lock_timeout"]
-        return env
-    raise ConfigurationError(
-        f"unsupported database URL {database_url!r}: use sqlite:///PATH or postgresql://..."
-    )
+    env = {
+        **common,
+        "PERSISTENCE_MODULE": "eventsourcing.postgres",
+        "POSTGRES_DBNAME": url.dbname,
+        "POSTGRES_HOST": url.host,
+        "POSTGRES_PORT": str(url.port),
+        "POSTGRES_USER": url.user,
+        "POSTGRES_PASSWORD": url.password,
+        "POSTGRES_SCHEMA": url.schema,
+        "POSTGRES_CONNECT_TIMEOUT": str(url.connect_timeout),
+        # A connection the server dropped (a failover, a terminated backend) is found out
+        # when it is taken from the pool, not by the transaction that meets it: after an
+        # outage every idle connection in the pool is dead, and without this each retry
+        # of a batch would spend one of them (minutes, with backoff, for a pool of five).
+        "POSTGRES_PRE_PING": "y",
+    }
+    if url.lock_timeout is not None:
+        env["POSTGRES_LOCK_TIMEOUT"] = str(url.lock_timeout)
+    return env

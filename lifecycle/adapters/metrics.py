@@ -1,4 +1,4 @@
-"""Counters and timings of the workers (exported at ``/metrics`` by the dashboard issue).
+"""Counters and timings of the workers (served at ``/metrics`` by the workers and the API).
 
 Labels are topics, outcomes and worker names only: never a lead id or personal data.
 """

@@ -18,7 +18,7 @@ from eventsourcing.persistence import PersistenceError
 from rich.console import Console
 
 from lifecycle import wiring
-from lifecycle.adapters.eventstore import sqlite_file
+from lifecycle.adapters.database_url import sqlite_file
 from lifecycle.adapters.logs import configure_logging
 from lifecycle.domain import instants
 from lifecycle.errors import LeadNotFoundError, LifecycleError

@@ -28,7 +28,7 @@ from consumers import kafka
 from consumers.relay import Relay
 from consumers.worker import Worker, run_until_stopped
 from lifecycle import wiring
-from lifecycle.adapters.eventstore import DEFAULT_DATABASE_URL
+from lifecycle.adapters.database_url import DEFAULT_DATABASE_URL
 from lifecycle.adapters.logs import configure_logging
 from lifecycle.adapters.metrics import counted
 from lifecycle.cli.common import app, err, fail, open_engine, open_views, out

@@ -103,12 +103,12 @@ class _RelayFromStart:
         self.relay.run(stop, from_start=True)
 
 
-WorkerName = Literal["ingest", "relay", "project"]
+WorkerName = Literal["ingest", "relay", "views"]
 
 
 def _worker(name: WorkerName, settings: Settings, stack: ExitStack, *, from_start: bool) -> Worker:
     """One worker with its own application and connections."""
-    if name == "project":
+    if name == "views":
         store = open_views(settings)
         stack.callback(store.close)
         # The engine is opened for its rules, and so that a store that cannot be reached is
@@ -169,14 +169,17 @@ def relay(from_start: FromStart = False) -> None:
 
 @app.command()
 def project() -> None:
-    """Keep the view tables up to date with lead.events, exactly once, until stopped."""
-    _run(load_settings(), ["project"])
+    """Keep the view tables up to date with lead.events, exactly once, until stopped.
+
+    Runs the views worker (``consumers/views.py``); the command keeps its first name.
+    """
+    _run(load_settings(), ["views"])
 
 
 @app.command()
 def run(from_start: FromStart = False) -> None:
     """Run ingest, relay and the views in one process until stopped (SIGINT or SIGTERM)."""
-    _run(load_settings(), ["ingest", "relay", "project"], from_start=from_start)
+    _run(load_settings(), ["ingest", "relay", "views"], from_start=from_start)
 
 
 def _dead_letters(settings: Settings) -> list[DeadLetter]:

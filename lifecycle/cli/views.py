@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated
@@ -41,15 +43,37 @@ from lifecycle.cli.common import (
     write_json_lines,
 )
 from lifecycle.cli.render import print_costs, print_funnel, when
+from lifecycle.ledger.engine import LeadLifecycle
 from lifecycle.projections.queries import (
     Filters,
     cost_per_lead,
     funnel,
     sla_breaches,
 )
+from lifecycle.projections.replay import Progress as ReplayProgress
 from lifecycle.projections.replay import fill_from_log, fill_from_store, swap, what_if
 from lifecycle.projections.schema import instant
+from lifecycle.projections.store import ViewStore
 from lifecycle.rules import load_rulebook
+from lifecycle.settings import Settings
+
+
+@contextmanager
+def _folding(
+    settings: Settings, rules: Path | None, doing: str
+) -> Iterator[tuple[LeadLifecycle, ViewStore, ReplayProgress]]:
+    """The engine, the views and a progress bar, for a command that folds the whole history."""
+    store = open_views(settings)
+    try:
+        with open_engine(settings, rules=rules) as engine, _progress() as bar:
+            task = bar.add_task(doing, total=None)
+
+            def advance(done: int, total: int) -> None:
+                bar.update(task, completed=done, total=total)
+
+            yield engine, store, advance
+    finally:
+        store.close()
 
 
 def _progress() -> Progress:
@@ -100,15 +124,9 @@ def replay(
     require_store(settings)
     collect_garbage_less_often()
     rulebook = load_rulebook(rules or settings.rules) if rules or settings.rules else None
-    store = open_views(settings)
     try:
-        with open_engine(settings, rules=rules) as engine, _progress() as bar:
+        with _folding(settings, rules, f"replaying from {source}") as (engine, store, advance):
             rulebook = rulebook or engine.rules
-            task = bar.add_task(f"replaying from {source}", total=None)
-
-            def advance(done: int, total: int) -> None:
-                bar.update(task, completed=done, total=total)
-
             if source == "store":
                 slot = fill_from_store(engine, store, rulebook, settings, progress=advance)
             else:
@@ -117,8 +135,6 @@ def replay(
             swap(store, slot, rulebook)
     except KafkaError as error:
         raise fail(f"Kafka at {settings.kafka_bootstrap} failed: {error}") from None
-    finally:
-        store.close()
     err.print(f"views rebuilt from {source} with rules {rulebook.version} and swapped in")
 
 
@@ -133,22 +149,11 @@ def whatif(
     """Fold the whole history with another rulebook into a shadow view and show the difference."""
     settings = load_settings()
     require_store(settings)
-    store = open_views(settings)
     instant = parse_instant(as_of) or datetime.now(UTC)
-    try:
-        with open_engine(settings, rules=None) as engine, _progress() as bar:
-            other = load_rulebook(Path(rules))
-            task = bar.add_task("folding with other rules", total=None)
-            shadow = fill_from_store(
-                engine,
-                store,
-                other,
-                settings,
-                progress=lambda done, total: bar.update(task, completed=done, total=total),
-            )
-            report = what_if(store, shadow, other, at=instant)
-    finally:
-        store.close()
+    with _folding(settings, None, "folding with other rules") as (engine, store, advance):
+        other = load_rulebook(Path(rules))
+        shadow = fill_from_store(engine, store, other, settings, progress=advance)
+        report = what_if(store, shadow, other, at=instant)
     if json:
         sys.stdout.buffer.write(msgspec.json.encode(report) + b"\n")
         return

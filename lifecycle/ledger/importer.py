@@ -33,7 +33,7 @@ class ImportReport:
 
 
 def import_lines(
-    app: LeadLifecycle,
+    engine: LeadLifecycle,
     lines: Iterable[bytes],
     *,
     batch_size: int = 500,
@@ -47,7 +47,7 @@ def import_lines(
     batch: list[InboundEvent] = []
 
     def flush() -> None:
-        result = app.record(batch)
+        result = engine.record(batch)
         report.recorded += result.recorded
         report.duplicates += result.duplicates
         batch.clear()

@@ -1,1 +1,1 @@
-"""Views derived from ``lead.events`` with the rulebook's fold (the projections issue)."""
+"""Views derived from ``lead.events`` with the rulebook's fold: tables, their SQL, replay."""

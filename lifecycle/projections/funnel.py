@@ -15,7 +15,14 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING
 
-from lifecycle.projections.schema import FUNNEL, FUNNEL_COUNTS, STEP_NAMES, STEPS, instant
+from lifecycle.projections.schema import (
+    FUNNEL,
+    FUNNEL_COUNTS,
+    FUNNEL_ENTERED,
+    STEP_NAMES,
+    STEPS,
+    instant,
+)
 
 if TYPE_CHECKING:
     from lifecycle.projections.sql import Slot, Transaction
@@ -25,7 +32,7 @@ COUNTS = FUNNEL_COUNTS
 ROW_COLUMNS = (
     "merged_into",
     "is_lead",
-    *(f"became_{stage}_at" for stage in ("lead", "mql", "sql", "pql", "customer")),
+    *(f"became_{stage}_at" for stage in FUNNEL_ENTERED),
     "acquisition_campaign",
     "acquisition_channel",
 )
@@ -110,7 +117,7 @@ def read_contributions(
                 lead_id,
                 entered={
                     stage: at
-                    for stage in ("lead", "mql", "sql", "pql", "customer")
+                    for stage in FUNNEL_ENTERED
                     if (at := instant(row[f"became_{stage}_at"])) is not None
                 },
                 campaign=row["acquisition_campaign"],

@@ -14,6 +14,7 @@ from typing import Literal
 from lifecycle.projections.schema import (
     FUNNEL,
     FUNNEL_COUNTS,
+    FUNNEL_ENTERED,
     STAGES,
     STEP_NAMES,
     STEPS,
@@ -249,7 +250,7 @@ def _groups(
 
 # When a view row reached each funnel stage (sales-ready: the earlier of sql and pql).
 _REACHED = {
-    **{stage: f"became_{stage}_at" for stage in ("lead", "mql", "sql", "pql", "customer")},
+    **{stage: f"became_{stage}_at" for stage in FUNNEL_ENTERED},
     "sales_ready": "CASE WHEN became_sql_at IS NULL THEN became_pql_at "
     "WHEN became_pql_at IS NULL OR became_sql_at < became_pql_at THEN became_sql_at "
     "ELSE became_pql_at END",

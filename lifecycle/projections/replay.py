@@ -41,7 +41,7 @@ def spare_slot(store: ViewStore) -> Slot:
 
 
 def fill_from_store(
-    app: LeadLifecycle,
+    engine: LeadLifecycle,
     store: ViewStore,
     rules: Rulebook,
     settings: Settings,
@@ -55,15 +55,15 @@ def fill_from_store(
     """
     slot = spare_slot(store)
     projection = LeadsProjection(rules)
-    total = count_events(app.recorder, FOLDED_TOPICS)
+    total = count_events(engine.recorder, FOLDED_TOPICS)
     done = 0
     page: list[LeadEvent] = []
-    for history in scan_histories(app.recorder, FOLDED_TOPICS):
+    for history in scan_histories(engine.recorder, FOLDED_TOPICS):
         for stored in history:
             event = lead_event(
-                app.mapper.to_domain_event(stored),
+                engine.mapper.to_domain_event(stored),
                 published_properties=settings.published_properties,
-                campaign_key=app.campaign_key,
+                campaign_key=engine.campaign_key,
             )
             if event is not None:
                 page.append(event)

@@ -9,8 +9,13 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from functools import lru_cache
 
-STAGES = ("lead", "mql", "sql", "pql", "customer", "service_qualified", "disqualified")
-# The funnel's stages (sales_ready: sql or pql, whichever came first) and the steps it reports.
+from lifecycle.domain.vocabulary import Stage
+
+# The stages a lead row keeps a became_<stage>_at of (a visitor is no lead yet).
+STAGES = tuple(stage.value for stage in Stage if stage is not Stage.VISITOR)
+# Those the funnel reads, and the funnel's own stages (sales_ready: sql or pql, whichever came
+# first); then the steps it reports.
+FUNNEL_ENTERED = ("lead", "mql", "sql", "pql", "customer")
 FUNNEL = ("lead", "mql", "sql", "pql", "sales_ready", "customer")
 STEPS = (("lead", "mql"), ("mql", "sales_ready"), ("sales_ready", "customer"), ("lead", "customer"))
 STEP_NAMES = tuple(f"{before}_to_{after}" for before, after in STEPS)

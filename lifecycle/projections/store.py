@@ -13,11 +13,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
 
 import psycopg
 
-from lifecycle.adapters.eventstore import sqlite_file
+from lifecycle.adapters import database_url
 from lifecycle.errors import ConfigurationError
 from lifecycle.projections import funnel, schema
 from lifecycle.projections.sql import SLOTS, Slot, Transaction
@@ -30,33 +29,23 @@ class ViewStore:
     """Connects to the views database (by URL) and manages the slots."""
 
     def __init__(self, url: str) -> None:
-        parts = urlsplit(url)
-        params = dict(parse_qsl(parts.query))
+        parsed = database_url.parse(url)
         self.url = url
-        if parts.scheme == "sqlite":
-            file = sqlite_file(url)
-            if file is not None:
-                file.parent.mkdir(parents=True, exist_ok=True)
-            path = str(file or ":memory:")
-            self.dialect = "sqlite"
+        self.dialect = parsed.dialect
+        if parsed.dialect == "sqlite":
+            parsed.create_parent()
+            path = str(parsed.file or ":memory:")
             self._sqlite = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
             self._sqlite.execute("PRAGMA journal_mode=WAL")
             # Commits skip the fsync (the WAL is synced at checkpoints): a power cut may
             # lose the last batches, but their offsets go with them, so they are read again.
             self._sqlite.execute("PRAGMA synchronous=NORMAL")
-            self._sqlite.execute(
-                f"PRAGMA busy_timeout={int(params.get('lock_timeout', 30)) * 1000}"
-            )
-        elif parts.scheme in {"postgresql", "postgres"}:
-            self.dialect = "postgres"
-            self._conninfo = parts._replace(query="").geturl()
-            self._connect_timeout = int(params.get("connect_timeout", 5))
-            self._schema = params.get("schema", "public")
-            self._postgres = self._connect()
+            self._sqlite.execute(f"PRAGMA busy_timeout={(parsed.lock_timeout or 30) * 1000}")
         else:
-            raise ConfigurationError(
-                f"unsupported views URL {url!r}: use sqlite:///PATH or postgresql://..."
-            )
+            self._conninfo = parsed.conninfo
+            self._connect_timeout = parsed.connect_timeout
+            self._schema = parsed.schema
+            self._postgres = self._connect()
 
     def _connect(self) -> psycopg.Connection[Any]:
         return psycopg.connect(

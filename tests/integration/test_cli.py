@@ -113,6 +113,18 @@ def test_an_unusable_database_url_exits_2_and_says_why():
     assert "unsupported database URL" in result.output
 
 
+def test_a_views_url_with_a_parameter_nobody_reads_is_refused_as_the_event_store_url_is(tmp_path):
+    views = tmp_path / "views.db"
+    views.touch()
+
+    result = CliRunner().invoke(
+        app, ["funnel"], env={"LIFECYCLE_VIEWS_URL": f"sqlite:///{views}?sslmode=require"}
+    )
+
+    assert result.exit_code == 2
+    assert "unsupported parameter(s) sslmode" in result.output
+
+
 def test_a_broken_rulebook_exits_2_and_says_why(run, tmp_path):
     rules = tmp_path / "rules.toml"
     rules.write_text('rules_version = "mine"\n[engagement.points]\nsneeze = 3\n')
