@@ -155,13 +155,14 @@ def _read(message: ConsumerRecord) -> DeadLetter:
 
 def read_dead_letters(settings: Settings, *, timeout_ms: int = 10_000) -> list[DeadLetter]:
     """Every message now on the DLQ topic, oldest first per partition."""
-    with kafka.WholeTopic(
+    whole = kafka.WholeTopic(
         settings,
         settings.dead_letter_topic,
         quiet_seconds=QUIET_SECONDS,
         timeout_seconds=timeout_ms / 1000,
         bootstrap_timeout_ms=BOOTSTRAP_TIMEOUT_MS,
-    ) as whole:
+    )
+    with contextlib.closing(whole):
         letters = [_read(m) for _, messages in whole.batches() for m in messages]
     return sorted(letters, key=lambda letter: (letter.partition, letter.offset))
 

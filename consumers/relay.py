@@ -36,7 +36,7 @@ from kafka.errors import KafkaError, KafkaTimeoutError
 
 from consumers.admin import create_topics
 from consumers.kafka import consumer, producer, topic_id
-from consumers.worker import failed_part, transient
+from consumers.worker import transient, will_retry
 from lifecycle.adapters.logs import describe
 from lifecycle.adapters.metrics import BATCH_SECONDS, count, fault
 from lifecycle.contracts.lead_events import PUBLISHED_TOPICS, to_lead_event
@@ -122,13 +122,7 @@ class Relay:
                     if until_caught_up and failures >= MAX_ATTEMPTS:
                         raise
                     delay = min(0.1 * 2 ** (failures - 1), MAX_BACKOFF_SECONDS)
-                    fault("relay", failed_part(error))
-                    log.warning(
-                        "relay_failed_will_retry",
-                        error=describe(error),
-                        attempt=failures,
-                        retry_in=delay,
-                    )
+                    will_retry(self.name, error, failures, delay)
                     if session is not None:
                         session.close(timeout=ABANDON_TIMEOUT_SECONDS)
                         session = None

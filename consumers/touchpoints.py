@@ -38,7 +38,7 @@ from kafka.structs import OffsetAndMetadata
 
 from consumers import kafka
 from consumers.dead_letters import DeadLetterProducer
-from consumers.worker import backoff, failed_part, transient
+from consumers.worker import backoff, failed_part, transient, will_retry
 from lifecycle.adapters.logs import describe
 from lifecycle.adapters.metrics import BATCH_SECONDS, count, fault
 from lifecycle.contracts.inbound import InboundEvent, decode_message
@@ -159,14 +159,7 @@ class TouchpointIngest:
                     # The broker is away (restarting, unreachable): wait and go on; the
                     # partitions' positions are in the store, nothing is lost meanwhile.
                     failures += 1
-                    delay = backoff(failures)
-                    fault("ingest", failed_part(error))
-                    log.warning(
-                        "ingest_failed_will_retry",
-                        error=describe(error),
-                        attempt=failures,
-                        retry_in=delay,
-                    )
+                    delay = will_retry(self.name, error, failures, backoff(failures))
                     stop.wait(delay)
                 else:
                     failures = 0

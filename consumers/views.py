@@ -30,7 +30,7 @@ from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata
 
 from consumers import kafka
-from consumers.worker import backoff, failed_part, transient
+from consumers.worker import backoff, transient, will_retry
 from lifecycle.adapters.logs import describe
 from lifecycle.adapters.metrics import BATCH_SECONDS, count, fault
 from lifecycle.contracts.lead_events import LeadEvent, decode_lead_event
@@ -88,14 +88,7 @@ class ViewsWorker:
                     if not transient(error):
                         raise
                     failures += 1
-                    delay = backoff(failures)
-                    fault(self.name, failed_part(error))
-                    log.warning(
-                        "views_failed_will_retry",
-                        error=describe(error),
-                        attempt=failures,
-                        retry_in=delay,
-                    )
+                    delay = will_retry(self.name, error, failures, backoff(failures))
                     self._relocate(consumer)  # what was polled was not applied
                     stop.wait(delay)
                 else:

@@ -1,4 +1,4 @@
-"""Running workers (ingest, relay) in threads of one process until told to stop."""
+"""Running workers (ingest, relay, views) in threads of one process; how they wait out faults."""
 
 from __future__ import annotations
 
@@ -14,6 +14,8 @@ from eventsourcing import persistence
 from kafka.errors import KafkaError
 
 from consumers.kafka import TopicMissingError
+from lifecycle.adapters.logs import describe
+from lifecycle.adapters.metrics import fault
 from lifecycle.errors import TransientError
 
 log = structlog.get_logger()
@@ -58,6 +60,14 @@ def transient(error: BaseException) -> bool:
 def failed_part(error: BaseException) -> str:
     """Which part a retried failure came from, as faults are counted: broker or database."""
     return "broker" if isinstance(error, KafkaError | TopicMissingError) else "database"
+
+
+def will_retry(worker: str, error: BaseException, attempt: int, delay: float) -> float:
+    """Count and log a failure the worker waits out (``<worker>_failed_will_retry``); ``delay``."""
+    fault(worker, failed_part(error))
+    event = f"{worker}_failed_will_retry"  # structlog event names, not a format string
+    log.warning(event, error=describe(error), attempt=attempt, retry_in=delay)
+    return delay
 
 
 def collect_garbage_less_often() -> None:
