@@ -21,7 +21,7 @@ from typing import Annotated, Any
 import msgspec
 import typer
 from kafka.errors import KafkaError
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import Progress
 from rich.table import Table
 
 from consumers import kafka
@@ -32,7 +32,7 @@ from lifecycle.adapters.database_url import DEFAULT_DATABASE_URL
 from lifecycle.adapters.logs import configure_logging
 from lifecycle.adapters.metrics import counted
 from lifecycle.cli.common import app, err, fail, open_engine, open_views, out
-from lifecycle.cli.render import print_costs, print_funnel
+from lifecycle.cli.render import print_costs, print_funnel, progress_bars
 from lifecycle.cli.serve import listen, serve_until_stopped
 from lifecycle.demo.broker import LocalBroker, free_port
 from lifecycle.demo.sample import generate
@@ -211,13 +211,7 @@ def demo(
         stack.callback(thread.join)
         stack.callback(stop.set)
         started = time.monotonic()
-        with Progress(
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=err,
-        ) as bar:
+        with progress_bars(err, always=True) as bar:
             produced = _produce(settings, messages, bar)
             _wait_until_caught_up(settings, produced, relay, lambda: bool(failures), bar)
         if failures:

@@ -11,7 +11,6 @@ from typing import Annotated
 
 import msgspec
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from lifecycle.cli.common import (
     RulesOption,
@@ -24,7 +23,7 @@ from lifecycle.cli.common import (
     parse_instant,
     require_store,
 )
-from lifecycle.cli.render import print_lead
+from lifecycle.cli.render import print_lead, progress_bars
 from lifecycle.contracts import schemadoc
 from lifecycle.ledger.engine import LeadLifecycle
 from lifecycle.ledger.importer import ImportReport, import_lines
@@ -58,15 +57,8 @@ def _count_lines(source: str) -> int | None:
 
 def _run_import(engine: LeadLifecycle, source: str, batch_size: int) -> ImportReport:
     total = _count_lines(source)
-    with Progress(
-        TextColumn("[bold]importing"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=err,
-        disable=not err.is_terminal,
-    ) as progress:
-        task = progress.add_task("import", total=total)
+    with progress_bars(err) as progress:
+        task = progress.add_task("importing", total=total)
         return import_lines(
             engine,
             _open_lines(source),

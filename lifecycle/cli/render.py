@@ -5,6 +5,17 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
 from rich.table import Table
 
 from lifecycle.domain.money import amounts, money
@@ -21,6 +32,23 @@ def when(instant: datetime | None, *, seconds: bool = False) -> str:
     if instant is None:
         return "-"
     return instant.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M")
+
+
+def progress_bars(console: Console, *, rate: bool = False, always: bool = False) -> Progress:
+    """Bars of items done, with the time elapsed (or, with ``rate``, the speed and time left).
+
+    Hidden when ``console`` is no terminal, unless ``always``.
+    """
+    columns: list[ProgressColumn] = [
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+    ]
+    if rate:
+        columns += [TaskProgressColumn(), TransferSpeedColumn(), TimeRemainingColumn()]
+    else:
+        columns.append(TimeElapsedColumn())
+    return Progress(*columns, console=console, disable=not (always or console.is_terminal))
 
 
 def print_lead(console: Console, report: LeadReport) -> None:

@@ -14,15 +14,6 @@ import msgspec
 import typer
 from kafka.errors import KafkaError
 from rich import box
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TaskProgressColumn,
-    TextColumn,
-    TimeRemainingColumn,
-    TransferSpeedColumn,
-)
 from rich.table import Table
 
 from consumers.views import KafkaLeadEvents
@@ -42,7 +33,7 @@ from lifecycle.cli.common import (
     write_csv,
     write_json_lines,
 )
-from lifecycle.cli.render import print_costs, print_funnel, when
+from lifecycle.cli.render import print_costs, print_funnel, progress_bars, when
 from lifecycle.ledger.engine import LeadLifecycle
 from lifecycle.projections.queries import (
     Filters,
@@ -65,7 +56,7 @@ def _folding(
     """The engine, the views and a progress bar, for a command that folds the whole history."""
     store = open_views(settings)
     try:
-        with open_engine(settings, rules=rules) as engine, _progress() as bar:
+        with open_engine(settings, rules=rules) as engine, progress_bars(err, rate=True) as bar:
             task = bar.add_task(doing, total=None)
 
             def advance(done: int, total: int) -> None:
@@ -74,19 +65,6 @@ def _folding(
             yield engine, store, advance
     finally:
         store.close()
-
-
-def _progress() -> Progress:
-    return Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TaskProgressColumn(),
-        TransferSpeedColumn(),
-        TimeRemainingColumn(),
-        console=err,
-        disable=not err.is_terminal,
-    )
 
 
 COST_COLUMNS = (
