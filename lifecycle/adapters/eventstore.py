@@ -8,6 +8,8 @@ declared types (facts, datetimes, UUIDs). Reading goes through plain dicts first
 from __future__ import annotations
 
 import dataclasses
+import sqlite3
+import time
 import typing
 from collections import defaultdict
 from collections.abc import Collection, Iterator, Sequence
@@ -21,7 +23,9 @@ from eventsourcing.domain import DomainEventProtocol
 from eventsourcing.persistence import (
     AggregateRecorder,
     InfrastructureFactory,
+    IntegrityError,
     Mapper,
+    OperationalError,
     ProcessRecorder,
     StoredEvent,
     Tracking,
@@ -184,10 +188,18 @@ def process_recorder(factory: InfrastructureFactory[Any]) -> ProcessRecorder:
     """The factory's process recorder (only it writes tracking records with the events).
 
     Processes starting together on PostgreSQL would replace the same functions at once ("tuple
-    concurrently updated"): one at a time creates what is missing.
+    concurrently updated"): one at a time creates what is missing. On a new SQLite file they
+    meet twice (eventsourcing 9.5.6): switching the file to WAL answers "database is locked"
+    at once, without waiting, to all but one; and each may find no tracking table and record
+    its migration, which all but the first fail to do. Both pass when tried again.
     """
     datastore = getattr(factory, "datastore", None)
     if not isinstance(datastore, PostgresDatastore):
+        for _ in range(NEW_SQLITE_ATTEMPTS - 1):
+            try:
+                return factory.process_recorder()
+            except (IntegrityError, OperationalError, sqlite3.OperationalError):
+                time.sleep(0.05)
         return factory.process_recorder()
     with datastore.get_connection() as connection:
         connection.execute("SELECT pg_advisory_lock(%s)", [SCHEMA_LOCK])
@@ -196,6 +208,9 @@ def process_recorder(factory: InfrastructureFactory[Any]) -> ProcessRecorder:
         finally:
             connection.execute("SELECT pg_advisory_unlock(%s)", [SCHEMA_LOCK])
 
+
+# Tries at opening a new SQLite store that other processes open too (0.05 s apart).
+NEW_SQLITE_ATTEMPTS = 40
 
 # SQLite allows 32,766 parameters per statement; a batch's ids fit many times over.
 _IDS_PER_SELECT = 1000

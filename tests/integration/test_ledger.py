@@ -5,7 +5,9 @@ Every test runs on SQLite and on PostgreSQL (a fresh schema each).
 
 from __future__ import annotations
 
+import multiprocessing
 import threading
+from typing import Any
 
 import pytest
 from eventsourcing.persistence import OperationalError, Tracking
@@ -410,3 +412,30 @@ def test_applications_opened_at_once_on_a_new_postgresql_schema_all_open(postgre
         thread.join()
 
     assert failures == []
+
+
+def _open_and_close(database_url: str, barrier: Any, outcomes: Any) -> None:
+    barrier.wait()
+    try:
+        wiring.engine_at(database_url).close()
+    except Exception as error:  # noqa: BLE001 (reported to the test)
+        outcomes.put(f"{type(error).__name__}: {error}")
+    else:
+        outcomes.put("opened")
+
+
+def test_processes_opening_a_new_sqlite_store_at_once_all_open(tmp_path):
+    # Each start on a fresh file: six workers (ingest, relay, views...) started together.
+    context = multiprocessing.get_context("spawn")
+    for attempt in range(3):
+        url = f"sqlite:///{tmp_path}/store-{attempt}.db"
+        barrier, outcomes = context.Barrier(6), context.Queue()
+        processes = [
+            context.Process(target=_open_and_close, args=(url, barrier, outcomes)) for _ in range(6)
+        ]
+        for process in processes:
+            process.start()
+        for process in processes:
+            process.join(60)
+
+        assert [outcomes.get(timeout=5) for _ in processes] == ["opened"] * 6
