@@ -20,7 +20,8 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from datetime import UTC, datetime
 
 import msgspec
 import structlog
@@ -34,7 +35,8 @@ from consumers.worker import backoff, transient, will_retry
 from lifecycle.adapters.logs import describe
 from lifecycle.adapters.metrics import BATCH_SECONDS, count, fault
 from lifecycle.contracts.lead_events import LeadEvent, decode_lead_event
-from lifecycle.projections.leads import LeadsProjection
+from lifecycle.projections.announcer import Announcer
+from lifecycle.projections.leads import Changes, LeadsProjection
 from lifecycle.projections.replay import LogPage
 from lifecycle.projections.sql import Slot, Transaction
 from lifecycle.projections.store import ViewStore
@@ -50,16 +52,30 @@ REMEMBERED_LEADS = 50_000
 Batches = dict[TopicPartition, list[ConsumerRecord]]
 
 
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
 class ViewsWorker:
     """Keeps the views up to date with ``lead.events``."""
 
     name = "views"
 
-    def __init__(self, *, store: ViewStore, rules: Rulebook, settings: Settings) -> None:
+    def __init__(
+        self,
+        *,
+        store: ViewStore,
+        rules: Rulebook,
+        settings: Settings,
+        clock: Callable[[], datetime] = _now,
+    ) -> None:
+        """``clock``: what "now" is when changes are announced (tests drive it)."""
         self.store = store
         self.settings = settings
         self.topic = settings.lead_events_topic
         self.projection = LeadsProjection(rules, remember=REMEMBERED_LEADS)
+        self.announcer = Announcer(sla_hours=settings.sla_hours, clock=clock)
+        self._ticked_at = 0.0
         self._slot: Slot | None = None
         self._topic_id: str | None = None
         self._assigned: list[TopicPartition] = []
@@ -108,6 +124,18 @@ class ViewsWorker:
         batches = {p: m for p, m in batches.items() if p not in self._unlocated}
         if batches:
             self._handle(consumer, batches)
+        if time.monotonic() - self._ticked_at >= self.settings.tick_seconds:
+            self._tick()
+
+    def _tick(self) -> None:
+        """Announce what time changed: leads that cooled, hand-offs that became overdue."""
+        with self.store.transaction() as tx:
+            slot = self.store.active_slot(tx)
+            announced = self.announcer.tick(tx, slot)
+        self._ticked_at = time.monotonic()
+        if announced:
+            count(self.settings.changes_topic, "announced", len(announced))
+            log.info("time_driven_changes_announced", changes=len(announced))
 
     def _on_assigned(self, partitions: Sequence[TopicPartition]) -> None:
         """New partitions wait until their offsets are read (nothing here may fail)."""
@@ -179,14 +207,16 @@ class ViewsWorker:
                     log.info("views_slot_changed", slot=slot)
                     self._relocate(consumer)
                     return
-                folded = self.projection.apply(tx, slot, [event for _, event in events])
+                changes = self.projection.apply(tx, slot, [event for _, event in events])
+                announced = self._announce(tx, slot, changes)
+                folded = len(changes.versions)
                 self._finish(tx, slot, batches, unreadable)
         except Exception as error:
             self.projection.forget()  # its folds went on with what was rolled back
             if transient(error):
                 raise
             log.warning("views_batch_refused_applying_one_by_one", error=describe(error))
-            folded = self._apply_one_by_one(batches, events, unreadable)
+            folded, announced = self._apply_one_by_one(batches, events, unreadable)
         except BaseException:
             self.projection.forget()
             raise
@@ -194,22 +224,36 @@ class ViewsWorker:
         consumed = sum(len(m) for m in batches.values())
         count(self.topic, "consumed", consumed)
         count(self.topic, "projected", len(events))
-        log.info("views_batch_applied", messages=consumed, leads_folded=folded)
+        count(self.settings.changes_topic, "announced", announced)
+        log.info("views_batch_applied", messages=consumed, leads_folded=folded, announced=announced)
+
+    def _announce(self, tx: Transaction, slot: Slot, changes: Changes) -> int:
+        """Announce what the batch changed (in its transaction); how many changes."""
+        merges = {
+            lead_id: (survivor, changes.merged_at[lead_id])
+            for lead_id, survivor in changes.merged.items()
+        }
+        return len(self.announcer.announce(tx, slot, changes.versions, merges=merges))
 
     def _apply_one_by_one(
         self,
         batches: Batches,
         events: list[tuple[ConsumerRecord, LeadEvent]],
         unreadable: list[tuple[ConsumerRecord, Exception]],
-    ) -> int:
-        """Each event in a transaction of its own; the ones that fail are parked."""
+    ) -> tuple[int, int]:
+        """Each event in a transaction of its own; the ones that fail are parked.
+
+        How many leads were folded again and how many changes announced.
+        """
         assert self._slot is not None  # noqa: S101 (_locate set it)
         slot, parked = self._slot, list(unreadable)
-        folded = 0
+        folded = announced = 0
         for message, event in events:
             try:
                 with self.store.transaction() as tx:
-                    folded += self.projection.apply(tx, slot, [event])
+                    changes = self.projection.apply(tx, slot, [event])
+                    announced += self._announce(tx, slot, changes)
+                folded += len(changes.versions)
             except Exception as error:
                 self.projection.forget()
                 if transient(error):
@@ -217,7 +261,7 @@ class ViewsWorker:
                 parked.append((message, error))
         with self.store.transaction() as tx:
             self._finish(tx, slot, batches, parked)
-        return folded
+        return folded, announced
 
     def _finish(
         self,

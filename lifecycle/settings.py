@@ -27,12 +27,15 @@ class Settings:
     touchpoints_topic: str = topics.TOUCHPOINTS
     dead_letter_topic: str = topics.DEAD_LETTERS
     lead_events_topic: str = topics.LEAD_EVENTS
+    changes_topic: str = topics.CHANGES
     ingest_group: str = "lifecycle-ingest"
     relay_name: str = "lifecycle-relay"
     views_url: str = ""
     """Where the view tables live (empty: the event store's database)."""
     views_group: str = "lifecycle-views"
     sla_hours: int = 24
+    tick_seconds: int = 5
+    """How often the views worker looks for leads that cooled or whose hand-off is overdue."""
     batch_size: int = 2000
     session_timeout_ms: int = 10_000
     heartbeat_interval_ms: int = 3_000
@@ -63,7 +66,13 @@ class Settings:
         """Refuse values that cannot work."""
         if self.log_format not in {"auto", "json", "console"}:
             raise ConfigurationError("LIFECYCLE_LOG_FORMAT must be auto, json or console")
-        for name in ("cache_size", "batch_size", "session_timeout_ms", "heartbeat_interval_ms"):
+        for name in (
+            "cache_size",
+            "batch_size",
+            "session_timeout_ms",
+            "heartbeat_interval_ms",
+            "tick_seconds",
+        ):
             if getattr(self, name) < 1:
                 raise ConfigurationError(f"LIFECYCLE_{name.upper()} must be at least 1")
         if not 0 <= self.metrics_port <= 65535:

@@ -8,15 +8,19 @@ everywhere.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 
+from consumers.changes import ChangesPublisher
 from consumers.relay import Relay
 from consumers.touchpoints import TouchpointIngest
 from consumers.views import ViewsWorker
 from lifecycle.adapters.eventstore import eventsourcing_env
 from lifecycle.api.state import Api
 from lifecycle.ledger.engine import LeadLifecycle
+from lifecycle.projections.announcer import Announcer
 from lifecycle.projections.store import ViewStore
 from lifecycle.rules import Rulebook, load_rulebook
 from lifecycle.settings import Settings
@@ -61,10 +65,30 @@ def relay(settings: Settings, engine: LeadLifecycle) -> Relay:
 
 
 def views_worker(
-    settings: Settings, store: ViewStore, rules: Rulebook | None = None
+    settings: Settings,
+    store: ViewStore,
+    rules: Rulebook | None = None,
+    *,
+    clock: Callable[[], datetime] | None = None,
 ) -> ViewsWorker:
-    """The views worker: ``lead.events`` folded into the view tables of ``store``."""
-    return ViewsWorker(store=store, rules=rules or rulebook(settings), settings=settings)
+    """The views worker: ``lead.events`` folded into the view tables of ``store``.
+
+    ``clock``: what "now" is when it announces changes (tests drive it; default the time).
+    """
+    chosen = rules or rulebook(settings)
+    if clock is None:
+        return ViewsWorker(store=store, rules=chosen, settings=settings)
+    return ViewsWorker(store=store, rules=chosen, settings=settings, clock=clock)
+
+
+def announcer(settings: Settings, *, quiet: bool = False) -> Announcer:
+    """What tells the world about each lead's changes (the views worker has its own)."""
+    return Announcer(sla_hours=settings.sla_hours, clock=lambda: datetime.now(UTC), quiet=quiet)
+
+
+def changes_publisher(settings: Settings, store: ViewStore) -> ChangesPublisher:
+    """The changes publisher: the announced changes out to ``lead.lifecycle``."""
+    return ChangesPublisher(store=store, settings=settings)
 
 
 def api(settings: Settings, engine: LeadLifecycle) -> Api:

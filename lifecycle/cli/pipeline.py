@@ -103,14 +103,16 @@ class _RelayFromStart:
         self.relay.run(stop, from_start=True)
 
 
-WorkerName = Literal["ingest", "relay", "views"]
+WorkerName = Literal["ingest", "relay", "views", "changes"]
 
 
 def _worker(name: WorkerName, settings: Settings, stack: ExitStack, *, from_start: bool) -> Worker:
     """One worker with its own application and connections."""
-    if name == "views":
+    if name in {"views", "changes"}:
         store = open_views(settings)
         stack.callback(store.close)
+        if name == "changes":
+            return wiring.changes_publisher(settings, store)
         # The engine is opened for its rules, and so that a store that cannot be reached is
         # said at start-up, as by the other workers.
         rules = stack.enter_context(open_engine(settings)).rules
@@ -171,15 +173,17 @@ def relay(from_start: FromStart = False) -> None:
 def project() -> None:
     """Keep the view tables up to date with lead.events, exactly once, until stopped.
 
-    Runs the views worker (``consumers/views.py``); the command keeps its first name.
+    Runs the views worker (``consumers/views.py``), which announces what changed, and the
+    changes publisher (``consumers/changes.py``), which sends that to lead.lifecycle; the
+    command keeps its first name.
     """
-    _run(load_settings(), ["views"])
+    _run(load_settings(), ["views", "changes"])
 
 
 @app.command()
 def run(from_start: FromStart = False) -> None:
     """Run ingest, relay and the views in one process until stopped (SIGINT or SIGTERM)."""
-    _run(load_settings(), ["ingest", "relay", "views"], from_start=from_start)
+    _run(load_settings(), ["ingest", "relay", "views", "changes"], from_start=from_start)
 
 
 def _dead_letters(settings: Settings) -> list[DeadLetter]:

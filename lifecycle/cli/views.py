@@ -18,6 +18,7 @@ from rich.table import Table
 
 from consumers.views import KafkaLeadEvents
 from consumers.worker import collect_garbage_less_often
+from lifecycle import wiring
 from lifecycle.cli.common import (
     RulesOption,
     app,
@@ -94,8 +95,19 @@ def replay(
         "store"
     ),
     rules: RulesOption = None,
+    quiet: Annotated[
+        bool,
+        typer.Option(
+            "--quiet",
+            help="Record what the new views would announce as announced, without sending it.",
+        ),
+    ] = False,
 ) -> None:
-    """Rebuild every view beside the live ones, then swap them in atomically (blue/green)."""
+    """Rebuild every view beside the live ones, then swap them in atomically (blue/green).
+
+    Nothing is announced while it works. Under other rules than the live views', what changes
+    for each lead is announced once after the swap (cause "rules"), unless --quiet.
+    """
     if source not in {"store", "kafka"}:
         raise fail("--source must be store or kafka")
     settings = load_settings()
@@ -110,10 +122,15 @@ def replay(
             else:
                 with contextlib.closing(KafkaLeadEvents(settings)) as log:
                     slot = fill_from_log(log, store, rulebook, progress=advance)
-            swap(store, slot, rulebook)
+            announced = swap(
+                store, slot, rulebook, announcer=wiring.announcer(settings, quiet=quiet)
+            )
     except KafkaError as error:
         raise fail(f"Kafka at {settings.kafka_bootstrap} failed: {error}") from None
-    err.print(f"views rebuilt from {source} with rules {rulebook.version} and swapped in")
+    err.print(
+        f"views rebuilt from {source} with rules {rulebook.version} and swapped in; "
+        f"{announced} changes announced"
+    )
 
 
 @app.command()
@@ -131,7 +148,7 @@ def whatif(
     with _folding(settings, None, "folding with other rules") as (engine, store, advance):
         other = load_rulebook(Path(rules))
         shadow = fill_from_store(engine, store, other, settings, progress=advance)
-        report = what_if(store, shadow, other, at=instant)
+        report = what_if(store, shadow, other, at=instant, sla_hours=settings.sla_hours)
     if json:
         sys.stdout.buffer.write(msgspec.json.encode(report) + b"\n")
         return
@@ -153,6 +170,10 @@ def whatif(
     for name, (now, would) in report.temperature.items():
         table.add_row(name, str(now), str(would))
     out.print(table)
+    if report.announcements:
+        out.print("Swapping these views in (lifecycle replay --rules) would announce:")
+    for change, many in sorted(report.announcements.items(), key=lambda item: -item[1]):
+        out.print(f"{many} {change}")
 
 
 @app.command("funnel")

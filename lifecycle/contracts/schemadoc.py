@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING, Any, Final, get_args
 
 import msgspec
 
-from lifecycle.contracts import inbound
+from lifecycle.contracts import changes, inbound
 from lifecycle.contracts.inbound import STRUCTURED_CONTENT_TYPE, InboundEvent
 from lifecycle.contracts.lead_events import LeadEvent
-from lifecycle.contracts.topics import DEAD_LETTERS, LEAD_EVENTS, TOUCHPOINTS
+from lifecycle.contracts.topics import CHANGES, DEAD_LETTERS, LEAD_EVENTS, TOUCHPOINTS
 from lifecycle.domain.instants import YEARS_PATTERN
 
 if TYPE_CHECKING:
@@ -40,15 +40,18 @@ _DEFS_REF: Final = "#/$defs/{name}"
 _README: Final = """\
 # schemas
 
-Generated from the msgspec contracts in `lifecycle/contracts/inbound.py` (inbound) and
-`lifecycle/contracts/lead_events.py` (the `lead.events` payload) by `lifecycle schemas write`
+Generated from the msgspec contracts in `lifecycle/contracts/inbound.py` (inbound),
+`lifecycle/contracts/lead_events.py` (the `lead.events` payload) and
+`lifecycle/contracts/changes.py` (the `lead.lifecycle` changes) by `lifecycle schemas write`
 (or `make schemas`). Do not edit these files by hand: change the contracts and regenerate.
 `lifecycle schemas check` (and the unit tests) fail when they are out of date.
 
 - `<event type>.schema.json`: JSON Schema (draft 2020-12) of each inbound CloudEvent, the
   whole structured-mode envelope.
+- `lifecycle.lead.<Change>.schema.json`: JSON Schema of the value of each change announced on
+  `lead.lifecycle` (StageChanged, TemperatureChanged, HandoffOverdue, Merged).
 - `asyncapi.json`: AsyncAPI 3.0.0 description of the topics `lead.touchpoints`,
-  `lead.touchpoints.dlq` and `lead.events`.
+  `lead.touchpoints.dlq`, `lead.events` and `lead.lifecycle`.
 """
 
 
@@ -342,6 +345,80 @@ def _lead_event_schemas() -> tuple[dict[str, Any], dict[str, Any]]:
     return ref, {f"{_LEAD_EVENTS_PREFIX}{name}": schema for name, schema in schemas.items()}
 
 
+_CHANGES_PREFIX: Final = f"{CHANGES}."
+_CHANGE_SUMMARIES: Final = {
+    "StageChanged": "The lead's lifecycle stage changed.",
+    "TemperatureChanged": "The lead got hotter with a fact, or cooled down with time.",
+    "HandoffOverdue": "A sales-ready lead no salesperson touched within the hand-off time.",
+    "Merged": "Leads turned out to be one person: the others merged into lead_id.",
+}
+
+
+def _change_schema(change_type: type[msgspec.Struct]) -> dict[str, Any]:
+    name = f"{changes.TYPE_PREFIX}{change_type.__name__}"
+    schema = msgspec.json.schema(change_type, ref_template=_DEFS_REF)
+    return {
+        "$schema": JSON_SCHEMA_DIALECT,
+        "$id": schema_file_name(name),
+        "title": name,
+        "description": (
+            f"The value of a {name} message on {CHANGES} (a binary-mode CloudEvent: the "
+            "attributes travel in ce_* headers). Generated from lifecycle/contracts/changes.py; "
+            "do not edit."
+        ),
+        **schema,
+    }
+
+
+def _change_messages() -> tuple[dict[str, Any], dict[str, Any]]:
+    """One message per change type, and their payloads' components (``lead.lifecycle.<type>``)."""
+    template = _COMPONENT_REF.format(name=f"{_CHANGES_PREFIX}{{name}}")
+    refs, schemas = msgspec.json.schema_components(changes.CHANGE_TYPES, ref_template=template)
+    messages = {}
+    for change_type, ref in zip(changes.CHANGE_TYPES, refs, strict=True):
+        name = change_type.__name__
+        messages[name] = {
+            "name": name,
+            "title": name,
+            "summary": _CHANGE_SUMMARIES[name],
+            "description": (
+                "Binary-mode CloudEvent: attributes in ce_* headers, the payload as the value. "
+                "State, not history: the difference from what was last announced of the lead."
+            ),
+            "contentType": "application/json",
+            "headers": {
+                "type": "object",
+                "description": "CloudEvents attributes, one ce_<attribute> header each, UTF-8.",
+                "properties": {
+                    "ce_specversion": {"enum": ["1.0"]},
+                    "ce_id": {
+                        "type": "string",
+                        "description": (
+                            "Derived from what is announced (lead, type, new value, at, rules "
+                            "version): the same on every redelivery."
+                        ),
+                    },
+                    "ce_source": {"enum": [changes.SOURCE]},
+                    "ce_type": {"enum": [f"{changes.TYPE_PREFIX}{name}"]},
+                    "ce_time": {
+                        "type": "string",
+                        "format": "date-time",
+                        "description": "The instant of the change in event time (= at).",
+                    },
+                },
+                "required": ["ce_specversion", "ce_id", "ce_source", "ce_type", "ce_time"],
+            },
+            "payload": ref,
+            "bindings": {
+                "kafka": {
+                    "bindingVersion": KAFKA_BINDING_VERSION,
+                    "key": {"type": "string", "description": "The lead id."},
+                },
+            },
+        }
+    return messages, {f"{_CHANGES_PREFIX}{name}": schema for name, schema in schemas.items()}
+
+
 def _channel(
     address: str, title: str, description: str, messages: dict[str, Any]
 ) -> dict[str, Any]:
@@ -373,15 +450,16 @@ def asyncapi() -> dict[str, Any]:
     dead_letter = {"dead-letter": _dead_letter_message()}
     payload, outbound_schemas = _lead_event_schemas()
     lead_events = {"lead-event": _lead_event_message(payload)}
+    change_messages, change_schemas = _change_messages()
     return {
         "asyncapi": ASYNCAPI_VERSION,
         "info": {
             "title": "lead-lifecycle",
             "version": API_VERSION,
             "description": (
-                "Topics of the lead lifecycle engine: CloudEvents 1.0 in, dead letters and "
-                "PII-free lead events out. Generated from lifecycle/contracts/inbound.py and "
-                "lifecycle/contracts/lead_events.py by "
+                "Topics of the lead lifecycle engine: CloudEvents 1.0 in; dead letters, "
+                "PII-free lead events and lifecycle changes out. Generated from "
+                "lifecycle/contracts/inbound.py, lead_events.py and changes.py by "
                 "`lifecycle schemas write`; do not edit."
             ),
         },
@@ -407,6 +485,14 @@ def asyncapi() -> dict[str, Any]:
                 "(campaign id for spend).",
                 lead_events,
             ),
+            "changes": _channel(
+                CHANGES,
+                "Lifecycle changes",
+                "What the engine decided about each lead (stage, temperature, overdue "
+                "hand-offs, merges), the moment it decided it; keyed by lead id, no personal "
+                "data.",
+                change_messages,
+            ),
         },
         "operations": {
             "receiveTouchpoints": _operation(
@@ -418,12 +504,15 @@ def asyncapi() -> dict[str, Any]:
             "sendLeadEvent": _operation(
                 "send", "leadEvents", lead_events, "Publish a lead event from the event store."
             ),
+            "sendChange": _operation(
+                "send", "changes", change_messages, "Announce a change of a lead's state."
+            ),
         },
         "components": {
             "schemas": _without_openapi_discriminators(
-                {**_with_rules(schemas), **outbound_schemas}
+                {**_with_rules(schemas), **outbound_schemas, **change_schemas}
             ),
-            "messages": {**inbound, **dead_letter, **lead_events},
+            "messages": {**inbound, **dead_letter, **lead_events, **change_messages},
         },
     }
 
@@ -434,6 +523,9 @@ def render() -> dict[str, str]:
         schema_file_name(_tag(event_type)): _dump(_event_schema(event_type))
         for event_type in _event_types()
     }
+    for change_type in changes.CHANGE_TYPES:
+        name = schema_file_name(f"{changes.TYPE_PREFIX}{change_type.__name__}")
+        files[name] = _dump(_change_schema(change_type))
     files[ASYNCAPI_FILE] = _dump(asyncapi())
     files[README_FILE] = _README
     return dict(sorted(files.items()))

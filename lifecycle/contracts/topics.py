@@ -14,4 +14,6 @@ DEAD_LETTERS: Final = "lead.touchpoints.dlq"
 """Messages from ``TOUCHPOINTS`` that break the contract, with why."""
 LEAD_EVENTS: Final = "lead.events"
 """The stored lead and campaign events, in order, free of personal data."""
-ENGINE_TOPICS: Final = (TOUCHPOINTS, DEAD_LETTERS, LEAD_EVENTS)
+CHANGES: Final = "lead.lifecycle"
+"""What the engine decided about each lead: stage and temperature changes, overdue hand-offs."""
+ENGINE_TOPICS: Final = (TOUCHPOINTS, DEAD_LETTERS, LEAD_EVENTS, CHANGES)

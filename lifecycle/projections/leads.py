@@ -44,6 +44,7 @@ class Changes:
 
     versions: dict[str, int] = field(default_factory=dict)
     merged: dict[str, str] = field(default_factory=dict)
+    merged_at: dict[str, datetime] = field(default_factory=dict)
     facts: dict[str, list[Fact]] = field(default_factory=lambda: defaultdict(list))
     """The facts each changed lead received (repeats included)."""
 
@@ -126,11 +127,11 @@ class LeadsProjection:
         """Drop the remembered leads (after a rollback, a rebalance, or a replay swapped in)."""
         self._leads.clear()
 
-    def apply(self, tx: Transaction, slot: Slot, events: Sequence[LeadEvent]) -> int:
-        """Apply events in one transaction; how many leads were folded again."""
+    def apply(self, tx: Transaction, slot: Slot, events: Sequence[LeadEvent]) -> Changes:
+        """Apply events in one transaction; which leads were folded again, which merged."""
         changes = self._store(tx, slot, events)
         self._finish(tx, slot, changes)
-        return len(changes.versions)
+        return changes
 
     def apply_whole(self, tx: Transaction, slot: Slot, events: Sequence[LeadEvent]) -> int:
         """Apply events that carry every fact of each lead they name; how many leads folded.
@@ -161,6 +162,7 @@ class LeadsProjection:
                 continue
             if event.merged_into is not None:
                 changes.merged[str(event.aggregate_id)] = str(event.merged_into)
+                changes.merged_at[str(event.aggregate_id)] = event.at
                 continue
             new = _facts_of(event)
             if not new:

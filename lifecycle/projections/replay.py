@@ -15,6 +15,7 @@ from typing import Protocol
 from lifecycle.adapters.eventstore import count_events, scan_histories
 from lifecycle.contracts.lead_events import LeadEvent, lead_event
 from lifecycle.ledger.engine import LeadLifecycle
+from lifecycle.projections.announcer import Announcer, has_announced
 from lifecycle.projections.leads import FOLDED_TOPICS, LeadsProjection
 from lifecycle.projections.queries import CostRow, cost_per_lead, temperature_counts
 from lifecycle.projections.schema import STAGES, live_leads
@@ -126,9 +127,26 @@ def fill_from_log(
     return slot
 
 
-def swap(store: ViewStore, slot: Slot, rules: Rulebook) -> None:
-    """Make ``slot`` the one the views read."""
+def swap(
+    store: ViewStore, slot: Slot, rules: Rulebook, *, announcer: Announcer | None = None
+) -> int:
+    """Make ``slot`` the one the views read; with ``announcer``, announce what that changed.
+
+    Under other rules, the differences are announced once, with cause ``rules``. Under the
+    same rules nothing is (what time changes meanwhile, the views worker's tick announces).
+    When nothing was announced yet, or the announcer is quiet, every lead's state is recorded
+    as announced without a word. How many changes were announced.
+    """
+    with store.reading() as tx:
+        previous = tx.value("SELECT rules_version FROM lifecycle_views_state WHERE id = 1")
+        seeded = has_announced(tx)
     store.swap(slot, rules_version=rules.version)
+    if announcer is None:
+        return 0
+    if announcer.quiet or not seeded:
+        announcer.quietly().everyone(store)
+        return 0
+    return announcer.everyone(store) if previous != rules.version else 0
 
 
 @dataclass
@@ -144,6 +162,8 @@ class WhatIf:
     """Current stage changes, ``"mql -> sql"``: number of leads."""
     temperature: dict[str, tuple[int, int]] = field(default_factory=dict)
     cost_per_lead: list[tuple[CostRow, CostRow | None]] = field(default_factory=list)
+    announcements: dict[str, int] = field(default_factory=dict)
+    """What swapping the shadow in would announce: ``"StageChanged mql->lead"``: changes."""
 
     @property
     def differs(self) -> bool:
@@ -154,11 +174,14 @@ class WhatIf:
             or self.moves
             or any(a != b for a, b in self.temperature.values())
             or any(live != shadow for live, shadow in self.cost_per_lead)
+            or self.announcements
         )
 
 
-def what_if(store: ViewStore, shadow: Slot, rules: Rulebook, *, at: datetime) -> WhatIf:
-    """Compare the live slot with a shadow slot filled with other rules."""
+def what_if(
+    store: ViewStore, shadow: Slot, rules: Rulebook, *, at: datetime, sla_hours: int
+) -> WhatIf:
+    """Compare the live slot with a shadow slot filled with other rules (nothing announced)."""
     with store.transaction() as tx:
         live = store.active_slot(tx)
         live_version = tx.value("SELECT rules_version FROM lifecycle_views_state WHERE id = 1")
@@ -195,4 +218,11 @@ def what_if(store: ViewStore, shadow: Slot, rules: Rulebook, *, at: datetime) ->
         report.cost_per_lead = [
             (row, shadow_rows.get((row.group, row.currency))) for row in cost_per_lead(tx, live)
         ]
+        if live_version == rules.version or not has_announced(tx):
+            return report  # swapping it in would announce nothing
+        keys = [key for (key,) in tx.rows(f"SELECT lead_id FROM lifecycle_leads_{shadow}")]
+        announcer = Announcer(sla_hours=sla_hours, clock=lambda: at)
+        for announcement in announcer.preview(tx, shadow, keys):
+            name = announcement.summary
+            report.announcements[name] = report.announcements.get(name, 0) + 1
     return report

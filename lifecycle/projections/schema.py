@@ -221,6 +221,44 @@ def parked_table(dialect: str) -> str:
     )"""
 
 
+def announcement_tables(dialect: str) -> list[str]:
+    """What the engine last announced of each lead, and the changes it announced (the outbox).
+
+    Not per slot: announcements are about the live views, whichever slot holds them. Changes
+    are numbered in commit order (``lifecycle_changes_sequence`` is taken in the writing
+    transaction, so writers queue on it); the publisher keeps its place beside them.
+    """
+    t = _types(dialect)
+    return [
+        f"""CREATE TABLE IF NOT EXISTS lifecycle_announced (
+            lead_id TEXT PRIMARY KEY,
+            stage TEXT,
+            temperature TEXT,
+            overdue_for {t["ts"]},
+            due_at {t["ts"]}
+        )""",
+        (
+            "CREATE INDEX IF NOT EXISTS lifecycle_announced_by_due "
+            "ON lifecycle_announced (due_at) WHERE due_at IS NOT NULL"
+        ),
+        f"""CREATE TABLE IF NOT EXISTS lifecycle_changes (
+            seq {t["big"]} PRIMARY KEY,
+            id TEXT NOT NULL,
+            type TEXT NOT NULL,
+            lead_id TEXT NOT NULL,
+            at {t["ts"]} NOT NULL,
+            observed_at {t["ts"]} NOT NULL,
+            data TEXT NOT NULL
+        )""",
+        f"""CREATE TABLE IF NOT EXISTS lifecycle_changes_sequence (
+            id INTEGER PRIMARY KEY, last_seq {t["big"]} NOT NULL
+        )""",
+        f"""CREATE TABLE IF NOT EXISTS lifecycle_changes_published (
+            id INTEGER PRIMARY KEY, seq {t["big"]} NOT NULL, topic_id TEXT
+        )""",
+    ]
+
+
 def views(slot: str) -> list[str]:
     """(Re)create every SQL view on the tables of ``slot``."""
     statements: list[str] = []

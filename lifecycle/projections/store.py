@@ -114,6 +114,8 @@ class ViewStore:
                 tx.execute("SELECT pg_advisory_xact_lock(?)", [SETUP_LOCK])
             tx.execute(schema.state_table())
             tx.execute(schema.parked_table(self.dialect))
+            for statement in schema.announcement_tables(self.dialect):
+                tx.execute(statement)
             active = tx.value("SELECT active_slot FROM lifecycle_views_state WHERE id = 1")
             if active is None:
                 active = "a"

@@ -31,6 +31,7 @@ def settings(broker, database_url) -> Settings:
         touchpoints_topic=f"lead.touchpoints.{suffix}",
         dead_letter_topic=f"lead.touchpoints.dlq.{suffix}",
         lead_events_topic=f"lead.events.{suffix}",
+        changes_topic=f"lead.lifecycle.{suffix}",
         ingest_group=f"lifecycle-ingest-{suffix}",
         relay_name=f"lifecycle-relay-{suffix}",
         batch_size=200,

@@ -278,7 +278,7 @@ def test_what_if_with_the_default_rules_reports_no_difference(views, engine, dat
     rules = default_rulebook()
     shadow = fill_from_store(engine, views, rules, Settings(database_url=database_url))
 
-    report = what_if(views, shadow, rules, at=events.at(scenario.END_DAY))
+    report = what_if(views, shadow, rules, at=events.at(scenario.END_DAY), sla_hours=24)
 
     assert not report.differs
     assert report.leads == 31
@@ -292,7 +292,7 @@ def test_what_if_with_a_lower_mql_threshold_names_the_leads_that_would_become_mq
     rules = load_rulebook(lower)
     shadow = fill_from_store(engine, views, rules, Settings(database_url=database_url))
 
-    report = what_if(views, shadow, rules, at=events.at(scenario.END_DAY))
+    report = what_if(views, shadow, rules, at=events.at(scenario.END_DAY), sla_hours=24)
 
     assert report.differs
     assert report.gained["mql"] > 0

@@ -87,15 +87,20 @@ def test_the_touchpoint_schema_lists_the_21_kinds_and_the_11_channels(files):
     assert set(channels) == set(CHANNELS)
 
 
-def test_the_asyncapi_document_is_version_3_and_names_the_three_topics(asyncapi):
+def test_the_asyncapi_document_is_version_3_and_names_the_four_topics(asyncapi):
     assert asyncapi["asyncapi"] == "3.0.0"
     addresses = {channel["address"] for channel in asyncapi["channels"].values()}
-    assert addresses == {"lead.touchpoints", "lead.touchpoints.dlq", "lead.events"}
+    assert addresses == {
+        "lead.touchpoints",
+        "lead.touchpoints.dlq",
+        "lead.events",
+        "lead.lifecycle",
+    }
     for channel in asyncapi["channels"].values():
         assert channel["bindings"]["kafka"]["topic"] == channel["address"]
 
 
-def test_the_engine_receives_touchpoints_and_sends_dead_letters_and_lead_events(asyncapi):
+def test_the_engine_receives_touchpoints_and_sends_dead_letters_lead_events_and_changes(asyncapi):
     actions = {
         resolve(asyncapi, operation["channel"]["$ref"])["address"]: operation["action"]
         for operation in asyncapi["operations"].values()
@@ -104,7 +109,19 @@ def test_the_engine_receives_touchpoints_and_sends_dead_letters_and_lead_events(
         "lead.touchpoints": "receive",
         "lead.touchpoints.dlq": "send",
         "lead.events": "send",
+        "lead.lifecycle": "send",
     }
+
+
+def test_each_change_type_has_a_message_with_its_own_ce_type_and_a_schema_file(asyncapi, files):
+    messages = asyncapi["components"]["messages"]
+    for name in ("StageChanged", "TemperatureChanged", "HandoffOverdue", "Merged"):
+        ce_type = f"lifecycle.lead.{name}"
+        assert messages[name]["headers"]["properties"]["ce_type"] == {"enum": [ce_type]}
+        payload = resolve(asyncapi, messages[name]["payload"]["$ref"])
+        schema = json.loads(files[schema_file_name(ce_type)])
+        assert schema["$id"] == schema_file_name(ce_type)
+        assert set(payload["required"]) == set(resolve(schema, schema["$ref"])["required"])
 
 
 def test_touchpoints_are_described_in_structured_and_binary_mode(asyncapi):

@@ -1,0 +1,240 @@
+"""What the views announce (lifecycle/projections/announcer.py), against the hand-computed scenario.
+
+On SQLite and PostgreSQL, without Kafka: the views worker's path through the broker, the
+publisher and SIGKILL are in tests/e2e/test_changes.py.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import pytest
+import scenario
+
+from lifecycle.contracts import changes
+from lifecycle.contracts.lead_events import PUBLISHED_TOPICS, LeadEvent, lead_event
+from lifecycle.ledger.engine import LeadLifecycle
+from lifecycle.projections import outbox
+from lifecycle.projections.announcer import Announcer
+from lifecycle.projections.leads import LeadsProjection
+from lifecycle.projections.replay import fill_from_store, swap, what_if
+from lifecycle.projections.schema import instant
+from lifecycle.projections.store import ViewStore
+from lifecycle.rules import default_rulebook, load_rulebook
+from lifecycle.settings import Settings
+
+SALES_READY = {"sql", "pql", "service_qualified"}
+
+
+class Clock:
+    """A clock the test moves."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def announced(store: ViewStore) -> list[changes.Change]:
+    with store.reading() as tx:
+        return [changes.decode(c.type, c.data) for c in outbox.after(tx, 0, 1_000_000)]
+
+
+def lead_ids(store: ViewStore) -> list[str]:
+    with store.reading() as tx:
+        slot = store.active_slot(tx)
+        return [row[0] for row in tx.rows(f"SELECT lead_id FROM lifecycle_leads_{slot}")]
+
+
+def stored_lead_events(engine: LeadLifecycle) -> list[LeadEvent]:
+    notifications = engine.recorder.select_notifications(None, 10**6, topics=PUBLISHED_TOPICS)
+    found = []
+    for notification in notifications:
+        event = lead_event(
+            engine.mapper.to_domain_event(notification),
+            published_properties=("sales_contacted",),
+            campaign_key=engine.campaign_key,
+        )
+        if event is not None:
+            found.append(event)
+    return found
+
+
+@pytest.fixture
+def replayed(database_url, engine, events):
+    """The scenario recorded and folded into the live views (nothing announced yet)."""
+    engine.record(events.decode(*scenario.history(events)))
+    store = ViewStore(database_url)
+    settings = Settings(database_url=database_url)
+    swap(store, fill_from_store(engine, store, default_rulebook(), settings), default_rulebook())
+    yield store
+    store.close()
+
+
+def test_a_whole_history_announces_each_lead_once_with_its_stage_temperature_and_overdue(
+    replayed, engine, events
+):
+    end = events.at(scenario.END_DAY)
+    announcer = Announcer(sla_hours=24, clock=Clock(end))
+    every = lead_ids(replayed)
+    with replayed.transaction() as tx:
+        announcer.announce(tx, replayed.active_slot(tx), every)
+
+    found = announced(replayed)
+    leads = {k: v for k, v in scenario.EXPECTED_STAGES.items() if v != "visitor"}
+    ids = {str(engine.resolve(identity).id): identity for identity in leads}
+    stages = {str(c.lead_id): c for c in found if isinstance(c, changes.StageChanged)}
+    assert {ids[k]: c.to.value for k, c in stages.items()} == leads
+    assert all(c.from_ is None and c.observed_at == end for c in stages.values())
+    temperatures = {str(c.lead_id): c for c in found if isinstance(c, changes.TemperatureChanged)}
+    assert set(temperatures) == set(ids)
+    for lead_id, change in temperatures.items():
+        # The fold as of the end (time travel) is the oracle for the temperature now.
+        assert change.to == engine.view(engine.get_lead(change.lead_id), as_of=end).temperature(
+            end
+        ), ids[lead_id]
+    overdue = [c for c in found if isinstance(c, changes.HandoffOverdue)]
+    assert {ids[str(c.lead_id)] for c in overdue} == scenario.EXPECTED_SLA_OVERDUE
+    assert all(c.at == c.sales_ready_at + timedelta(hours=24) == c.due_at for c in overdue)
+
+
+def test_announcing_again_what_was_announced_announces_nothing(replayed, events):
+    announcer = Announcer(sla_hours=24, clock=Clock(events.at(scenario.END_DAY)))
+    every = lead_ids(replayed)
+    for _ in range(2):
+        with replayed.transaction() as tx:
+            announcer.announce(tx, replayed.active_slot(tx), every)
+
+    found = announced(replayed)
+    assert len({c.lead_id for c in found if isinstance(c, changes.StageChanged)}) == len(
+        [c for c in found if isinstance(c, changes.StageChanged)]
+    )
+
+
+def test_leads_cool_down_on_a_tick_at_the_instant_they_cooled_not_when_it_was_noticed(
+    replayed, events
+):
+    clock = Clock(events.at(10.5))
+    announcer = Announcer(sla_hours=24, clock=clock)
+    every = lead_ids(replayed)
+    with replayed.transaction() as tx:
+        announcer.announce(tx, replayed.active_slot(tx), every)
+    before = len(announced(replayed))
+
+    clock.now = events.at(scenario.END_DAY + 60)
+    with replayed.transaction() as tx:
+        announcer.tick(tx, replayed.active_slot(tx))
+
+    cooled = [c for c in announced(replayed)[before:] if isinstance(c, changes.TemperatureChanged)]
+    assert cooled, "some lead was warm or hot on day 10.5"
+    assert all(c.to.value == "cold" and c.cause == "time" for c in cooled)
+    assert all(c.at < c.observed_at == clock.now for c in cooled)
+    with replayed.reading() as tx:
+        slot = replayed.active_slot(tx)
+        warm_until = dict(tx.rows(f"SELECT lead_id, warm_until FROM lifecycle_leads_{slot}"))
+    assert all(c.at == instant(warm_until[str(c.lead_id)]) for c in cooled)
+
+
+def test_facts_arriving_in_event_time_announce_each_lead_s_stage_moves_with_their_instants(
+    database_url, engine, events
+):
+    engine.record(events.decode(*scenario.history(events)))
+    store = ViewStore(database_url)
+    store.setup()
+    clock = Clock(events.at(0))
+    announcer = Announcer(sla_hours=24, clock=clock)
+    projection = LeadsProjection(default_rulebook())
+    try:
+        for event in sorted(stored_lead_events(engine), key=lambda e: e.at):
+            clock.now = max(clock.now, event.at)
+            with store.transaction() as tx:
+                slot = store.active_slot(tx)
+                applied = projection.apply(tx, slot, [event])
+                merges = {k: (v, applied.merged_at[k]) for k, v in applied.merged.items()}
+                announcer.announce(tx, slot, applied.versions, merges=merges)
+        found = announced(store)
+    finally:
+        store.close()
+
+    checked = 0
+    for identity, became in scenario.EXPECTED_BECAME.items():
+        if identity in scenario.MERGED_INTO:
+            continue
+        lead_id = engine.resolve(identity).id
+        moves = [
+            (c.to.value, c.at)
+            for c in found
+            if isinstance(c, changes.StageChanged) and c.lead_id == lead_id
+        ]
+        # Stages entered on one fact are one change (state, not history): the last one wins.
+        expected: dict[datetime, str] = {}
+        for stage, day in sorted(became.items(), key=lambda item: item[1]):
+            expected[events.at(day)] = stage
+        firsts = [(s, at) for n, (s, at) in enumerate(moves) if s not in dict(moves[:n])]
+        assert firsts[: len(expected)] == [(stage, at) for at, stage in sorted(expected.items())], (
+            identity
+        )
+        checked += 1
+    assert checked == len(set(scenario.EXPECTED_BECAME) - set(scenario.MERGED_INTO))
+
+
+@pytest.fixture
+def seeded(replayed, events):
+    """The scenario's views with every lead's state announced at the end of the history."""
+    announcer = Announcer(sla_hours=24, clock=Clock(events.at(scenario.END_DAY)))
+    announcer.everyone(replayed, cause="fact")
+    return announcer
+
+
+def lower_mql(tmp_path):
+    lower = tmp_path / "lower.toml"
+    lower.write_text('rules_version = "lower"\n[stages]\nmql_score = 20\n')
+    return load_rulebook(lower)
+
+
+def test_a_replay_under_the_same_rules_announces_nothing(replayed, seeded, engine, database_url):
+    before = announced(replayed)
+    rules = default_rulebook()
+    slot = fill_from_store(engine, replayed, rules, Settings(database_url=database_url))
+
+    assert swap(replayed, slot, rules, announcer=seeded) == 0
+    assert announced(replayed) == before
+
+
+def test_a_replay_under_new_rules_announces_the_differences_once_as_what_if_said(
+    replayed, seeded, engine, events, tmp_path
+):
+    before = len(announced(replayed))
+    rules = lower_mql(tmp_path)
+    settings = Settings(database_url=replayed.url)
+    shadow = fill_from_store(engine, replayed, rules, settings)
+    report = what_if(replayed, shadow, rules, at=events.at(scenario.END_DAY), sla_hours=24)
+
+    count = swap(replayed, shadow, rules, announcer=seeded)
+
+    new = announced(replayed)[before:]
+    assert count == len(new) == sum(report.announcements.values()) > 0
+    stages = [c for c in new if isinstance(c, changes.StageChanged)]
+    assert stages
+    assert all(c.cause_kind == "rules" and c.rules_version == "lower" for c in stages)
+    assert all(c.to.value == "mql" for c in stages)
+    moves = [f"StageChanged {c.from_.value if c.from_ else 'new'}->mql" for c in stages]
+    assert report.announcements == {move: moves.count(move) for move in moves}
+    again = fill_from_store(engine, replayed, rules, settings)
+    assert swap(replayed, again, rules, announcer=seeded) == 0
+
+
+def test_a_quiet_replay_under_new_rules_records_the_differences_without_announcing(
+    replayed, seeded, engine, database_url, tmp_path
+):
+    before = announced(replayed)
+    rules = lower_mql(tmp_path)
+    shadow = fill_from_store(engine, replayed, rules, Settings(database_url=database_url))
+
+    assert swap(replayed, shadow, rules, announcer=seeded.quietly()) == 0
+    assert announced(replayed) == before
+    back = fill_from_store(
+        engine, replayed, default_rulebook(), Settings(database_url=database_url)
+    )
+    assert swap(replayed, back, default_rulebook(), announcer=seeded) > 0  # mql -> lead again
