@@ -21,7 +21,7 @@ from consumers.admin import create_topics
 from consumers.worker import backoff, transient, will_retry
 from lifecycle.adapters.metrics import BATCH_SECONDS, count
 from lifecycle.contracts import changes as contract
-from lifecycle.contracts.lead_events import CONTENT_TYPE, SPEC_VERSION
+from lifecycle.contracts.lead_events import Outgoing, rfc3339
 from lifecycle.projections import outbox
 from lifecycle.projections.store import ViewStore
 from lifecycle.settings import Settings
@@ -40,16 +40,16 @@ PRODUCER_OPTIONS = {
 }
 
 
-def headers(change: outbox.Stored) -> list[tuple[str, bytes]]:
-    """The binary-mode CloudEvent attributes of a change."""
-    return [
-        ("ce_specversion", SPEC_VERSION.encode()),
-        ("ce_id", change.id.encode()),
-        ("ce_source", contract.SOURCE.encode()),
-        ("ce_type", f"{contract.TYPE_PREFIX}{change.type}".encode()),
-        ("ce_time", change.at.isoformat().encode()),
-        ("content-type", CONTENT_TYPE.encode()),
-    ]
+def message(change: outbox.Stored) -> Outgoing:
+    """A change as a binary-mode CloudEvent, keyed by its lead."""
+    return Outgoing(
+        key=change.lead_id.encode(),
+        value=change.data,
+        ce_id=change.id,
+        ce_type=f"{contract.TYPE_PREFIX}{change.type}",
+        ce_time=rfc3339(change.at),
+        ce_source=contract.SOURCE,
+    )
 
 
 class ChangesPublisher:
@@ -109,10 +109,8 @@ class ChangesPublisher:
             return 0
         with BATCH_SECONDS.labels(worker=self.name).time():
             futures = [
-                producer.send(
-                    self.topic, change.data, key=change.lead_id.encode(), headers=headers(change)
-                )
-                for change in pending
+                producer.send(self.topic, m.value, key=m.key, headers=m.headers)
+                for m in map(message, pending)
             ]
             producer.flush(timeout=FLUSH_TIMEOUT_SECONDS)
             for future in futures:

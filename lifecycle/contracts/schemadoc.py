@@ -282,6 +282,16 @@ def _dead_letter_message() -> dict[str, Any]:
     }
 
 
+def _outbound_headers(attributes: dict[str, Any]) -> dict[str, Any]:
+    """The ce_* headers of an outbound binary-mode CloudEvent: ce_specversion and these."""
+    return {
+        "type": "object",
+        "description": "CloudEvents attributes, one ce_<attribute> header each, UTF-8.",
+        "properties": {"ce_specversion": {"enum": ["1.0"]}, **attributes},
+        "required": ["ce_specversion", *attributes],
+    }
+
+
 def _lead_event_message(payload: dict[str, Any]) -> dict[str, Any]:
     return {
         "name": "lead-event",
@@ -292,11 +302,8 @@ def _lead_event_message(payload: dict[str, Any]) -> dict[str, Any]:
             "attributes in ce_* headers, the payload as the value."
         ),
         "contentType": "application/json",
-        "headers": {
-            "type": "object",
-            "description": "CloudEvents attributes, one ce_<attribute> header each, UTF-8.",
-            "properties": {
-                "ce_specversion": {"enum": ["1.0"]},
+        "headers": _outbound_headers(
+            {
                 "ce_id": {
                     "type": "string",
                     "description": (
@@ -322,9 +329,8 @@ def _lead_event_message(payload: dict[str, Any]) -> dict[str, Any]:
                         "campaign Created, the time it was recorded)."
                     ),
                 },
-            },
-            "required": ["ce_specversion", "ce_id", "ce_source", "ce_type", "ce_time"],
-        },
+            }
+        ),
         "payload": payload,
         "bindings": {
             "kafka": {
@@ -386,11 +392,8 @@ def _change_messages() -> tuple[dict[str, Any], dict[str, Any]]:
                 "State, not history: the difference from what was last announced of the lead."
             ),
             "contentType": "application/json",
-            "headers": {
-                "type": "object",
-                "description": "CloudEvents attributes, one ce_<attribute> header each, UTF-8.",
-                "properties": {
-                    "ce_specversion": {"enum": ["1.0"]},
+            "headers": _outbound_headers(
+                {
                     "ce_id": {
                         "type": "string",
                         "description": (
@@ -405,9 +408,8 @@ def _change_messages() -> tuple[dict[str, Any], dict[str, Any]]:
                         "format": "date-time",
                         "description": "The instant of the change in event time (= at).",
                     },
-                },
-                "required": ["ce_specversion", "ce_id", "ce_source", "ce_type", "ce_time"],
-            },
+                }
+            ),
             "payload": ref,
             "bindings": {
                 "kafka": {

@@ -13,6 +13,8 @@ import subprocess
 import sys
 import time
 from collections import defaultdict
+from dataclasses import replace
+from datetime import datetime
 
 import msgspec
 import pytest
@@ -101,7 +103,7 @@ def test_the_scenario_s_changes_reach_lead_lifecycle_once_each_in_order_per_lead
     for message, header in zip(messages, headers, strict=True):
         change = changes.decode(header["ce_type"].decode(), message.value())
         assert message.key() == str(change.lead_id).encode()
-        assert header["ce_time"].decode() == change.at.isoformat()
+        assert datetime.fromisoformat(header["ce_time"].decode()) == change.at
     order = {s.id: s.seq for s in stored}
     by_lead: dict[bytes, list[int]] = defaultdict(list)
     for message, header in zip(messages, headers, strict=True):
@@ -189,3 +191,57 @@ def _applied(store: ViewStore) -> int:
     with store.reading() as tx:
         slot = store.active_slot(tx)
         return int(tx.value(f"SELECT COALESCE(SUM(position + 1), 0) FROM lifecycle_offsets_{slot}"))
+
+
+class Clock:
+    """The views worker's "now", moved by the test."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def test_an_idle_stream_announces_cooling_and_overdue_hand_offs_within_the_tick(settings, events):
+    settings = replace(settings, tick_seconds=1)
+    engine = wiring.engine_at(settings.database_url)
+    engine.record(events.decode(*scenario.history(events)))
+    Relay(engine=engine, settings=settings).publish_pending()
+    store = ViewStore(settings.views_database_url)
+    store.setup()
+    clock = Clock(events.at(10.5))
+    views = wiring.views_worker(
+        settings, ViewStore(settings.views_database_url), default_rulebook(), clock=clock
+    )
+    try:
+        with running(views):
+            wait_for(lambda: _applied(store) >= _lead_events(settings), what="the views caught up")
+            time.sleep(1.5)  # a tick at the same instant: nothing more
+            before = len(outbox_changes(store))
+            assert before > 0
+            clock.now = events.at(scenario.END_DAY + 60)
+            moved = time.monotonic()
+            wait_for(
+                lambda: any(s.type == "HandoffOverdue" for s in outbox_changes(store)[before:]),
+                timeout=10,
+                what="overdue hand-offs announced",
+            )
+            seen = time.monotonic() - moved
+            time.sleep(1.5)
+            every = outbox_changes(store)
+    finally:
+        views.store.close()
+        store.close()
+
+    assert seen < settings.tick_seconds + 1
+    decoded = [changes.decode(s.type, s.data) for s in every]
+    cooled = [c for c in decoded[before:] if isinstance(c, changes.TemperatureChanged)]
+    assert cooled
+    assert all(c.to.value == "cold" and c.cause == "time" for c in cooled)
+    assert all(c.at < c.observed_at == clock.now for c in cooled)
+    overdue = {
+        engine.get_lead(c.lead_id).id for c in decoded if isinstance(c, changes.HandoffOverdue)
+    }
+    assert overdue == {engine.resolve(identity).id for identity in scenario.EXPECTED_SLA_OVERDUE}
+    engine.close()

@@ -61,27 +61,16 @@ def stored_lead_events(engine: LeadLifecycle) -> list[LeadEvent]:
     return found
 
 
-@pytest.fixture
-def replayed(database_url, engine, events):
-    """The scenario recorded and folded into the live views (nothing announced yet)."""
-    engine.record(events.decode(*scenario.history(events)))
-    store = ViewStore(database_url)
-    settings = Settings(database_url=database_url)
-    swap(store, fill_from_store(engine, store, default_rulebook(), settings), default_rulebook())
-    yield store
-    store.close()
-
-
 def test_a_whole_history_announces_each_lead_once_with_its_stage_temperature_and_overdue(
-    replayed, engine, events
+    views, engine, events
 ):
     end = events.at(scenario.END_DAY)
     announcer = Announcer(sla_hours=24, clock=Clock(end))
-    every = lead_ids(replayed)
-    with replayed.transaction() as tx:
-        announcer.announce(tx, replayed.active_slot(tx), every)
+    every = lead_ids(views)
+    with views.transaction() as tx:
+        announcer.announce(tx, views.active_slot(tx), every)
 
-    found = announced(replayed)
+    found = announced(views)
     leads = {k: v for k, v in scenario.EXPECTED_STAGES.items() if v != "visitor"}
     ids = {str(engine.resolve(identity).id): identity for identity in leads}
     stages = {str(c.lead_id): c for c in found if isinstance(c, changes.StageChanged)}
@@ -99,39 +88,39 @@ def test_a_whole_history_announces_each_lead_once_with_its_stage_temperature_and
     assert all(c.at == c.sales_ready_at + timedelta(hours=24) == c.due_at for c in overdue)
 
 
-def test_announcing_again_what_was_announced_announces_nothing(replayed, events):
+def test_announcing_again_what_was_announced_announces_nothing(views, events):
     announcer = Announcer(sla_hours=24, clock=Clock(events.at(scenario.END_DAY)))
-    every = lead_ids(replayed)
+    every = lead_ids(views)
     for _ in range(2):
-        with replayed.transaction() as tx:
-            announcer.announce(tx, replayed.active_slot(tx), every)
+        with views.transaction() as tx:
+            announcer.announce(tx, views.active_slot(tx), every)
 
-    found = announced(replayed)
+    found = announced(views)
     assert len({c.lead_id for c in found if isinstance(c, changes.StageChanged)}) == len(
         [c for c in found if isinstance(c, changes.StageChanged)]
     )
 
 
 def test_leads_cool_down_on_a_tick_at_the_instant_they_cooled_not_when_it_was_noticed(
-    replayed, events
+    views, events
 ):
     clock = Clock(events.at(10.5))
     announcer = Announcer(sla_hours=24, clock=clock)
-    every = lead_ids(replayed)
-    with replayed.transaction() as tx:
-        announcer.announce(tx, replayed.active_slot(tx), every)
-    before = len(announced(replayed))
+    every = lead_ids(views)
+    with views.transaction() as tx:
+        announcer.announce(tx, views.active_slot(tx), every)
+    before = len(announced(views))
 
     clock.now = events.at(scenario.END_DAY + 60)
-    with replayed.transaction() as tx:
-        announcer.tick(tx, replayed.active_slot(tx))
+    with views.transaction() as tx:
+        announcer.tick(tx, views.active_slot(tx))
 
-    cooled = [c for c in announced(replayed)[before:] if isinstance(c, changes.TemperatureChanged)]
+    cooled = [c for c in announced(views)[before:] if isinstance(c, changes.TemperatureChanged)]
     assert cooled, "some lead was warm or hot on day 10.5"
     assert all(c.to.value == "cold" and c.cause == "time" for c in cooled)
     assert all(c.at < c.observed_at == clock.now for c in cooled)
-    with replayed.reading() as tx:
-        slot = replayed.active_slot(tx)
+    with views.reading() as tx:
+        slot = views.active_slot(tx)
         warm_until = dict(tx.rows(f"SELECT lead_id, warm_until FROM lifecycle_leads_{slot}"))
     assert all(c.at == instant(warm_until[str(c.lead_id)]) for c in cooled)
 
@@ -180,10 +169,10 @@ def test_facts_arriving_in_event_time_announce_each_lead_s_stage_moves_with_thei
 
 
 @pytest.fixture
-def seeded(replayed, events):
+def seeded(views, events):
     """The scenario's views with every lead's state announced at the end of the history."""
     announcer = Announcer(sla_hours=24, clock=Clock(events.at(scenario.END_DAY)))
-    announcer.everyone(replayed, cause="fact")
+    announcer.everyone(views, cause="fact")
     return announcer
 
 
@@ -193,27 +182,27 @@ def lower_mql(tmp_path):
     return load_rulebook(lower)
 
 
-def test_a_replay_under_the_same_rules_announces_nothing(replayed, seeded, engine, database_url):
-    before = announced(replayed)
+def test_a_replay_under_the_same_rules_announces_nothing(views, seeded, engine, database_url):
+    before = announced(views)
     rules = default_rulebook()
-    slot = fill_from_store(engine, replayed, rules, Settings(database_url=database_url))
+    slot = fill_from_store(engine, views, rules, Settings(database_url=database_url))
 
-    assert swap(replayed, slot, rules, announcer=seeded) == 0
-    assert announced(replayed) == before
+    assert swap(views, slot, rules, announcer=seeded) == 0
+    assert announced(views) == before
 
 
 def test_a_replay_under_new_rules_announces_the_differences_once_as_what_if_said(
-    replayed, seeded, engine, events, tmp_path
+    views, seeded, engine, events, tmp_path
 ):
-    before = len(announced(replayed))
+    before = len(announced(views))
     rules = lower_mql(tmp_path)
-    settings = Settings(database_url=replayed.url)
-    shadow = fill_from_store(engine, replayed, rules, settings)
-    report = what_if(replayed, shadow, rules, at=events.at(scenario.END_DAY), sla_hours=24)
+    settings = Settings(database_url=views.url)
+    shadow = fill_from_store(engine, views, rules, settings)
+    report = what_if(views, shadow, rules, at=events.at(scenario.END_DAY), sla_hours=24)
 
-    count = swap(replayed, shadow, rules, announcer=seeded)
+    count = swap(views, shadow, rules, announcer=seeded)
 
-    new = announced(replayed)[before:]
+    new = announced(views)[before:]
     assert count == len(new) == sum(report.announcements.values()) > 0
     stages = [c for c in new if isinstance(c, changes.StageChanged)]
     assert stages
@@ -221,20 +210,18 @@ def test_a_replay_under_new_rules_announces_the_differences_once_as_what_if_said
     assert all(c.to.value == "mql" for c in stages)
     moves = [f"StageChanged {c.from_.value if c.from_ else 'new'}->mql" for c in stages]
     assert report.announcements == {move: moves.count(move) for move in moves}
-    again = fill_from_store(engine, replayed, rules, settings)
-    assert swap(replayed, again, rules, announcer=seeded) == 0
+    again = fill_from_store(engine, views, rules, settings)
+    assert swap(views, again, rules, announcer=seeded) == 0
 
 
 def test_a_quiet_replay_under_new_rules_records_the_differences_without_announcing(
-    replayed, seeded, engine, database_url, tmp_path
+    views, seeded, engine, database_url, tmp_path
 ):
-    before = announced(replayed)
+    before = announced(views)
     rules = lower_mql(tmp_path)
-    shadow = fill_from_store(engine, replayed, rules, Settings(database_url=database_url))
+    shadow = fill_from_store(engine, views, rules, Settings(database_url=database_url))
 
-    assert swap(replayed, shadow, rules, announcer=seeded.quietly()) == 0
-    assert announced(replayed) == before
-    back = fill_from_store(
-        engine, replayed, default_rulebook(), Settings(database_url=database_url)
-    )
-    assert swap(replayed, back, default_rulebook(), announcer=seeded) > 0  # mql -> lead again
+    assert swap(views, shadow, rules, announcer=seeded.quietly()) == 0
+    assert announced(views) == before
+    back = fill_from_store(engine, views, default_rulebook(), Settings(database_url=database_url))
+    assert swap(views, back, default_rulebook(), announcer=seeded) > 0  # mql -> lead again

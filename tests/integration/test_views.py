@@ -25,17 +25,6 @@ from lifecycle.rules import default_rulebook, load_rulebook
 from lifecycle.settings import Settings
 
 
-@pytest.fixture
-def views(database_url, engine, events):
-    """The scenario recorded in the store and folded into the views."""
-    engine.record(events.decode(*scenario.history(events)))
-    store = ViewStore(database_url)
-    settings = Settings(database_url=database_url)
-    swap(store, fill_from_store(engine, store, default_rulebook(), settings), default_rulebook())
-    yield store
-    store.close()
-
-
 def lead_rows(store: ViewStore) -> dict[str, dict]:
     with store.transaction() as tx:
         slot = store.active_slot(tx)
