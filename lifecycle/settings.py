@@ -28,6 +28,11 @@ class Settings:
     dead_letter_topic: str = topics.DEAD_LETTERS
     lead_events_topic: str = topics.LEAD_EVENTS
     changes_topic: str = topics.CHANGES
+    webhooks: Path | None = None
+    """The endpoints file (TOML) of ``lifecycle webhooks``; none: no webhooks."""
+    webhooks_group: str = "lifecycle-webhooks"
+    """Each endpoint reads in the group ``<this>-<endpoint name>``."""
+    webhooks_dead_letter_topic: str = topics.WEBHOOK_DEAD_LETTERS
     ingest_group: str = "lifecycle-ingest"
     relay_name: str = "lifecycle-relay"
     views_url: str = ""
@@ -109,6 +114,6 @@ def _parse(name: str, raw: str, default: object) -> object:
             raise ConfigurationError(f"{name} must be a whole number, not {raw!r}") from None
     if isinstance(default, tuple):
         return tuple(part.strip() for part in raw.split(",") if part.strip())
-    if name == "LIFECYCLE_RULES":
+    if name in {"LIFECYCLE_RULES", "LIFECYCLE_WEBHOOKS"}:
         return Path(raw) if raw else None
     return raw

@@ -17,8 +17,10 @@ from consumers.changes import ChangesPublisher
 from consumers.relay import Relay
 from consumers.touchpoints import TouchpointIngest
 from consumers.views import ViewsWorker
+from consumers.webhooks import WebhookWorker
 from lifecycle.adapters.eventstore import eventsourcing_env
 from lifecycle.api.state import Api
+from lifecycle.contracts.webhooks import load_endpoints
 from lifecycle.ledger.engine import LeadLifecycle
 from lifecycle.projections.announcer import Announcer
 from lifecycle.projections.store import ViewStore
@@ -89,6 +91,16 @@ def announcer(settings: Settings, *, quiet: bool = False) -> Announcer:
 def changes_publisher(settings: Settings, store: ViewStore) -> ChangesPublisher:
     """The changes publisher: the announced changes out to ``lead.lifecycle``."""
     return ChangesPublisher(store=store, settings=settings)
+
+
+def webhook_workers(settings: Settings) -> list[WebhookWorker]:
+    """One worker per endpoint of ``LIFECYCLE_WEBHOOKS`` (none when it is not set)."""
+    if settings.webhooks is None:
+        return []
+    return [
+        WebhookWorker(endpoint=endpoint, settings=settings)
+        for endpoint in load_endpoints(settings.webhooks)
+    ]
 
 
 def api(settings: Settings, engine: LeadLifecycle) -> Api:

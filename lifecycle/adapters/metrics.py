@@ -54,3 +54,28 @@ def counted(topic: str, outcome: str) -> int:
             }:
                 return int(sample.value)
     return 0
+
+
+CHANGES = Counter(
+    "lifecycle_changes",
+    "Lifecycle changes announced, by type (StageChanged, TemperatureChanged, ...).",
+    ["type"],
+)
+WEBHOOK_DELIVERIES = Counter(
+    "lifecycle_webhook_deliveries",
+    "Webhook deliveries by endpoint (its name in the endpoints file, never its URL) and "
+    "outcome (delivered, dead_lettered).",
+    ["endpoint", "outcome"],
+)
+WEBHOOK_ATTEMPTS = Histogram(
+    "lifecycle_webhook_attempts",
+    "Attempts one webhook delivery took, by endpoint.",
+    ["endpoint"],
+    buckets=(1, 2, 3, 4, 6, 8, 12, 20),
+)
+WEBHOOK_SECONDS = Histogram(
+    "lifecycle_webhook_request_seconds",
+    "Time of one webhook request (an attempt), by endpoint.",
+    ["endpoint"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)

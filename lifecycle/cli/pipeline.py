@@ -19,6 +19,7 @@ from rich.table import Table
 
 from consumers.dead_letters import DeadLetter, read_dead_letters, redrive
 from consumers.relay import Relay
+from consumers.webhooks import redrive_webhooks
 from consumers.worker import Worker, collect_garbage_less_often, run_until_stopped
 from lifecycle import wiring
 from lifecycle.adapters.logs import describe
@@ -30,6 +31,8 @@ from lifecycle.settings import Settings
 
 dlq_app = typer.Typer(help="Look at and redrive dead letters.", no_args_is_help=True)
 app.add_typer(dlq_app, name="dlq")
+webhooks_app = typer.Typer(help="Signed webhooks of the lifecycle changes.")
+app.add_typer(webhooks_app, name="webhooks")
 
 FromStart = Annotated[
     bool,
@@ -103,25 +106,32 @@ class _RelayFromStart:
         self.relay.run(stop, from_start=True)
 
 
-WorkerName = Literal["ingest", "relay", "views", "changes"]
+WorkerName = Literal["ingest", "relay", "views", "changes", "webhooks"]
 
 
-def _worker(name: WorkerName, settings: Settings, stack: ExitStack, *, from_start: bool) -> Worker:
-    """One worker with its own application and connections."""
+def _workers(
+    name: WorkerName, settings: Settings, stack: ExitStack, *, from_start: bool
+) -> list[Worker]:
+    """The workers of one name, each with its own application and connections."""
+    if name == "webhooks":
+        try:
+            return list(wiring.webhook_workers(settings))
+        except LifecycleError as error:
+            raise fail(str(error)) from None
     if name in {"views", "changes"}:
         store = open_views(settings)
         stack.callback(store.close)
         if name == "changes":
-            return wiring.changes_publisher(settings, store)
+            return [wiring.changes_publisher(settings, store)]
         # The engine is opened for its rules, and so that a store that cannot be reached is
         # said at start-up, as by the other workers.
         rules = stack.enter_context(open_engine(settings)).rules
-        return wiring.views_worker(settings, store, rules)
+        return [wiring.views_worker(settings, store, rules)]
     engine: LeadLifecycle = stack.enter_context(open_engine(settings))
     if name == "ingest":
-        return wiring.ingest(settings, engine)
+        return [wiring.ingest(settings, engine)]
     relay = wiring.relay(settings, engine)
-    return _RelayFromStart(relay) if from_start else relay
+    return [_RelayFromStart(relay) if from_start else relay]
 
 
 def _serve_metrics(settings: Settings) -> None:
@@ -142,7 +152,11 @@ def _run(settings: Settings, names: list[WorkerName], *, from_start: bool = Fals
     collect_garbage_less_often()
     _serve_metrics(settings)
     with ExitStack() as stack, _stop_on_signals() as stop:
-        workers = [_worker(name, settings, stack, from_start=from_start) for name in names]
+        workers = [
+            worker
+            for name in names
+            for worker in _workers(name, settings, stack, from_start=from_start)
+        ]
         try:
             run_until_stopped(workers, stop)
         except KafkaError as error:
@@ -182,8 +196,43 @@ def project() -> None:
 
 @app.command()
 def run(from_start: FromStart = False) -> None:
-    """Run ingest, relay and the views in one process until stopped (SIGINT or SIGTERM)."""
-    _run(load_settings(), ["ingest", "relay", "views", "changes"], from_start=from_start)
+    """Run ingest, relay, the views, the changes and webhooks (if configured) until stopped."""
+    names: list[WorkerName] = ["ingest", "relay", "views", "changes", "webhooks"]
+    _run(load_settings(), names, from_start=from_start)
+
+
+@webhooks_app.callback(invoke_without_command=True)
+def webhooks(context: typer.Context) -> None:
+    """POST lead.lifecycle's changes, signed, to the endpoints of LIFECYCLE_WEBHOOKS."""
+    if context.invoked_subcommand is not None:
+        return
+    settings = load_settings()
+    if settings.webhooks is None:
+        raise fail("set LIFECYCLE_WEBHOOKS to the endpoints file (see README, Webhooks)")
+    _run(settings, ["webhooks"])
+
+
+@webhooks_app.command("redrive")
+def webhooks_redrive(
+    endpoint: Annotated[
+        str | None, typer.Option(help="Only the changes set aside for this endpoint.")
+    ] = None,
+) -> None:
+    """Deliver the changes in lead.lifecycle.webhooks.dlq again, to the endpoints they missed."""
+    settings = load_settings()
+    if settings.webhooks is None:
+        raise fail("set LIFECYCLE_WEBHOOKS to the endpoints file (see README, Webhooks)")
+    try:
+        workers = {w.endpoint.name: w for w in wiring.webhook_workers(settings)}
+        outcomes = redrive_webhooks(settings, workers, only=endpoint)
+    except LifecycleError as error:
+        raise fail(str(error)) from None
+    except KafkaError as error:
+        raise fail(f"Kafka at {settings.kafka_bootstrap} failed: {error}") from None
+    summary = ", ".join(f"{n} {outcome}" for outcome, n in sorted(outcomes.items())) or "nothing"
+    err.print(f"webhook dead letters: {summary}", highlight=False)
+    if outcomes.get("dead_lettered"):
+        raise typer.Exit(1)
 
 
 def _dead_letters(settings: Settings) -> list[DeadLetter]:

@@ -16,4 +16,6 @@ LEAD_EVENTS: Final = "lead.events"
 """The stored lead and campaign events, in order, free of personal data."""
 CHANGES: Final = "lead.lifecycle"
 """What the engine decided about each lead: stage and temperature changes, overdue hand-offs."""
+WEBHOOK_DEAD_LETTERS: Final = "lead.lifecycle.webhooks.dlq"
+"""Changes an endpoint did not take, with the endpoint and its last status."""
 ENGINE_TOPICS: Final = (TOUCHPOINTS, DEAD_LETTERS, LEAD_EVENTS, CHANGES)

@@ -32,6 +32,8 @@ def settings(broker, database_url) -> Settings:
         dead_letter_topic=f"lead.touchpoints.dlq.{suffix}",
         lead_events_topic=f"lead.events.{suffix}",
         changes_topic=f"lead.lifecycle.{suffix}",
+        webhooks_dead_letter_topic=f"lead.lifecycle.webhooks.dlq.{suffix}",
+        webhooks_group=f"lifecycle-webhooks-{suffix}",
         ingest_group=f"lifecycle-ingest-{suffix}",
         relay_name=f"lifecycle-relay-{suffix}",
         batch_size=200,
