@@ -35,7 +35,7 @@ from consumers.worker import backoff, transient, will_retry
 from lifecycle.adapters.logs import describe
 from lifecycle.adapters.metrics import BATCH_SECONDS, count, fault
 from lifecycle.contracts.lead_events import LeadEvent, decode_lead_event
-from lifecycle.projections.announcer import Announcer
+from lifecycle.projections.announcer import Announcement, Announcer, counted_changes
 from lifecycle.projections.leads import Changes, LeadsProjection
 from lifecycle.projections.replay import LogPage
 from lifecycle.projections.sql import Slot, Transaction
@@ -134,7 +134,7 @@ class ViewsWorker:
             announced = self.announcer.tick(tx, slot)
         self._ticked_at = time.monotonic()
         if announced:
-            count(self.settings.changes_topic, "announced", len(announced))
+            counted_changes(announced, time_driven=True)
             log.info("time_driven_changes_announced", changes=len(announced))
 
     def _on_assigned(self, partitions: Sequence[TopicPartition]) -> None:
@@ -208,7 +208,7 @@ class ViewsWorker:
                     self._relocate(consumer)
                     return
                 changes = self.projection.apply(tx, slot, [event for _, event in events])
-                announced = self._announce(tx, slot, changes)
+                announced = self._announce(tx, slot, changes)  # counted once committed
                 folded = len(changes.versions)
                 self._finish(tx, slot, batches, unreadable)
         except Exception as error:
@@ -224,30 +224,32 @@ class ViewsWorker:
         consumed = sum(len(m) for m in batches.values())
         count(self.topic, "consumed", consumed)
         count(self.topic, "projected", len(events))
-        count(self.settings.changes_topic, "announced", announced)
-        log.info("views_batch_applied", messages=consumed, leads_folded=folded, announced=announced)
+        counted_changes(announced)
+        log.info(
+            "views_batch_applied", messages=consumed, leads_folded=folded, announced=len(announced)
+        )
 
-    def _announce(self, tx: Transaction, slot: Slot, changes: Changes) -> int:
-        """Announce what the batch changed (in its transaction); how many changes."""
+    def _announce(self, tx: Transaction, slot: Slot, changes: Changes) -> list[Announcement]:
+        """Announce what the batch changed (in its transaction)."""
         merges = {
             lead_id: (survivor, changes.merged_at[lead_id])
             for lead_id, survivor in changes.merged.items()
         }
-        return len(self.announcer.announce(tx, slot, changes.versions, merges=merges))
+        return self.announcer.announce(tx, slot, changes.versions, merges=merges)
 
     def _apply_one_by_one(
         self,
         batches: Batches,
         events: list[tuple[ConsumerRecord, LeadEvent]],
         unreadable: list[tuple[ConsumerRecord, Exception]],
-    ) -> tuple[int, int]:
+    ) -> tuple[int, list[Announcement]]:
         """Each event in a transaction of its own; the ones that fail are parked.
 
-        How many leads were folded again and how many changes announced.
+        How many leads were folded again, and the changes announced.
         """
         assert self._slot is not None  # noqa: S101 (_locate set it)
         slot, parked = self._slot, list(unreadable)
-        folded = announced = 0
+        folded, announced = 0, []
         for message, event in events:
             try:
                 with self.store.transaction() as tx:

@@ -61,6 +61,11 @@ CHANGES = Counter(
     "Lifecycle changes announced, by type (StageChanged, TemperatureChanged, ...).",
     ["type"],
 )
+TIME_DRIVEN_DELAY = Histogram(
+    "lifecycle_time_driven_delay_seconds",
+    "How long after its instant a time-driven change (cooling, an overdue hand-off) was announced.",
+    buckets=(0.5, 1, 2, 5, 10, 30, 60, 300, 3600),
+)
 WEBHOOK_DELIVERIES = Counter(
     "lifecycle_webhook_deliveries",
     "Webhook deliveries by endpoint (its name in the endpoints file, never its URL) and "

@@ -7,6 +7,7 @@ from uuid import UUID
 
 import msgspec
 
+from lifecycle.contracts.changes import Change
 from lifecycle.ledger.report import TimelineEntry
 from lifecycle.projections.queries import CostRow, LeadRow, Referral
 
@@ -113,3 +114,19 @@ class Health(msgspec.Struct, frozen=True, kw_only=True):
     status: str
     checks: dict[str, str]
     positions: list[dict[str, object]]
+
+
+class AnnouncedChange(msgspec.Struct, frozen=True, kw_only=True):
+    """A change as announced on ``lead.lifecycle``: its place, its ``ce_id``, type and data."""
+
+    seq: int
+    id: str
+    type: str
+    data: Change
+
+
+class ChangePage(msgspec.Struct, frozen=True, kw_only=True):
+    """Announced changes, oldest first; pass ``next_after`` as ``after`` for the next page."""
+
+    changes: list[AnnouncedChange]
+    next_after: int | None

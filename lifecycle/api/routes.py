@@ -26,13 +26,14 @@ from lifecycle.api.problems import (
     bad_parameter,
 )
 from lifecycle.api.state import Api
+from lifecycle.contracts import changes
 from lifecycle.contracts.inbound import ID_PATTERN, SPACE
 from lifecycle.domain.identity import IdentityKey, IdentityKind
 from lifecycle.domain.instants import EARLIEST_YEAR, LATEST_YEAR, YEARS_PATTERN, parse_instant
 from lifecycle.domain.vocabulary import CHANNELS, Stage, Temperature
 from lifecycle.errors import LeadNotFoundError
 from lifecycle.ledger.report import LeadReport, lead_report
-from lifecycle.projections import queries
+from lifecycle.projections import outbox, queries
 
 MAX_PAGE = 500
 MAX_SLA_HOURS = 24 * 90
@@ -361,6 +362,33 @@ def get_sla(
     )
 
 
+CHANGE_TYPES: Final = tuple(t.__name__ for t in changes.CHANGE_TYPES)
+
+
+@get("/changes", sync_to_thread=True, responses=BAD_REQUEST | NO_TOKEN)
+def list_changes(
+    state: State,
+    after: Annotated[
+        int, QueryParameter(ge=0, description="The next_after of the page before (0: the first).")
+    ] = 0,
+    type: Annotated[  # noqa: A002 (the parameter's documented name)
+        str | None, _one_of(CHANGE_TYPES, "Only changes of this type")
+    ] = None,
+    limit: Annotated[int, QueryParameter(ge=1, le=MAX_PAGE)] = 100,
+) -> answers.ChangePage:
+    """The lifecycle changes the engine announced (as on lead.lifecycle), oldest first."""
+    kind = _choice("type", type, CHANGE_TYPES)
+    with _api(state).reading() as (_, tx):
+        found = outbox.after(tx, after, limit + 1, kind=kind)
+    page = [
+        answers.AnnouncedChange(
+            seq=c.seq, id=c.id, type=c.type, data=changes.decode(c.type, c.data)
+        )
+        for c in found[:limit]
+    ]
+    return answers.ChangePage(changes=page, next_after=page[-1].seq if len(found) > limit else None)
+
+
 def api_router(guards: list[Any], *, security: list[dict[str, list[str]]]) -> Router:
     """Every ``/api`` route, behind ``guards`` (and documented as needing ``security``)."""
     return Router(
@@ -377,5 +405,6 @@ def api_router(guards: list[Any], *, security: list[dict[str, list[str]]]) -> Ro
             get_groups,
             get_referrals,
             get_sla,
+            list_changes,
         ],
     )

@@ -27,7 +27,7 @@ SOURCE: Final = "urn:lead-lifecycle:views"
 TYPE_PREFIX: Final = "lifecycle.lead."
 
 
-class _Change(msgspec.Struct, frozen=True, kw_only=True):
+class _Change(msgspec.Struct, frozen=True, kw_only=True, tag=True):
     lead_id: Annotated[UUID, Meta(description="The lead (the survivor, for Merged).")]
     at: Annotated[datetime, Meta(description="When it changed, in event time (= ce_time).")]
     observed_at: Annotated[datetime, Meta(description="When the engine saw the change.")]

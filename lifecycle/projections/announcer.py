@@ -22,6 +22,7 @@ from uuid import UUID
 
 import msgspec
 
+from lifecycle.adapters.metrics import CHANGES, TIME_DRIVEN_DELAY
 from lifecycle.contracts import changes as contract
 from lifecycle.contracts.changes import (
     Change,
@@ -299,6 +300,16 @@ class Announcer:
                 )
             )
         return found
+
+
+def counted_changes(announced: Iterable[Announcement], *, time_driven: bool = False) -> None:
+    """Count committed changes by type; for time-driven ones, how late after their instant."""
+    for announcement in announced:
+        change = announcement.change
+        CHANGES.labels(type=type(change).__name__).inc()
+        if time_driven:
+            lateness = (change.observed_at - change.at).total_seconds()
+            TIME_DRIVEN_DELAY.observe(max(lateness, 0.0))
 
 
 def has_announced(tx: Transaction) -> bool:

@@ -61,14 +61,15 @@ def append(tx: Transaction, changes: Sequence[tuple[str, Change]]) -> None:
     )
 
 
-def after(tx: Transaction, seq: int, limit: int) -> list[Stored]:
-    """The changes numbered after ``seq``, oldest first."""
+def after(tx: Transaction, seq: int, limit: int, *, kind: str | None = None) -> list[Stored]:
+    """The changes numbered after ``seq`` (of one type, if ``kind``), oldest first."""
+    where, params = ("seq > ? AND type = ?", [seq, kind]) if kind else ("seq > ?", [seq])
     return [
-        Stored(int(n), change_id, kind, lead_id, instant(at), data.encode())  # type: ignore[arg-type]
-        for n, change_id, kind, lead_id, at, data in tx.rows(
+        Stored(int(n), change_id, name, lead_id, instant(at), data.encode())  # type: ignore[arg-type]
+        for n, change_id, name, lead_id, at, data in tx.rows(
             "SELECT seq, id, type, lead_id, at, data FROM lifecycle_changes "
-            "WHERE seq > ? ORDER BY seq LIMIT ?",
-            [seq, limit],
+            f"WHERE {where} ORDER BY seq LIMIT ?",
+            [*params, limit],
         )
     ]
 

@@ -27,6 +27,7 @@ from consumers import kafka
 from consumers.changes import ChangesPublisher
 from consumers.relay import Relay
 from consumers.views import ViewsWorker
+from consumers.webhooks import redrive_webhooks
 from lifecycle import wiring
 from lifecycle.projections import outbox
 from lifecycle.projections.store import ViewStore
@@ -199,6 +200,13 @@ def test_endpoints_get_their_changes_signed_in_order_a_flapping_one_too_a_dead_o
     text = b" ".join(p for got in receiver.received.values() for _, p in got)
     assert b"@example.com" not in text
     assert SECRET.encode() not in text
+
+    receiver.always_fail.clear()  # the dead endpoint is back: redrive what it missed
+    outcomes = redrive_webhooks(
+        settings, {w.endpoint.name: w for w in wiring.webhook_workers(settings)}
+    )
+    assert outcomes == {"delivered": len(stored)}
+    assert {change_id for change_id, _ in verified(receiver.received["/dead"])} == set(order)
 
 
 def test_a_webhook_worker_killed_mid_stream_loses_nothing_and_repeats_with_the_same_ids(

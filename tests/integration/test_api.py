@@ -19,7 +19,8 @@ from lifecycle.api.app import create_app
 from lifecycle.api.state import Api
 from lifecycle.contracts import inbound
 from lifecycle.demo.sample import generate
-from lifecycle.projections import queries
+from lifecycle.projections import outbox, queries
+from lifecycle.projections.announcer import Announcer
 from lifecycle.projections.replay import fill_from_store, swap
 from lifecycle.projections.store import ViewStore
 from lifecycle.rules import default_rulebook
@@ -528,3 +529,25 @@ def test_pages_of_a_filtered_list_stay_within_the_filter(thousands):
     assert not {lead["lead_id"] for lead in first["leads"]} & {
         lead["lead_id"] for lead in second["leads"]
     }
+
+
+def test_announced_changes_come_in_pages_oldest_first_and_by_type(client, views, events):
+    Announcer(sla_hours=24, clock=lambda: events.at(scenario.END_DAY)).everyone(views, cause="fact")
+    with views.reading() as tx:
+        stored = outbox.after(tx, 0, 10**6)
+
+    seen, after = [], 0
+    while after is not None:
+        page = client.get("/api/changes", params={"after": after, "limit": 25}).json()
+        seen.extend(page["changes"])
+        after = page["next_after"]
+    overdue = client.get("/api/changes", params={"type": "HandoffOverdue"}).json()["changes"]
+    bad = client.get("/api/changes", params={"type": "Sneezed"})
+
+    assert [c["id"] for c in seen] == [s.id for s in stored]
+    assert [c["seq"] for c in seen] == sorted(c["seq"] for c in seen)
+    assert {c["type"] for c in overdue} == {"HandoffOverdue"}
+    assert len(overdue) == len(scenario.EXPECTED_SLA_OVERDUE)
+    assert all(c["data"]["hours"] == 24 for c in overdue)
+    assert bad.status_code == 400
+    assert bad.headers["content-type"].startswith("application/problem+json")

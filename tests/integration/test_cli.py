@@ -177,3 +177,21 @@ def test_an_unusable_postgresql_url_exits_2_and_says_why(url, message):
 
     assert result.exit_code == 2
     assert message in result.output
+
+
+def test_webhooks_without_an_endpoints_file_exit_2_saying_what_to_set():
+    result = CliRunner().invoke(app, ["webhooks"], env={"LIFECYCLE_WEBHOOKS": ""})
+
+    assert result.exit_code == 2
+    assert "set LIFECYCLE_WEBHOOKS" in result.output
+
+
+def test_a_broken_endpoints_file_exits_2_in_one_line(tmp_path):
+    broken = tmp_path / "webhooks.toml"
+    broken.write_text('[[endpoint]]\nname = "crm"\nurl = "ftp://x"\n')
+
+    result = CliRunner().invoke(app, ["webhooks"], env={"LIFECYCLE_WEBHOOKS": str(broken)})
+
+    assert result.exit_code == 2
+    assert "url must be an http(s) URL" in result.output
+    assert "Traceback" not in result.output
