@@ -363,23 +363,40 @@ def get_sla(
 
 
 CHANGE_TYPES: Final = tuple(t.__name__ for t in changes.CHANGE_TYPES)
+MAX_SEQ: Final = 2**53  # JSON numbers are exact up to here (the outbox column holds 64 bits)
 
 
 @get("/changes", sync_to_thread=True, responses=BAD_REQUEST | NO_TOKEN)
 def list_changes(
     state: State,
     after: Annotated[
-        int, QueryParameter(ge=0, description="The next_after of the page before (0: the first).")
+        int,
+        QueryParameter(
+            ge=0, le=MAX_SEQ, description="The next_after of the page before (0: the first)."
+        ),
     ] = 0,
     type: Annotated[  # noqa: A002 (the parameter's documented name)
         str | None, _one_of(CHANGE_TYPES, "Only changes of this type")
     ] = None,
     limit: Annotated[int, QueryParameter(ge=1, le=MAX_PAGE)] = 100,
+    last: Annotated[
+        int | None,
+        QueryParameter(
+            ge=1, le=MAX_PAGE, description="Instead: the newest this many, newest first."
+        ),
+    ] = None,
 ) -> answers.ChangePage:
-    """The lifecycle changes the engine announced (as on lead.lifecycle), oldest first."""
+    """The lifecycle changes the engine announced (as on lead.lifecycle), oldest first.
+
+    With ``last``: what just happened, newest first (``after`` and ``limit`` do not apply).
+    """
     kind = _choice("type", type, CHANGE_TYPES)
     with _api(state).reading() as (_, tx):
-        found = outbox.after(tx, after, limit + 1, kind=kind)
+        if last is not None:
+            found = outbox.latest(tx, last, kind=kind)
+            limit = len(found)  # one page, no next
+        else:
+            found = outbox.after(tx, after, limit + 1, kind=kind)
     page = [
         answers.AnnouncedChange(
             seq=c.seq, id=c.id, type=c.type, data=changes.decode(c.type, c.data)

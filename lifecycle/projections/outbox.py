@@ -74,6 +74,19 @@ def after(tx: Transaction, seq: int, limit: int, *, kind: str | None = None) -> 
     ]
 
 
+def latest(tx: Transaction, limit: int, *, kind: str | None = None) -> list[Stored]:
+    """The newest ``limit`` changes (of one type, if ``kind``), newest first."""
+    where, params = ("WHERE type = ?", [kind]) if kind else ("", [])
+    return [
+        Stored(int(n), change_id, name, lead_id, instant(at), data.encode())  # type: ignore[arg-type]
+        for n, change_id, name, lead_id, at, data in tx.rows(
+            "SELECT seq, id, type, lead_id, at, data FROM lifecycle_changes "
+            f"{where} ORDER BY seq DESC LIMIT ?",
+            [*params, limit],
+        )
+    ]
+
+
 def published(tx: Transaction) -> tuple[int, str | None]:
     """The last change the broker acknowledged, and the id of the topic it went to."""
     row = tx.rows("SELECT seq, topic_id FROM lifecycle_changes_published WHERE id = 1")

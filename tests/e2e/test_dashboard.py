@@ -24,6 +24,8 @@ from seeding import projected
 from lifecycle import wiring
 from lifecycle.api.app import create_app
 from lifecycle.demo.broker import free_port
+from lifecycle.projections.announcer import Announcer
+from lifecycle.projections.store import ViewStore
 from lifecycle.settings import Settings
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
@@ -294,3 +296,21 @@ def test_a_part_of_a_lead_id_is_answered_with_how_to_find_the_lead(browser, dash
     tab.wait_for_selector("#lead .error")
 
     assert "part of a lead id" in tab.inner_text("#lead .error")
+
+
+def test_the_feed_shows_the_engine_s_latest_decisions_newest_first(browser, sqlite_url, events):
+    url = projected(sqlite_url, events.decode(*scenario.history(events)))
+    store = ViewStore(url)
+    Announcer(sla_hours=24, clock=lambda: events.at(scenario.END_DAY)).everyone(store, cause="fact")
+    store.close()
+    with serving(url) as base:
+        latest = httpx.get(f"{base}/api/changes?last=12").json()["changes"]
+        tab = opened(browser, base, 1400)
+        rows = tab.locator("#changes tbody tr")
+
+        assert rows.count() == len(latest) == 12
+        shown = [rows.nth(n).locator("a.lead").get_attribute("data-lead") for n in range(12)]
+        assert shown == [c["data"]["lead_id"] for c in latest]
+        assert [c["seq"] for c in latest] == sorted((c["seq"] for c in latest), reverse=True)
+        texts = rows.all_inner_texts()
+        assert any("overdue hand-off" in t or "new" in t for t in texts)

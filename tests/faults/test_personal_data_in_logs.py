@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import subprocess
@@ -105,7 +106,14 @@ def test_no_personal_data_reaches_a_log_line_whatever_the_input(
     broker, sqlite_url, clean_run, tmp_path
 ):
     messages = [*stream(80, seed=9), *hostile()]
-    settings = pipeline_settings(sqlite_url, broker.bootstrap)
+    # A webhook endpoint nobody answers: its retries and dead letters are logged too.
+    hooks = tmp_path / "webhooks.toml"
+    secret = "whsec_" + base64.b64encode(b"a test secret of thirty-two byte").decode()
+    hooks.write_text(
+        f'[[endpoint]]\nname = "crm"\nurl = "http://127.0.0.1:{free_port()}/hook"\n'
+        f'secret = "{secret}"\nmax_attempts = 2\nretry_seconds = 0.05\n'
+    )
+    settings = pipeline_settings(sqlite_url, broker.bootstrap, webhooks=hooks)
     engine = wiring.engine_at(sqlite_url)
     views = ViewStore(sqlite_url)
     wanted = {item.lower() for item in personal_data(messages)}
@@ -146,6 +154,9 @@ def test_no_personal_data_reaches_a_log_line_whatever_the_input(
             "import": imported.stdout + imported.stderr,
         }
         assert "dead_lettered" in logs["run"]
+        assert "changes_published" in logs["run"]
+        assert "webhook_dead_lettered" in logs["run"]
+        assert secret not in logs["run"]
         for name, text in logs.items():
             seen = sorted(item for item in wanted if item in text.lower())
             assert not seen, f"personal data in the {name} log: {seen[:5]}"

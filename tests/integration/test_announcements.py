@@ -6,6 +6,8 @@ publisher and SIGKILL are in tests/e2e/test_changes.py.
 
 from __future__ import annotations
 
+import random
+from collections import defaultdict
 from datetime import datetime, timedelta
 
 import pytest
@@ -225,3 +227,44 @@ def test_a_quiet_replay_under_new_rules_records_the_differences_without_announci
     assert announced(views) == before
     back = fill_from_store(engine, views, default_rulebook(), Settings(database_url=database_url))
     assert swap(views, back, default_rulebook(), announcer=seeded) > 0  # mql -> lead again
+
+
+def test_shuffled_arrival_announces_the_same_final_state_as_arrival_in_order(
+    engine, events, tmp_path
+):
+    engine.record(events.decode(*scenario.history(events)))
+    lead_events = stored_lead_events(engine)
+    # Each aggregate's events stay in order (one partition each, as the relay keys them); the
+    # aggregates interleave at random.
+    queues: dict[object, list[LeadEvent]] = defaultdict(list)
+    for event in lead_events:
+        queues[event.aggregate_id].append(event)
+    pick = random.Random(7)  # noqa: S311 (an order, not a secret)
+    shuffled = []
+    while queues:
+        key = pick.choice(sorted(queues, key=str))
+        shuffled.append(queues[key].pop(0))
+        if not queues[key]:
+            del queues[key]
+    assert shuffled != lead_events
+
+    def announce_all(name: str, arriving: list[LeadEvent]) -> list[tuple]:
+        store = ViewStore(f"sqlite:///{tmp_path}/{name}.db")
+        store.setup()
+        announcer = Announcer(sla_hours=24, clock=Clock(events.at(scenario.END_DAY)))
+        projection = LeadsProjection(default_rulebook())
+        try:
+            for start in range(0, len(arriving), 7):
+                with store.transaction() as tx:
+                    slot = store.active_slot(tx)
+                    applied = projection.apply(tx, slot, arriving[start : start + 7])
+                    merges = {k: (v, applied.merged_at[k]) for k, v in applied.merged.items()}
+                    announcer.announce(tx, slot, applied.versions, merges=merges)
+            with store.reading() as tx:
+                return sorted(tx.rows("SELECT * FROM lifecycle_announced"))
+        finally:
+            store.close()
+
+    in_order = announce_all("in-order", lead_events)
+    assert len(in_order) == len([v for v in scenario.EXPECTED_STAGES.values() if v != "visitor"])
+    assert announce_all("shuffled", shuffled) == in_order

@@ -177,6 +177,23 @@ async function drawSla() {
   fill($("#sla tbody"), answer.breaches.slice(-10).reverse().map((b) => [leadLink(b.lead_id), b.stage, when(b.sales_ready_at), when(b.first_sales_touch_at)]));
 }
 
+// What the engine just decided (lead.lifecycle's changes, as /api/changes gives them).
+function happened(change) {
+  const d = change.data;
+  if (change.type === "StageChanged") return d.from ? `${d.from} → ${d.to}` : `new ${d.to}`;
+  if (change.type === "TemperatureChanged") {
+    const cooled = ["hot", "warm", "cold"].indexOf(d.to) > ["hot", "warm", "cold"].indexOf(d.from);
+    return d.from === null ? `new, ${d.to}` : cooled ? `cooled down to ${d.to}` : `went ${d.to}`;
+  }
+  if (change.type === "HandoffOverdue") return `overdue hand-off (${d.stage}, ${d.hours} h)`;
+  return `merged ${d.merged_lead_ids.length} lead(s) into it`;
+}
+
+async function drawChanges() {
+  const page = await api("/api/changes?last=12");
+  fill($("#changes tbody"), page.changes.map((c) => [when(c.data.at), leadLink(c.data.lead_id), happened(c)]));
+}
+
 async function showLead(reference) {
   state.lead = reference;
   const box = $("#lead");
@@ -212,7 +229,7 @@ async function showLead(reference) {
 
 async function refresh() {
   try {
-    await Promise.all([drawFunnel(), drawTemperature(), drawCosts(), drawChoices(), drawHot(), drawSla()]);
+    await Promise.all([drawFunnel(), drawTemperature(), drawCosts(), drawChoices(), drawHot(), drawSla(), drawChanges()]);
     $("#status").textContent = `updated ${new Date().toLocaleTimeString()}`;
     $("#status").className = "";
     document.body.dataset.loaded = "true";
