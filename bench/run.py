@@ -10,8 +10,9 @@ peak memory is the worker's own):
 2. ingest (``lead.touchpoints`` -> event store, exactly once) and its ratio to raw consume of
    the same topic;
 3. relay (event store -> ``lead.events``) and its ratio to raw produce;
-4. the views worker (``lead.events`` -> view tables) and its ratio to raw consume of
-   ``lead.events``;
+4. the views worker (``lead.events`` -> view tables, announcing lifecycle changes) and its
+   ratio to raw consume of ``lead.events``, again with announcing off, the changes announced
+   per second, and the webhook deliveries per second of those changes to a local receiver;
 5. replay of the views from the store (no Kafka);
 6. the naive ingest (one transaction per message, no aggregate cache) and our ratio to it;
 7. end-to-end latency at a steady input rate, on empty stores (``bench/latency.py``);
@@ -26,6 +27,7 @@ machine makes every figure slower, the ratios stay.
 from __future__ import annotations
 
 import argparse
+import base64
 import contextlib
 import json
 import logging
@@ -37,7 +39,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -61,6 +63,8 @@ class Phase:
     items: int
     seconds: float
     peak_rss_mb: float
+    announced: int = 0
+    """Views: the lifecycle changes it announced."""
 
     @property
     def rate(self) -> float:
@@ -212,15 +216,75 @@ def relay(bootstrap: str, database_url: str, views_url: str) -> Phase:
     return Phase(sent, seconds, _peak_rss_mb())
 
 
-def views(bootstrap: str, database_url: str, views_url: str, expected: int) -> Phase:
-    """The views worker, from empty views, until it has applied every lead event."""
+def views(
+    bootstrap: str, database_url: str, views_url: str, expected: int, announce: bool = True
+) -> Phase:
+    """The views worker, from empty views, until it has applied every lead event.
+
+    With ``announce`` off, it keeps the views only (``LIFECYCLE_ANNOUNCE_CHANGES=false``).
+    """
     from lifecycle import wiring  # noqa: PLC0415
 
-    settings = _settings(bootstrap, database_url, views_url)
+    settings = replace(_settings(bootstrap, database_url, views_url), announce_changes=announce)
     store = wiring.views(settings)
     worker = wiring.views_worker(settings, store)
     seconds = _run_until(worker, lambda: counted(settings.lead_events_topic, "consumed"), expected)
+    with store.reading() as tx:
+        announced = int(tx.value("SELECT COUNT(*) FROM lifecycle_changes"))
     store.close()
+    return Phase(expected, seconds, _peak_rss_mb(), announced)
+
+
+def views_without_changes(
+    bootstrap: str, database_url: str, views_url: str, expected: int
+) -> Phase:
+    """The views worker with announcing turned off: what the changes cost."""
+    return views(bootstrap, database_url, views_url, expected, announce=False)
+
+
+def webhooks(bootstrap: str, database_url: str, views_url: str, expected: int) -> Phase:
+    """The announced changes published, then POSTed, signed, to a local receiver (204s)."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer  # noqa: PLC0415
+
+    from lifecycle import wiring  # noqa: PLC0415
+    from lifecycle.projections import outbox  # noqa: PLC0415
+
+    received, lock = [0], threading.Lock()
+
+    class Receiver(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers["content-length"]))
+            with lock:
+                received[0] += 1
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    with tempfile.TemporaryDirectory() as folder:
+        endpoints = Path(folder) / "webhooks.toml"
+        secret = "whsec_" + base64.b64encode(b"the bench's secret, 32 bytes....").decode()
+        endpoints.write_text(
+            f'[[endpoint]]\nname = "bench"\nurl = "http://127.0.0.1:{server.server_port}/"\n'
+            f'secret = "{secret}"\nmax_in_flight = 16\n'
+        )
+        settings = replace(_settings(bootstrap, database_url, views_url), webhooks=endpoints)
+        store = wiring.views(settings)
+        publisher = wiring.changes_publisher(settings, store)
+        producer = KafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True, acks="all")
+        while publisher.publish_batch(producer):
+            pass
+        producer.close()
+        with store.reading() as tx:
+            assert outbox.published(tx)[0] >= expected  # noqa: S101 (the bench's own check)
+        store.close()
+        [worker] = wiring.webhook_workers(settings)
+        seconds = _run_until(worker, lambda: received[0], expected)
+    server.shutdown()
+    server.server_close()
     return Phase(expected, seconds, _peak_rss_mb())
 
 
@@ -351,6 +415,17 @@ def measure(size: int, *, postgres: str | None, api: bool) -> tuple[dict[str, fl
             step("raw consume ev", consumed_events)
             viewed = _in_child(views, bootstrap, database_url, views_url, published.items)
             step("views", viewed)
+            (Path(folder) / "quiet").mkdir()
+            _, quiet_url, drop_quiet = _stores(postgres, Path(folder) / "quiet")
+            try:
+                quiet = _in_child(
+                    views_without_changes, bootstrap, database_url, quiet_url, published.items
+                )
+            finally:
+                drop_quiet()
+            step("views, no changes", quiet)
+            delivered = _in_child(webhooks, bootstrap, database_url, views_url, viewed.announced)
+            step("webhooks", delivered)
             replayed = _in_child(replay, bootstrap, database_url, views_url, published.items)
             step("replay", replayed)
             (Path(folder) / "naive").mkdir()
@@ -374,6 +449,11 @@ def measure(size: int, *, postgres: str | None, api: bool) -> tuple[dict[str, fl
         "views_per_s": viewed.rate,
         "raw_consume_events_per_s": consumed_events.rate,
         "views_vs_raw_consume": viewed.rate / consumed_events.rate,
+        "views_without_changes_per_s": quiet.rate,
+        "views_without_changes_vs_raw_consume": quiet.rate / consumed_events.rate,
+        "changes_announced": viewed.announced,
+        "changes_announced_per_s": viewed.announced / viewed.seconds if viewed.seconds else 0.0,
+        "webhook_deliveries_per_s": delivered.rate,
         "replay_per_s": replayed.rate,
         "naive_ingest_per_s": baseline.rate,
         "ingest_vs_naive": ingested.rate / baseline.rate,

@@ -124,7 +124,10 @@ class ViewsWorker:
         batches = {p: m for p, m in batches.items() if p not in self._unlocated}
         if batches:
             self._handle(consumer, batches)
-        if time.monotonic() - self._ticked_at >= self.settings.tick_seconds:
+        if (
+            self.settings.announce_changes
+            and time.monotonic() - self._ticked_at >= self.settings.tick_seconds
+        ):
             self._tick()
 
     def _tick(self) -> None:
@@ -231,6 +234,8 @@ class ViewsWorker:
 
     def _announce(self, tx: Transaction, slot: Slot, changes: Changes) -> list[Announcement]:
         """Announce what the batch changed (in its transaction)."""
+        if not self.settings.announce_changes:
+            return []
         merges = {
             lead_id: (survivor, changes.merged_at[lead_id])
             for lead_id, survivor in changes.merged.items()

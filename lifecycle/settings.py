@@ -39,6 +39,8 @@ class Settings:
     """Where the view tables live (empty: the event store's database)."""
     views_group: str = "lifecycle-views"
     sla_hours: int = 24
+    announce_changes: bool = True
+    """Whether the views worker announces lifecycle changes (off: views only, no outbox)."""
     tick_seconds: int = 5
     """How often the views worker looks for leads that cooled or whose hand-off is overdue."""
     batch_size: int = 2000
