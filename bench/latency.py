@@ -24,7 +24,7 @@ from kafka import KafkaProducer
 # The end-to-end phase has topics and groups of its own: it starts from empty stores. All its
 # topics exist before the workers start: a consumer subscribed to a topic that does not exist
 # yet only sees it at its next metadata refresh (minutes later).
-E2E_TOPICS = ("e2e.touchpoints", "e2e.touchpoints.dlq", "e2e.events")
+E2E_TOPICS = ("e2e.touchpoints", "e2e.touchpoints.dlq", "e2e.events", "e2e.lifecycle")
 PROBE_EVERY = 10  # one message in ten is a probe whose arrival in the views is timed
 VISIBLE_POLL_SECONDS = 0.02
 
@@ -46,6 +46,7 @@ def e2e_settings(bootstrap: str, database_url: str, views_url: str) -> Any:  # n
         touchpoints_topic=E2E_TOPICS[0],
         dead_letter_topic=E2E_TOPICS[1],
         lead_events_topic=E2E_TOPICS[2],
+        changes_topic=E2E_TOPICS[3],
         ingest_group="e2e-ingest",
         views_group="e2e-views",
         relay_name="e2e-relay",
@@ -64,9 +65,12 @@ def _work(kind: str, settings: Any, stop: Any) -> None:  # noqa: ANN401
 
     configure_logging("json", level=logging.WARNING)
     collect_garbage_less_often()
-    if kind == "views":
+    if kind in {"views", "changes"}:
         store = wiring.views(settings)
-        wiring.views_worker(settings, store).run(stop)
+        if kind == "views":
+            wiring.views_worker(settings, store).run(stop)
+        else:
+            wiring.changes_publisher(settings, store).run(stop)
         store.close()
         return
     engine = wiring.engine(settings)
@@ -77,7 +81,7 @@ def _work(kind: str, settings: Any, stop: Any) -> None:  # noqa: ANN401
 
 @contextlib.contextmanager
 def pipeline(settings: Any) -> Iterator[Callable[[], None]]:  # noqa: ANN401
-    """Ingest, relay and views, each in a process of its own, for the ``with`` block.
+    """Ingest, relay, views and the changes publisher, each in a process of its own.
 
     Yields a check that raises if one of them has died.
     """
@@ -85,7 +89,7 @@ def pipeline(settings: Any) -> Iterator[Callable[[], None]]:  # noqa: ANN401
     stop = context.Event()
     workers = [
         context.Process(target=_work, args=(kind, settings, stop), name=kind)
-        for kind in ("ingest", "relay", "views")
+        for kind in ("ingest", "relay", "views", "changes")
     ]
     for worker in workers:
         worker.start()
@@ -133,6 +137,8 @@ class Visibility:
         self.store = ViewStore(views_url)
         self.sent: dict[str, float] = {}
         self.seen: dict[str, float] = {}
+        self.announced: dict[str, float] = {}
+        """When each probe's new-lead StageChanged was acknowledged on ``lead.lifecycle``."""
         self._lock = threading.Lock()
 
     def expect(self, lead_id: UUID, sent_at: float) -> None:
@@ -148,6 +154,20 @@ class Visibility:
         while not stop.is_set():
             with self._lock:
                 pending = [lead for lead in self.sent if lead not in self.seen][:900]
+                unannounced = [lead for lead in self.sent if lead not in self.announced][:900]
+            if unannounced:
+                marks = ", ".join("?" * len(unannounced))
+                with self.store.reading() as tx:
+                    published = tx.value("SELECT seq FROM lifecycle_changes_published WHERE id = 1")
+                    rows = tx.rows(
+                        "SELECT lead_id FROM lifecycle_changes "  # noqa: S608 (only ?s)
+                        f"WHERE type = 'StageChanged' AND seq <= ? AND lead_id IN ({marks})",
+                        [published or 0, *unannounced],
+                    )
+                now = time.perf_counter()
+                with self._lock:
+                    for (lead_id,) in rows:
+                        self.announced.setdefault(str(lead_id), now)
             if pending:
                 with self.store.reading() as tx:
                     slot = self.store.active_slot(tx)
@@ -168,14 +188,19 @@ class Visibility:
         with self._lock:
             self.sent.clear()
             self.seen.clear()
+            self.announced.clear()
 
     def latencies_ms(self) -> list[float]:
         """Milliseconds from send to visible, for every probe seen."""
         return [(self.seen[k] - self.sent[k]) * 1000 for k in self.seen]
 
+    def announced_ms(self) -> list[float]:
+        """Milliseconds from send to the broker's ack of the probe's StageChanged."""
+        return [(self.announced[k] - self.sent[k]) * 1000 for k in self.announced]
+
     def missing(self) -> int:
-        """Probes sent and not (yet) seen."""
-        return len(self.sent) - len(self.seen)
+        """Probes sent and not (yet) seen, or not (yet) announced."""
+        return 2 * len(self.sent) - len(self.seen) - len(self.announced)
 
 
 def end_to_end(
@@ -186,7 +211,11 @@ def end_to_end(
     *,
     rate: int,
 ) -> dict[str, float]:
-    """p50/p99 (ms) from produce to visible in the views, at a steady ``rate`` of messages/s."""
+    """p50/p99 (ms) from produce to visible in the views, at a steady ``rate`` of messages/s.
+
+    Also from produce to the new lead's StageChanged acknowledged on ``lead.lifecycle``
+    (``announced_p50``, ``announced_p99``).
+    """
     settings = e2e_settings(bootstrap, database_url, views_url)
     visibility = Visibility(views_url)
     stop = threading.Event()
@@ -233,8 +262,11 @@ def end_to_end(
     watcher.join()
     producer.close()
     visibility.store.close()
+    announced = quantiles(visibility.announced_ms())
     return {
         **quantiles(visibility.latencies_ms()),
+        "announced_p50": announced["p50"],
+        "announced_p99": announced["p99"],
         "rate_asked": rate,
         "rate_sent": len(messages) / sent_for,
     }
