@@ -141,6 +141,7 @@ def test_views_and_publisher_killed_mid_stream_lose_no_change_and_repeat_with_th
             wait_for(lambda: published(store) > 50, what="some changes published")
             first.send_signal(signal.SIGKILL)
             first.wait(timeout=30)
+            assert _applied(store) < _lead_events(settings), "killed after the stream, not in it"
             second = subprocess.Popen(
                 [sys.executable, "-m", "lifecycle", "project"],
                 env=env,
@@ -155,6 +156,11 @@ def test_views_and_publisher_killed_mid_stream_lose_no_change_and_repeat_with_th
                     ),
                     timeout=120,
                     what="every lead event applied and every change published",
+                )
+                # Stopped once it has started (a SIGTERM before the handlers are set kills it).
+                wait_for(
+                    lambda: log.read_text().count("changes_publisher_started") == 2,
+                    what="the second process to have started",
                 )
             finally:
                 second.send_signal(signal.SIGTERM)

@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
@@ -44,6 +45,8 @@ class Receiver:
 
     fail_first: dict[str, int] = field(default_factory=dict)
     always_fail: set[str] = field(default_factory=set)
+    delay: float = 0.0
+    """Seconds each request takes (a slow endpoint)."""
     received: dict[str, list[tuple[dict[str, str], bytes]]] = field(
         default_factory=lambda: defaultdict(list)
     )
@@ -59,6 +62,7 @@ def receiver() -> Iterator[Receiver]:
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
             payload = self.rfile.read(int(self.headers["content-length"]))
+            time.sleep(state.delay)
             with state.lock:
                 state.attempts[self.path] += 1
                 failing = self.path in state.always_fail or (
@@ -219,6 +223,7 @@ def test_a_webhook_worker_killed_mid_stream_loses_nothing_and_repeats_with_the_s
     )
     settings = replace(settings, webhooks=path)
     stored = announced_changes(settings, events)
+    receiver.delay = 0.02  # slow enough to be killed mid-stream: a few seconds in all
     env = {**os.environ, **settings.environment(), "LIFECYCLE_BATCH_SIZE": "10"}
     log = tmp_path / "webhooks.log"
     with log.open("ab") as output:
@@ -228,6 +233,7 @@ def test_a_webhook_worker_killed_mid_stream_loses_nothing_and_repeats_with_the_s
         wait_for(lambda: len(receiver.received["/crm"]) > 15, what="some deliveries")
         first.send_signal(signal.SIGKILL)
         first.wait(timeout=30)
+        assert len(receiver.received["/crm"]) < len(stored), "killed after the stream, not in it"
         second = subprocess.Popen(
             [sys.executable, "-m", "lifecycle", "webhooks"], env=env, stdout=output, stderr=output
         )
