@@ -63,25 +63,24 @@ def append(tx: Transaction, changes: Sequence[tuple[str, Change]]) -> None:
 
 def after(tx: Transaction, seq: int, limit: int, *, kind: str | None = None) -> list[Stored]:
     """The changes numbered after ``seq`` (of one type, if ``kind``), oldest first."""
-    where, params = ("seq > ? AND type = ?", [seq, kind]) if kind else ("seq > ?", [seq])
-    return [
-        Stored(int(n), change_id, name, lead_id, instant(at), data.encode())  # type: ignore[arg-type]
-        for n, change_id, name, lead_id, at, data in tx.rows(
-            "SELECT seq, id, type, lead_id, at, data FROM lifecycle_changes "
-            f"WHERE {where} ORDER BY seq LIMIT ?",
-            [*params, limit],
-        )
-    ]
+    return _select(tx, "seq > ?", [seq], kind=kind, order="seq", limit=limit)
 
 
 def latest(tx: Transaction, limit: int, *, kind: str | None = None) -> list[Stored]:
     """The newest ``limit`` changes (of one type, if ``kind``), newest first."""
-    where, params = ("WHERE type = ?", [kind]) if kind else ("", [])
+    return _select(tx, "1 = 1", [], kind=kind, order="seq DESC", limit=limit)
+
+
+def _select(  # noqa: PLR0913 (one query's parts)
+    tx: Transaction, where: str, params: list[object], *, kind: str | None, order: str, limit: int
+) -> list[Stored]:
+    if kind is not None:
+        where, params = f"{where} AND type = ?", [*params, kind]
     return [
         Stored(int(n), change_id, name, lead_id, instant(at), data.encode())  # type: ignore[arg-type]
         for n, change_id, name, lead_id, at, data in tx.rows(
             "SELECT seq, id, type, lead_id, at, data FROM lifecycle_changes "
-            f"{where} ORDER BY seq DESC LIMIT ?",
+            f"WHERE {where} ORDER BY {order} LIMIT ?",
             [*params, limit],
         )
     ]
