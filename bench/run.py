@@ -12,7 +12,8 @@ peak memory is the worker's own):
 3. relay (event store -> ``lead.events``) and its ratio to raw produce;
 4. the views worker (``lead.events`` -> view tables, announcing lifecycle changes) and its
    ratio to raw consume of ``lead.events``, again with announcing off, the changes announced
-   per second, and the webhook deliveries per second of those changes to a local receiver;
+   per second, the webhook deliveries per second of those changes to a local receiver, and
+   how long after its instant a time-driven change is announced with no input;
 5. replay of the views from the store (no Kafka);
 6. the naive ingest (one transaction per message, no aggregate cache) and our ratio to it;
 7. end-to-end latency at a steady input rate, on empty stores (``bench/latency.py``);
@@ -34,13 +35,14 @@ import logging
 import multiprocessing
 import platform
 import resource
+import statistics
 import tempfile
 import threading
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +67,8 @@ class Phase:
     peak_rss_mb: float
     announced: int = 0
     """Views: the lifecycle changes it announced."""
+    delays_ms: list[float] = field(default_factory=list)
+    """Time-driven changes: how long after its instant each was announced."""
 
     @property
     def rate(self) -> float:
@@ -288,6 +292,55 @@ def webhooks(bootstrap: str, database_url: str, views_url: str, expected: int) -
     return Phase(expected, seconds, _peak_rss_mb())
 
 
+TIME_JUMPS = 12
+
+
+def time_driven(bootstrap: str, database_url: str, views_url: str, jumps: int) -> Phase:
+    """How long after its instant a time-driven change is announced, with no input at all.
+
+    The views worker's clock is moved just past the next instant at which a lead cools or its
+    hand-off becomes overdue, ``jumps`` times; each time, the wall time until a change is in
+    the outbox (the worker looks every ``LIFECYCLE_TICK_SECONDS``, at its own pace).
+    """
+    from lifecycle import wiring  # noqa: PLC0415
+    from lifecycle.projections.schema import instant  # noqa: PLC0415
+
+    settings = _settings(bootstrap, database_url, views_url)
+    store = wiring.views(settings)
+    now = [datetime.now(UTC)]
+    worker = wiring.views_worker(settings, wiring.views(settings), clock=lambda: now[0])
+    stop = threading.Event()
+    thread = threading.Thread(target=worker.run, args=(stop,))
+    thread.start()
+    delays: list[float] = []
+
+    def announced() -> int:
+        with store.reading() as tx:
+            return int(tx.value("SELECT COUNT(*) FROM lifecycle_changes"))
+
+    try:
+        time.sleep(settings.tick_seconds + 1)  # its first tick, at the real time, is done
+        for _ in range(jumps):
+            with store.reading() as tx:
+                due = instant(tx.value("SELECT MIN(due_at) FROM lifecycle_announced"))
+            if due is None:
+                break
+            before = announced()
+            now[0] = max(now[0], due) + timedelta(seconds=1)
+            moved = time.perf_counter()
+            while announced() == before:
+                if not thread.is_alive() or time.perf_counter() - moved > 60:
+                    raise RuntimeError("no time-driven change was announced")
+                time.sleep(0.01)
+            delays.append((time.perf_counter() - moved) * 1000)
+    finally:
+        stop.set()
+        thread.join()
+        worker.store.close()
+        store.close()
+    return Phase(len(delays), sum(delays) / 1000, _peak_rss_mb(), delays_ms=delays)
+
+
 def replay(bootstrap: str, database_url: str, views_url: str, events: int) -> Phase:
     """Fold the whole store into the spare slot of the views (no Kafka)."""
     from lifecycle import wiring  # noqa: PLC0415
@@ -382,7 +435,7 @@ def _stores(postgres: str | None, folder: Path) -> tuple[str, str, Callable[[], 
     return url, url, drop
 
 
-def measure(size: int, *, postgres: str | None, api: bool) -> tuple[dict[str, float], Any]:
+def measure(size: int, *, postgres: str | None, api: bool) -> tuple[dict[str, float], Any]:  # noqa: PLR0915 (one phase after another)
     """Every phase at one size (touchpoints): figures by name."""
     from lifecycle.cli.demo import demo_stream  # noqa: PLC0415
     from lifecycle.demo.broker import LocalBroker, free_port  # noqa: PLC0415
@@ -426,6 +479,8 @@ def measure(size: int, *, postgres: str | None, api: bool) -> tuple[dict[str, fl
             step("views, no changes", quiet)
             delivered = _in_child(webhooks, bootstrap, database_url, views_url, viewed.announced)
             step("webhooks", delivered)
+            timed = _in_child(time_driven, bootstrap, database_url, views_url, TIME_JUMPS)
+            step("time-driven", timed)
             replayed = _in_child(replay, bootstrap, database_url, views_url, published.items)
             step("replay", replayed)
             (Path(folder) / "naive").mkdir()
@@ -454,6 +509,8 @@ def measure(size: int, *, postgres: str | None, api: bool) -> tuple[dict[str, fl
         "changes_announced": viewed.announced,
         "changes_announced_per_s": viewed.announced / viewed.seconds if viewed.seconds else 0.0,
         "webhook_deliveries_per_s": delivered.rate,
+        "time_driven_delay_p50_ms": statistics.median(timed.delays_ms),
+        "time_driven_delay_max_ms": max(timed.delays_ms),
         "replay_per_s": replayed.rate,
         "naive_ingest_per_s": baseline.rate,
         "ingest_vs_naive": ingested.rate / baseline.rate,
@@ -508,6 +565,8 @@ TARGETS = (
     ("ingest_vs_naive", ">=", 10),
     ("ingest_peak_rss_mb", "<", 300),
     ("webhook_deliveries_per_s", ">=", 500),
+    # Within a tick (5 s) and a second of the instant; of TIME_JUMPS samples, the worst.
+    ("time_driven_delay_max_ms", "<", 6_000),
 )
 
 
