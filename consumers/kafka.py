@@ -86,11 +86,11 @@ class WholeTopic:
             self.partitions = [TopicPartition(topic, p) for p in sorted(ids)]
             found = topic_id(self._consumer, topic)
             self.topic_id = None if found is None else str(found)
-            self._consumer.assign(self.partitions)
-            self._consumer.seek_to_beginning(*self.partitions)
-            self.ends: dict[TopicPartition, int] = (
-                self._consumer.end_offsets(self.partitions) if self.partitions else {}
-            )
+            self.ends: dict[TopicPartition, int] = {}
+            if self.partitions:  # (a topic not there yet holds nothing to read)
+                self._consumer.assign(self.partitions)
+                self._consumer.seek_to_beginning(*self.partitions)
+                self.ends = self._consumer.end_offsets(self.partitions)
         except BaseException:
             self.close()
             raise

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import sqlite3
+from dataclasses import replace
 
 import msgspec
 import pytest
@@ -254,3 +255,9 @@ def test_an_event_the_application_refuses_goes_to_the_dlq_and_the_rest_is_record
     [letter] = dead_letters.read_dead_letters(settings)
     assert letter.exception == "lifecycle.errors.LifecycleError"
     assert letter.reason == "the application cannot record this event"
+
+
+def test_a_dead_letter_topic_that_is_not_there_yet_holds_no_dead_letters(settings):
+    missing = replace(settings, dead_letter_topic=f"{settings.dead_letter_topic}.never-made")
+
+    assert dead_letters.read_dead_letters(missing) == []
