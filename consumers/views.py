@@ -116,6 +116,8 @@ class ViewsWorker:
     def _step(self, consumer: KafkaConsumer) -> None:
         if self._slot is None:
             self.store.setup()
+            if self.settings.announce_changes and (seeded := self.announcer.seed(self.store)):
+                log.warning("announcements_seeded_without_sending", changes=seeded)
             with self.store.transaction() as tx:
                 self._slot = self.store.active_slot(tx)
         self._check_topic_id(consumer)
@@ -227,7 +229,7 @@ class ViewsWorker:
         consumed = sum(len(m) for m in batches.values())
         count(self.topic, "consumed", consumed)
         count(self.topic, "projected", len(events))
-        counted_changes(announced)
+        counted_changes(announced, arrived=_arrivals(events))
         log.info(
             "views_batch_applied", messages=consumed, leads_folded=folded, announced=len(announced)
         )
@@ -304,6 +306,15 @@ class ViewsWorker:
                 messages[-1].offset,
                 topic_id=self._topic_id,
             )
+
+
+def _arrivals(events: Sequence[tuple[ConsumerRecord, LeadEvent]]) -> dict[str, float]:
+    """Each lead's first message of the batch: when it reached ``lead.events`` (epoch seconds)."""
+    found: dict[str, float] = {}
+    for message, event in reversed(events):
+        if message.timestamp >= 0:
+            found[str(event.aggregate_id)] = message.timestamp / 1000
+    return found
 
 
 def _commit(consumer: KafkaConsumer, batches: Batches) -> None:

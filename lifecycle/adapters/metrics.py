@@ -66,6 +66,12 @@ TIME_DRIVEN_DELAY = Histogram(
     "How long after its instant a time-driven change (cooling, an overdue hand-off) was announced.",
     buckets=(0.5, 1, 2, 5, 10, 30, 60, 300, 3600),
 )
+ANNOUNCEMENT_DELAY = Histogram(
+    "lifecycle_announcement_delay_seconds",
+    "How long after its fact arrived on lead.events (the message's timestamp) a change was "
+    "announced (committed to the outbox).",
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60),
+)
 WEBHOOK_DELIVERIES = Counter(
     "lifecycle_webhook_deliveries",
     "Webhook deliveries by endpoint (its name in the endpoints file, never its URL) and "

@@ -72,14 +72,37 @@ class HandoffOverdue(_Change, frozen=True, kw_only=True):
     hours: int
 
 
+class HandoffOverdueWithdrawn(_Change, frozen=True, kw_only=True):
+    """An overdue hand-off that was not: a fact that came late shows a sales touch in time.
+
+    The lead is still sales-ready (a lead that moved on is told by its ``StageChanged``).
+    """
+
+    stage: Stage
+    sales_ready_at: Annotated[datetime, Meta(description="As in the HandoffOverdue withdrawn.")]
+    sales_touch_at: Annotated[
+        datetime | None,
+        Meta(description="The sales touch within the hand-off time (= at); null for rules."),
+    ]
+    cause: Annotated[
+        Literal["fact", "rules"], Meta(description="A late fact, or a replay under new rules.")
+    ]
+
+
 class Merged(_Change, frozen=True, kw_only=True):
     """Leads turned out to be one person: ``lead_id`` survives, the others are merged into it."""
 
     merged_lead_ids: list[UUID]
 
 
-Change = StageChanged | TemperatureChanged | HandoffOverdue | Merged
-CHANGE_TYPES: Final = (StageChanged, TemperatureChanged, HandoffOverdue, Merged)
+Change = StageChanged | TemperatureChanged | HandoffOverdue | HandoffOverdueWithdrawn | Merged
+CHANGE_TYPES: Final = (
+    StageChanged,
+    TemperatureChanged,
+    HandoffOverdue,
+    HandoffOverdueWithdrawn,
+    Merged,
+)
 
 _ENCODER: Final = msgspec.json.Encoder()
 _DECODERS: Final[dict[str, msgspec.json.Decoder[Change]]] = {
@@ -117,6 +140,8 @@ def change_id(change: Change, rules_version: str) -> str:
             value = change.to.value
         case HandoffOverdue():
             value = change.stage.value
+        case HandoffOverdueWithdrawn():
+            value = change.sales_ready_at.isoformat()
         case Merged():
             value = ",".join(sorted(str(lead) for lead in change.merged_lead_ids))
     text = "|".join(

@@ -49,7 +49,8 @@ Generated from the msgspec contracts in `lifecycle/contracts/inbound.py` (inboun
 - `<event type>.schema.json`: JSON Schema (draft 2020-12) of each inbound CloudEvent, the
   whole structured-mode envelope.
 - `lifecycle.lead.<Change>.schema.json`: JSON Schema of the value of each change announced on
-  `lead.lifecycle` (StageChanged, TemperatureChanged, HandoffOverdue, Merged).
+  `lead.lifecycle` (StageChanged, TemperatureChanged, HandoffOverdue,
+  HandoffOverdueWithdrawn, Merged).
 - `asyncapi.json`: AsyncAPI 3.0.0 description of the topics `lead.touchpoints`,
   `lead.touchpoints.dlq`, `lead.events` and `lead.lifecycle`.
 """
@@ -356,6 +357,8 @@ _CHANGE_SUMMARIES: Final = {
     "StageChanged": "The lead's lifecycle stage changed.",
     "TemperatureChanged": "The lead got hotter with a fact, or cooled down with time.",
     "HandoffOverdue": "A sales-ready lead no salesperson touched within the hand-off time.",
+    "HandoffOverdueWithdrawn": "An overdue hand-off that was not: a late fact shows a sales "
+    "touch in time.",
     "Merged": "Leads turned out to be one person: the others merged into lead_id.",
 }
 

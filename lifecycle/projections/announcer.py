@@ -14,6 +14,7 @@ names: ``due_at`` keeps the next one, and ``tick`` announces the leads whose ins
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -22,11 +23,12 @@ from uuid import UUID
 
 import msgspec
 
-from lifecycle.adapters.metrics import CHANGES, TIME_DRIVEN_DELAY
+from lifecycle.adapters.metrics import ANNOUNCEMENT_DELAY, CHANGES, TIME_DRIVEN_DELAY
 from lifecycle.contracts import changes as contract
 from lifecycle.contracts.changes import (
     Change,
     HandoffOverdue,
+    HandoffOverdueWithdrawn,
     Merged,
     StageChanged,
     TemperatureChanged,
@@ -47,6 +49,12 @@ _FACT = msgspec.json.Decoder(Fact)
 _COOLER = {Temperature.HOT: 2, Temperature.WARM: 1, Temperature.COLD: 0}
 
 Cause = Literal["fact", "time", "rules"]
+
+# A PostgreSQL advisory lock key ("anno"), held by a transaction that announces until it ends:
+# two views workers (a tick of one and a batch of the other, or both ticks) would otherwise
+# compare with the same last-announced state and announce one change twice. SQLite serializes
+# writers anyway.
+ANNOUNCE_LOCK = 0x616E6E6F
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -104,7 +112,7 @@ class Announcement:
             case StageChanged() | TemperatureChanged():
                 was = change.from_.value if change.from_ else "new"
                 return f"{name} {was}->{change.to.value}"
-            case HandoffOverdue():
+            case HandoffOverdue() | HandoffOverdueWithdrawn():
                 return f"{name} {change.stage.value}"
             case Merged():
                 return name
@@ -138,15 +146,27 @@ class Announcer:
         """Announce what changed for these leads, and the merges (lead: survivor, instant).
 
         A merge is announced for the merged leads that were announced before (downstream
-        knows no others), once: they are then forgotten.
+        knows no others), once, when its survivor is announced: now, or when the survivor's
+        own events come (on another partition, they may come after the merge).
         """
+        _lock(tx)
         merges = merges or {}
         known = _read_announced(tx, sorted(merges)) if merges else {}
         tx.executemany(
             "DELETE FROM lifecycle_announced WHERE lead_id = ?", [(key,) for key in known]
         )
-        found, states = self._compare(tx, slot, lead_ids, merges, known, cause)
+        tx.executemany(
+            "INSERT INTO lifecycle_pending_merges (lead_id, merged_into, at) VALUES (?, ?, ?) "
+            "ON CONFLICT (lead_id) DO UPDATE SET merged_into = excluded.merged_into, "
+            "at = excluded.at",
+            [(lead, *merges[lead]) for lead in sorted(known)],
+        )
+        survivors = {merges[lead][0] for lead in known}
+        found, states, told = self._compare(tx, slot, set(lead_ids) | survivors, cause)
         _write_announced(tx, states)
+        tx.executemany(
+            "DELETE FROM lifecycle_pending_merges WHERE lead_id = ?", [(lead,) for lead in told]
+        )
         if found and not self.quiet:
             outbox.append(tx, [(a.id, a.change) for a in found])
         return found
@@ -156,33 +176,29 @@ class Announcer:
 
         For what-if: ``slot`` holds the shadow views, compared with what was announced.
         """
-        found, _ = self._compare(tx, slot, lead_ids, {}, {}, "rules")
+        found, _, _ = self._compare(tx, slot, lead_ids, "rules", merging=False)
         return found
 
-    def _compare(  # noqa: PLR0913, PLR0917 (one pass's inputs)
+    def _compare(
         self,
         tx: Transaction,
         slot: Slot,
         lead_ids: Iterable[str],
-        merges: Mapping[str, tuple[str, datetime]],
-        known: Mapping[str, _State],
         cause: Cause,
-    ) -> tuple[list[Announcement], dict[str, _State]]:
-        """The changes against what was announced, and the states to remember."""
+        *,
+        merging: bool = True,
+    ) -> tuple[list[Announcement], dict[str, _State], list[str]]:
+        """The changes against what was announced, the states to remember, the merges told."""
         now = self.clock()
-        absorbed: dict[str, list[str]] = {}
-        merged_at: dict[str, datetime] = {}
-        for lead_id, (survivor, at) in sorted(merges.items()):
-            if lead_id in known:
-                absorbed.setdefault(survivor, []).append(lead_id)
-                merged_at[survivor] = max(at, merged_at.get(survivor, at))
         found: list[Announcement] = []
         states: dict[str, _State] = {}
-        keys = sorted(set(lead_ids) | set(absorbed))
+        told: list[str] = []
+        keys = sorted(set(lead_ids))
         for start in range(0, len(keys), LEADS_PER_QUERY):
             chunk = keys[start : start + LEADS_PER_QUERY]
             rows = _read_rows(tx, slot, chunk)
             before = _read_announced(tx, chunk)
+            pending = _read_pending(tx, sorted(rows)) if merging and rows else {}
             this = _Pass(now, cause, _causes(tx, slot, rows.values()))
             for key in chunk:
                 row = rows.get(key)
@@ -190,18 +206,20 @@ class Announcer:
                     continue  # merged away, a mere visitor, or not in this slot
                 after = self._state(row, now)
                 changes = self._changes(row, before.get(key), after, this)
-                if key in absorbed:
+                if key in pending:
+                    merged_ids = sorted(lead for lead, _ in pending[key])
                     merged = Merged(
                         lead_id=UUID(key),
-                        merged_lead_ids=[UUID(lead) for lead in absorbed[key]],
-                        at=merged_at[key],
+                        merged_lead_ids=[UUID(lead) for lead in merged_ids],
+                        at=max(at for _, at in pending[key]),
                         observed_at=now,
                     )
                     changes.insert(0, merged)
+                    told.extend(merged_ids)
                 if after != before.get(key):
                     states[key] = after
                 found.extend(Announcement(c, row.rules_version) for c in changes)
-        return found, states
+        return found, states, told
 
     def quietly(self) -> Announcer:
         """This announcer, recording states without announcing them."""
@@ -223,8 +241,22 @@ class Announcer:
                 )
         return total
 
+    def seed(self, store: ViewStore) -> int:
+        """Record every lead's state as announced, if the views hold leads none was announced of.
+
+        Views built before announcing (or with it off) would otherwise announce each lead as
+        new when it is next touched, and never cool the others: downstream hears of changes
+        from now on instead, not of every existing lead at once. How many changes were
+        recorded without a word.
+        """
+        with store.reading() as tx:
+            if has_announced(tx):
+                return 0
+        return self.quietly().everyone(store)
+
     def tick(self, tx: Transaction, slot: Slot) -> list[Announcement]:
         """Announce the leads whose time-driven change has come (cooling, overdue hand-off)."""
+        _lock(tx)
         due = [
             str(lead_id)
             for (lead_id,) in tx.rows(
@@ -299,17 +331,49 @@ class Announcer:
                     observed_at=now,
                 )
             )
+        elif overdue is None and was and was.overdue_for and after.stage in SALES_READY:
+            # Still sales-ready, no longer overdue: a late fact shows the touch was in time.
+            touched = None if this.cause == "rules" else row.sales_touch_at
+            found.append(
+                HandoffOverdueWithdrawn(
+                    lead_id=lead_id,
+                    stage=Stage(after.stage),
+                    sales_ready_at=was.overdue_for,
+                    sales_touch_at=touched,
+                    at=touched or now,
+                    observed_at=now,
+                    cause="rules" if this.cause == "rules" else "fact",
+                )
+            )
         return found
 
 
-def counted_changes(announced: Iterable[Announcement], *, time_driven: bool = False) -> None:
-    """Count committed changes by type; for time-driven ones, how late after their instant."""
+def _lock(tx: Transaction) -> None:
+    if tx.dialect == "postgres":
+        tx.execute("SELECT pg_advisory_xact_lock(?)", [ANNOUNCE_LOCK])
+
+
+def counted_changes(
+    announced: Iterable[Announcement],
+    *,
+    time_driven: bool = False,
+    arrived: Mapping[str, float] | None = None,
+) -> None:
+    """Count committed changes by type, and how long each took to be announced.
+
+    A time-driven change, from its instant; one a fact caused, from when the fact arrived
+    (``arrived``: lead id -> the epoch seconds its first message of the batch reached
+    ``lead.events``).
+    """
+    now = time.time()
     for announcement in announced:
         change = announcement.change
         CHANGES.labels(type=type(change).__name__).inc()
         if time_driven:
             lateness = (change.observed_at - change.at).total_seconds()
             TIME_DRIVEN_DELAY.observe(max(lateness, 0.0))
+        elif arrived and (since := arrived.get(str(change.lead_id))) is not None:
+            ANNOUNCEMENT_DELAY.observe(max(now - since, 0.0))
 
 
 def has_announced(tx: Transaction) -> bool:
@@ -360,6 +424,23 @@ def _read_rows(tx: Transaction, slot: Slot, keys: Sequence[str]) -> dict[str, _R
             sales_touch_at=instant(touched),
             rules_version=rules_version,
         )
+    return found
+
+
+def _read_pending(
+    tx: Transaction, survivors: Sequence[str]
+) -> dict[str, list[tuple[str, datetime]]]:
+    """The announced leads merged into these survivors and not told yet, with the instants."""
+    marks = ", ".join("?" * len(survivors))
+    found: dict[str, list[tuple[str, datetime]]] = {}
+    for lead_id, survivor, at in tx.rows(
+        "SELECT lead_id, merged_into, at FROM lifecycle_pending_merges "
+        f"WHERE merged_into IN ({marks})",
+        list(survivors),
+    ):
+        when = instant(at)
+        if when is not None:  # (the column is NOT NULL)
+            found.setdefault(survivor, []).append((lead_id, when))
     return found
 
 

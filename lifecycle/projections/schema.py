@@ -256,6 +256,17 @@ def announcement_tables(dialect: str) -> list[str]:
         f"""CREATE TABLE IF NOT EXISTS lifecycle_changes_published (
             id INTEGER PRIMARY KEY, seq {t["big"]} NOT NULL, topic_id TEXT
         )""",
+        # Announced leads merged into a lead not announced yet (its events come on another
+        # partition, maybe later): told merged when the survivor is.
+        f"""CREATE TABLE IF NOT EXISTS lifecycle_pending_merges (
+            lead_id TEXT PRIMARY KEY,
+            merged_into TEXT NOT NULL,
+            at {t["ts"]} NOT NULL
+        )""",
+        (
+            "CREATE INDEX IF NOT EXISTS lifecycle_pending_merges_by_survivor "
+            "ON lifecycle_pending_merges (merged_into)"
+        ),
     ]
 
 

@@ -7,6 +7,7 @@ publisher and SIGKILL are in tests/e2e/test_changes.py.
 from __future__ import annotations
 
 import random
+import threading
 from collections import defaultdict
 from datetime import datetime, timedelta
 
@@ -26,6 +27,7 @@ from lifecycle.rules import default_rulebook, load_rulebook
 from lifecycle.settings import Settings
 
 SALES_READY = {"sql", "pql", "service_qualified"}
+CONTACTED = scenario.CONTACTED
 
 
 class Clock:
@@ -125,6 +127,137 @@ def test_leads_cool_down_on_a_tick_at_the_instant_they_cooled_not_when_it_was_no
         slot = views.active_slot(tx)
         warm_until = dict(tx.rows(f"SELECT lead_id, warm_until FROM lifecycle_leads_{slot}"))
     assert all(c.at == instant(warm_until[str(c.lead_id)]) for c in cooled)
+
+
+def test_a_late_sales_touch_within_the_hand_off_time_withdraws_the_overdue_hand_off(
+    database_url, engine, events
+):
+    store = ViewStore(database_url)
+    store.setup()
+    announcer = Announcer(sla_hours=24, clock=Clock(events.at(2)))
+    projection = LeadsProjection(default_rulebook())
+    seen = 0
+
+    def arrive(*touchpoints: dict) -> list[changes.Change]:
+        nonlocal seen
+        engine.record(events.decode(*touchpoints))
+        new = stored_lead_events(engine)[seen:]
+        seen += len(new)
+        return fold(store, projection, announcer, new)
+
+    try:
+        email = "lena@example.com"
+        first = arrive(
+            events.touchpoint("form_fill", 0, email=email),
+            events.touchpoint("demo_request", 0, email=email),
+        )
+        # The CRM's record of the call on day 0.5 comes in on day 2.
+        late = arrive(events.touchpoint("email_open", 0.5, email=email, properties=CONTACTED))
+        again = arrive(events.touchpoint("page_view", 1.5, email=email))
+    finally:
+        store.close()
+
+    overdue = [c for c in first if isinstance(c, changes.HandoffOverdue)]
+    assert [(c.stage.value, c.sales_ready_at) for c in overdue] == [("sql", events.at(0))]
+    assert [type(c) for c in late] == [changes.HandoffOverdueWithdrawn]
+    (withdrawn,) = late
+    assert withdrawn.sales_ready_at == events.at(0)
+    assert withdrawn.sales_touch_at == withdrawn.at == events.at(0.5)
+    assert withdrawn.cause == "fact"
+    assert not again
+
+
+def fold(store, projection, announcer, arriving: list[LeadEvent]) -> list[changes.Change]:
+    """Apply lead events in one transaction, as the views worker does; what it announced."""
+    with store.transaction() as tx:
+        slot = store.active_slot(tx)
+        applied = projection.apply(tx, slot, arriving)
+        merges = {k: (v, applied.merged_at[k]) for k, v in applied.merged.items()}
+        return [a.change for a in announcer.announce(tx, slot, applied.versions, merges=merges)]
+
+
+def test_a_merge_whose_survivor_comes_later_is_announced_when_the_survivor_is(
+    database_url, engine, events
+):
+    engine.record(events.decode(*scenario.history(events)))
+    oli = engine.resolve("email:oli@example.com").id
+    lead_events = stored_lead_events(engine)
+    phone = next(e for e in lead_events if e.merged_into == oli).aggregate_id
+    store = ViewStore(database_url)
+    store.setup()
+    announcer = Announcer(sla_hours=24, clock=Clock(events.at(scenario.END_DAY)))
+    projection = LeadsProjection(default_rulebook())
+    try:
+        # The phone lead's events, then its merge, come before any of the survivor's, as they
+        # may from another partition.
+        *facts, merge = [e for e in lead_events if e.aggregate_id == phone]
+        alone = fold(store, projection, announcer, facts)
+        merging = fold(store, projection, announcer, [merge])
+        survivor = fold(
+            store, projection, announcer, [e for e in lead_events if e.aggregate_id == oli]
+        )
+        again = fold(
+            store, projection, announcer, [e for e in lead_events if e.aggregate_id == oli]
+        )
+    finally:
+        store.close()
+
+    assert {c.lead_id for c in alone} == {phone}
+    assert not merging  # the survivor is not known downstream yet
+    merged = [c for c in survivor if isinstance(c, changes.Merged)]
+    assert [(c.lead_id, c.merged_lead_ids) for c in merged] == [(oli, [phone])]
+    assert merged[0].at == events.at(9)  # oli's e-mail named the phone lead on day 9
+    assert isinstance(survivor[0], changes.Merged)  # before the survivor's own changes
+    assert not again
+
+
+def test_views_built_before_announcing_are_seeded_without_a_word_then_announce_what_changes(
+    views, events
+):
+    clock = Clock(events.at(10.5))
+    announcer = Announcer(sla_hours=24, clock=clock)
+
+    recorded = announcer.seed(views)
+
+    assert recorded > len(lead_ids(views)) > 0  # a stage and a temperature per lead at least
+    assert announced(views) == []
+    assert announcer.seed(views) == 0  # once
+    clock.now = events.at(scenario.END_DAY + 60)
+    with views.transaction() as tx:
+        ticked = announcer.tick(tx, views.active_slot(tx))
+    assert ticked
+    assert {type(a.change) for a in ticked} <= {changes.TemperatureChanged, changes.HandoffOverdue}
+    assert len(announced(views)) == len(ticked)
+
+
+def test_two_workers_ticking_at_once_announce_each_change_once(views, events):
+    Announcer(sla_hours=24, clock=Clock(events.at(10.5))).everyone(views, cause="fact")
+    before = len(announced(views))
+    later = Clock(events.at(scenario.END_DAY + 60))
+    start = threading.Barrier(2)
+    ticked: list[int] = []
+
+    def tick() -> None:
+        store = ViewStore(views.url)
+        try:
+            start.wait()
+            with store.transaction() as tx:
+                ticked.append(
+                    len(Announcer(sla_hours=24, clock=later).tick(tx, store.active_slot(tx)))
+                )
+        finally:
+            store.close()
+
+    workers = [threading.Thread(target=tick) for _ in range(2)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=30)
+
+    with views.reading() as tx:
+        ids = [c.id for c in outbox.after(tx, 0, 10**6)]
+    assert len(ids) == len(set(ids)), "a change was announced twice"
+    assert min(ticked) == 0 < max(ticked) == len(ids) - before
 
 
 def test_facts_arriving_in_event_time_announce_each_lead_s_stage_moves_with_their_instants(

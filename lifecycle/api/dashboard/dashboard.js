@@ -186,6 +186,7 @@ function happened(change) {
     return d.from === null ? `new, ${d.to}` : cooled ? `cooled down to ${d.to}` : `went ${d.to}`;
   }
   if (change.type === "HandoffOverdue") return `overdue hand-off (${d.stage}, ${d.hours} h)`;
+  if (change.type === "HandoffOverdueWithdrawn") return `hand-off was in time after all (${d.stage})`;
   return `merged ${d.merged_lead_ids.length} lead(s) into it`;
 }
 
