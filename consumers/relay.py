@@ -262,7 +262,7 @@ class _Session:
         futures = []
         for notification in notifications:
             outgoing = to_lead_event(
-                relay.engine.mapper.to_domain_event(notification),
+                relay.engine.public_mapper.to_domain_event(notification),
                 published_properties=relay.settings.published_properties,
                 campaign_key=relay.engine.campaign_key,
             )

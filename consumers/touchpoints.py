@@ -445,6 +445,7 @@ class TouchpointIngest:
                 continue
             total.recorded += result.recorded
             total.duplicates += result.duplicates
+            total.suppressed += result.suppressed
         self._dead_letter(batch)
         if tracking is not None:
             self.engine.record([], tracking=tracking)
@@ -454,12 +455,14 @@ class TouchpointIngest:
         count(self.topic, "consumed", len(batch.messages))
         count(self.topic, "recorded", result.recorded)
         count(self.topic, "duplicate", result.duplicates)
+        count(self.topic, "suppressed", result.suppressed)
         count(self.topic, "dead_lettered", len(batch.refused))
         log.info(
             "batch_recorded",
             messages=len(batch.messages),
             recorded=result.recorded,
             duplicates=result.duplicates,
+            suppressed=result.suppressed,
             dead_lettered=len(batch.refused),
             **({"orphan": True} if orphan else {}),
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
@@ -48,8 +49,12 @@ class Settings:
     heartbeat_interval_ms: int = 3_000
     published_properties: tuple[str, ...] = ("sales_contacted",)
     """Touchpoint properties copied to ``lead.events``; the others may hold personal data."""
-    api_token: str = ""
+    api_token: str = dataclasses.field(default="", repr=False)
     """When set, every ``/api`` request must carry it as a bearer token."""
+    master_key: str = dataclasses.field(default="", repr=False)
+    """Wraps the leads' data keys (``lifecycle keys create`` makes one); none: no sealing."""
+    master_key_file: Path | None = None
+    """A file holding the master key, instead of ``master_key``."""
     metrics_port: int = 0
     """The workers' (ingest, relay, project, run) Prometheus endpoint; 0: none."""
     metrics_host: str = "127.0.0.1"
@@ -94,6 +99,17 @@ class Settings:
         """The views' database: ``views_url``, or the event store's."""
         return self.views_url or self.database_url
 
+    def master_key_text(self) -> str:
+        """The master key, from ``master_key`` or its file ("": none configured)."""
+        if self.master_key or self.master_key_file is None:
+            return self.master_key
+        try:
+            return self.master_key_file.read_text().strip()
+        except OSError as error:
+            raise ConfigurationError(
+                f"LIFECYCLE_MASTER_KEY_FILE: cannot read {self.master_key_file} ({error.strerror})"
+            ) from None
+
     def environment(self) -> dict[str, str]:
         """These settings as ``LIFECYCLE_*`` variables (to start a worker process with them)."""
         env = {}
@@ -116,6 +132,6 @@ def _parse(name: str, raw: str, default: object) -> object:
             raise ConfigurationError(f"{name} must be a whole number, not {raw!r}") from None
     if isinstance(default, tuple):
         return tuple(part.strip() for part in raw.split(",") if part.strip())
-    if name in {"LIFECYCLE_RULES", "LIFECYCLE_WEBHOOKS"}:
+    if name in {"LIFECYCLE_RULES", "LIFECYCLE_WEBHOOKS", "LIFECYCLE_MASTER_KEY_FILE"}:
         return Path(raw) if raw else None
     return raw

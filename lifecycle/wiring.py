@@ -19,8 +19,10 @@ from consumers.touchpoints import TouchpointIngest
 from consumers.views import ViewsWorker
 from consumers.webhooks import WebhookWorker
 from lifecycle.adapters.eventstore import eventsourcing_env
+from lifecycle.adapters.keyring import Keyring, master_key
 from lifecycle.api.state import Api
 from lifecycle.contracts.webhooks import load_endpoints
+from lifecycle.errors import ConfigurationError
 from lifecycle.ledger.engine import LeadLifecycle
 from lifecycle.projections.announcer import Announcer
 from lifecycle.projections.store import ViewStore
@@ -43,7 +45,21 @@ def engine(
     """The engine over the event store of ``database_url`` (default: the settings')."""
     env = eventsourcing_env(database_url or settings.database_url)
     env["AGGREGATE_CACHE_MAXSIZE"] = str(settings.cache_size)
-    return kind(env, rules=rulebook(settings, rules))
+    built = kind(env, rules=rulebook(settings, rules))
+    master = settings.master_key_text()
+    if master:
+        try:
+            built.seal_with(Keyring(master_key(master)), settings.published_properties)
+        except BaseException:
+            built.close()
+            raise
+    elif built.holds_sealed_data():
+        built.close()
+        raise ConfigurationError(
+            "this event store holds personal data sealed with a master key: set "
+            "LIFECYCLE_MASTER_KEY or LIFECYCLE_MASTER_KEY_FILE (the key it was made with)"
+        )
+    return built
 
 
 def engine_at(database_url: str, **settings: object) -> LeadLifecycle:

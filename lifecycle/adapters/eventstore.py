@@ -8,11 +8,12 @@ declared types (facts, datetimes, UUIDs). Reading goes through plain dicts first
 from __future__ import annotations
 
 import dataclasses
+import functools
 import sqlite3
 import time
 import typing
 from collections import defaultdict
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import MISSING
 from functools import cache
 from typing import Any
@@ -31,12 +32,18 @@ from eventsourcing.persistence import (
     Tracking,
     Transcoder,
 )
-from eventsourcing.postgres import PostgresAggregateRecorder, PostgresDatastore
+from eventsourcing.postgres import (
+    PostgresAggregateRecorder,
+    PostgresDatastore,
+    PostgresProcessRecorder,
+)
 from eventsourcing.sqlite import SQLiteAggregateRecorder, SQLiteCursor, SQLiteProcessRecorder
 from eventsourcing.utils import get_topic, resolve_topic
 from psycopg.sql import SQL, Identifier
 
+from lifecycle.adapters import sealing
 from lifecycle.adapters.database_url import parse as database_url_parse
+from lifecycle.adapters.keyring import Keyring
 from lifecycle.errors import ConfigurationError
 
 # A PostgreSQL advisory lock key: held while an application creates its tables.
@@ -96,7 +103,19 @@ def _stored_as(event_class: type) -> tuple[str, int]:
 
 
 class MsgspecMapper(Mapper[UUID]):
-    """Maps domain events to stored events with msgspec, keeping upcasting working."""
+    """Maps domain events to stored events with msgspec, keeping upcasting working.
+
+    With a keyring (``seal_with``), the personal fields are sealed with the lead's key on
+    the way in and opened on the way out (``lifecycle/adapters/sealing.py`` names them).
+    """
+
+    keyring: Keyring | None = None
+    clear_properties: frozenset[str] = sealing.RULES_PROPERTIES
+
+    def seal_with(self, keyring: Keyring, published_properties: Collection[str]) -> None:
+        """Seal personal fields with this keyring; these touchpoint properties stay clear."""
+        self.keyring = keyring
+        self.clear_properties = sealing.RULES_PROPERTIES | frozenset(published_properties)
 
     def to_stored_event(self, domain_event: DomainEventProtocol[UUID]) -> StoredEvent:
         """Encode the event's attributes (less id and version) as JSON."""
@@ -104,6 +123,9 @@ class MsgspecMapper(Mapper[UUID]):
         state = vars(domain_event).copy()
         originator_id = state.pop("originator_id")
         originator_version = state.pop("originator_version")
+        if self.keyring is not None and topic in sealing.PERSONAL_TOPICS:
+            seal = functools.partial(self.keyring.seal, originator_id)
+            state = sealing.transform_state(topic, state, seal, self.clear_properties, sealing=True)
         if class_version > 1:
             state["class_version"] = class_version
         stored_state = _ENCODER.encode(state)
@@ -134,9 +156,14 @@ class MsgspecMapper(Mapper[UUID]):
         state = msgspec.structs.asdict(typed)
         del state["class_version"]
         originator_id = stored_event.originator_id
-        state["originator_id"] = (
-            originator_id if isinstance(originator_id, UUID) else UUID(str(originator_id))
-        )
+        if not isinstance(originator_id, UUID):
+            originator_id = UUID(str(originator_id))
+        if self.keyring is not None and stored_event.topic in sealing.PERSONAL_TOPICS:
+            unseal = functools.partial(self.keyring.open, originator_id)
+            state = sealing.transform_state(
+                stored_event.topic, state, unseal, self.clear_properties, sealing=False
+            )
+        state["originator_id"] = originator_id
         state["originator_version"] = stored_event.originator_version
         domain_event = object.__new__(cls)
         object.__setattr__(domain_event, "__dict__", state)
@@ -153,12 +180,90 @@ def _upcast(cls: type, stored_state: bytes) -> msgspec.Struct:
     return msgspec.convert(raw, _state_type(cls), strict=False)
 
 
-class SQLiteBatchRecorder(SQLiteProcessRecorder):
+KEYS_TABLE = "lifecycle_keys"
+
+
+class KeyedRecorder:
+    """What both recorders add: the leads' keys, written and deleted with the events.
+
+    ``insert_events`` passes the batch's new keys and the keys to destroy to the library's
+    ``_insert_events``, which runs inside the events' transaction; once that committed, the
+    keyring hears of it.
+    """
+
+    keyring: Keyring | None = None
+
+    def read_keys(self, lead_ids: list[UUID]) -> dict[UUID, bytes]:
+        """The wrapped keys of these leads that the store has."""
+        raise NotImplementedError
+
+    def has_keys(self) -> bool:
+        """Whether any personal data was sealed in this store."""
+        raise NotImplementedError
+
+    def keyed_insert(
+        self,
+        insert: Callable[..., Sequence[int] | None],
+        stored_events: Sequence[StoredEvent],
+        **kwargs: Any,  # noqa: ANN401 (the library's signature)
+    ) -> Sequence[int] | None:
+        """Insert the events, with the keys they need and the ones erased."""
+        keyring = self.keyring
+        if keyring is None:
+            return insert(stored_events, **kwargs)
+        new_keys = keyring.unwritten({UUID(str(s.originator_id)) for s in stored_events})
+        erasing = keyring.erasing()
+        result = insert(stored_events, new_keys=new_keys, erasing=erasing, **kwargs)
+        keyring.written(new_keys)
+        keyring.erased(erasing)
+        return result
+
+
+class SQLiteBatchRecorder(KeyedRecorder, SQLiteProcessRecorder):
     """The library's SQLite process recorder, inserting a batch's events in one statement.
 
     The library inserts them one by one to return their notification ids, which nothing here
-    reads; one ``executemany`` costs a third as much.
+    reads; one ``executemany`` costs a third as much. The leads' keys live beside the events;
+    deleting one overwrites it on disk (``secure_delete``).
     """
+
+    def construct_create_table_statements(self) -> list[str]:
+        """The library's tables, and the keys'."""
+        return [
+            *super().construct_create_table_statements(),
+            (
+                f"CREATE TABLE IF NOT EXISTS {KEYS_TABLE} "
+                "(lead_id TEXT PRIMARY KEY, wrapped BLOB NOT NULL) WITHOUT ROWID"
+            ),
+        ]
+
+    def insert_events(
+        self,
+        stored_events: Sequence[StoredEvent],
+        **kwargs: Any,  # noqa: ANN401 (the library's signature)
+    ) -> Sequence[int] | None:
+        """Insert the events and the keys they need, in one transaction."""
+        return self.keyed_insert(super().insert_events, stored_events, **kwargs)
+
+    def read_keys(self, lead_ids: list[UUID]) -> dict[UUID, bytes]:
+        """The wrapped keys of these leads that the store has."""
+        found: dict[UUID, bytes] = {}
+        with self.datastore.transaction(commit=False) as c:
+            for start in range(0, len(lead_ids), _IDS_PER_SELECT):
+                chunk = lead_ids[start : start + _IDS_PER_SELECT]
+                c.execute(
+                    f"SELECT lead_id, wrapped FROM {KEYS_TABLE} "  # noqa: S608 (only ?s)
+                    f"WHERE lead_id IN ({','.join('?' * len(chunk))})",
+                    [i.hex for i in chunk],
+                )
+                found.update((UUID(key), bytes(wrapped)) for key, wrapped in c.fetchall())
+        return found
+
+    def has_keys(self) -> bool:
+        """Whether any personal data was sealed in this store."""
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(f"SELECT 1 FROM {KEYS_TABLE} LIMIT 1")  # noqa: S608 (a constant)
+            return c.fetchone() is not None
 
     def _insert_events(
         self,
@@ -166,6 +271,20 @@ class SQLiteBatchRecorder(SQLiteProcessRecorder):
         stored_events: Sequence[StoredEvent],
         **kwargs: Any,  # noqa: ANN401 (the library's signature)
     ) -> Sequence[int] | None:
+        new_keys: dict[UUID, bytes] = kwargs.get("new_keys") or {}
+        if new_keys:
+            c.executemany(
+                f"INSERT INTO {KEYS_TABLE} (lead_id, wrapped) VALUES (?, ?) "  # noqa: S608
+                "ON CONFLICT (lead_id) DO NOTHING",
+                [(lead_id.hex, wrapped) for lead_id, wrapped in new_keys.items()],
+            )
+        erasing: set[UUID] = kwargs.get("erasing") or set()
+        if erasing:
+            c.execute("PRAGMA secure_delete = ON")  # (no event is ever deleted: keys only)
+            c.executemany(
+                f"DELETE FROM {KEYS_TABLE} WHERE lead_id = ?",  # noqa: S608 (a constant)
+                [(lead_id.hex,) for lead_id in erasing],
+            )
         c.executemany(
             self.insert_events_statement,
             [
@@ -182,6 +301,82 @@ class SQLiteBatchRecorder(SQLiteProcessRecorder):
         if tracking is not None:
             self._insert_tracking(c, tracking)
         return None
+
+
+class PostgresKeyedRecorder(KeyedRecorder, PostgresProcessRecorder):
+    """The library's PostgreSQL process recorder, with the leads' keys beside the events.
+
+    A deleted key stays in the table's file until a VACUUM reclaims it (``lifecycle forget``
+    runs one on the keys table).
+    """
+
+    def __init__(self, datastore: PostgresDatastore, **kwargs: Any) -> None:  # noqa: ANN401
+        super().__init__(datastore, **kwargs)
+        self.keys_table = SQL("{schema}.{table}").format(
+            schema=Identifier(datastore.schema), table=Identifier(KEYS_TABLE)
+        )
+        self.sql_create_statements.append(
+            SQL(
+                "CREATE TABLE IF NOT EXISTS {keys} "
+                "(lead_id uuid PRIMARY KEY, wrapped bytea NOT NULL)"
+            ).format(keys=self.keys_table)
+        )
+
+    def insert_events(
+        self,
+        stored_events: Sequence[StoredEvent],
+        **kwargs: Any,  # noqa: ANN401 (the library's signature)
+    ) -> Sequence[int] | None:
+        """Insert the events and the keys they need, in one transaction."""
+        return self.keyed_insert(super().insert_events, stored_events, **kwargs)
+
+    def read_keys(self, lead_ids: list[UUID]) -> dict[UUID, bytes]:
+        """The wrapped keys of these leads that the store has."""
+        query = SQL("SELECT lead_id, wrapped FROM {keys} WHERE lead_id = ANY(%s)").format(
+            keys=self.keys_table
+        )
+        with self.datastore.get_connection() as connection, connection.cursor() as cursor:
+            cursor.execute(query, [lead_ids])
+            return {row["lead_id"]: bytes(row["wrapped"]) for row in cursor.fetchall()}
+
+    def has_keys(self) -> bool:
+        """Whether any personal data was sealed in this store."""
+        query = SQL("SELECT 1 AS one FROM {keys} LIMIT 1").format(keys=self.keys_table)
+        with self.datastore.get_connection() as connection, connection.cursor() as cursor:
+            cursor.execute(query)
+            return cursor.fetchone() is not None
+
+    def vacuum_keys(self) -> None:
+        """Reclaim the space of deleted keys (outside a transaction, as VACUUM must be)."""
+        with self.datastore.get_connection() as connection:
+            connection.autocommit = True
+            try:
+                connection.execute(SQL("VACUUM {keys}").format(keys=self.keys_table))
+            finally:
+                connection.autocommit = False
+
+    def _insert_events(
+        self,
+        curs: Any,  # noqa: ANN401 (the library's cursor)
+        stored_events: Sequence[StoredEvent],
+        **kwargs: Any,  # noqa: ANN401 (the library's signature)
+    ) -> None:
+        new_keys: dict[UUID, bytes] = kwargs.get("new_keys") or {}
+        if new_keys:
+            curs.executemany(
+                SQL(
+                    "INSERT INTO {keys} (lead_id, wrapped) VALUES (%s, %s) "
+                    "ON CONFLICT (lead_id) DO NOTHING"
+                ).format(keys=self.keys_table),
+                list(new_keys.items()),
+            )
+        erasing: set[UUID] = kwargs.get("erasing") or set()
+        if erasing:
+            curs.execute(
+                SQL("DELETE FROM {keys} WHERE lead_id = ANY(%s)").format(keys=self.keys_table),
+                [list(erasing)],
+            )
+        super()._insert_events(curs, stored_events, **kwargs)
 
 
 def process_recorder(factory: InfrastructureFactory[Any]) -> ProcessRecorder:
@@ -234,6 +429,12 @@ def select_histories(
         for key, version, topic, state in _select(recorder, list(asked)):
             originator_id = asked[key]
             histories[originator_id].append(StoredEvent(originator_id, version, topic, state))
+    keyring: Keyring | None = getattr(recorder, "keyring", None)
+    if keyring is not None:
+        # The keys of the leads among them in one query too, before their events are opened.
+        keyring.load(
+            i for i, h in histories.items() if any(s.topic in sealing.PERSONAL_TOPICS for s in h)
+        )
     return histories
 
 
@@ -375,6 +576,7 @@ def eventsourcing_env(database_url: str) -> dict[str, str]:
     env = {
         **common,
         "PERSISTENCE_MODULE": "eventsourcing.postgres",
+        "PROCESS_RECORDER_TOPIC": get_topic(PostgresKeyedRecorder),
         "POSTGRES_DBNAME": url.dbname,
         "POSTGRES_HOST": url.host,
         "POSTGRES_PORT": str(url.port),

@@ -37,6 +37,7 @@ class Lead(Aggregate):
         self.captured_at: datetime | None = None
         self.merged_into: UUID | None = None
         self.absorbed: list[UUID] = []
+        self.erased_at: datetime | None = None
 
     # The events after Created are explicit classes that only assign, triggered directly:
     # ingest triggers two or three for every touchpoint, and that costs half as much as a call
@@ -108,6 +109,16 @@ class Lead(Aggregate):
         def apply(self, lead: Lead) -> None:
             lead.merged_into = self.survivor_id
 
+    class Erased(Aggregate.Event):
+        """The person was forgotten: their personal fields can no longer be read."""
+
+        TOPIC = "lifecycle:Lead.Erased.v1"
+        at: datetime
+        reason_code: str
+
+        def apply(self, lead: Lead) -> None:
+            lead.erased_at = self.at
+
     @property
     def first_seen(self) -> datetime | None:
         """Event time of the earliest fact."""
@@ -171,6 +182,11 @@ class Lead(Aggregate):
         """Mark this lead as merged into the survivor; it takes no more facts."""
         self._check_live()
         self.trigger_event(self.MergedInto, survivor_id=survivor_id, at=at, fact_id=fact_id)
+
+    def erase(self, *, at: datetime, reason_code: str) -> None:
+        """Record that the person was forgotten (``reason_code``: a code, never free text)."""
+        if self.erased_at is None:
+            self.trigger_event(self.Erased, at=at, reason_code=reason_code)
 
     def _check_live(self) -> None:
         if self.merged_into is not None:

@@ -55,16 +55,7 @@ def record_fact(
     aggregates: Aggregates, keys: Sequence[IdentityKey], fact: Fact, profile: dict[str, Any]
 ) -> bool:
     """Record the fact on the lead its keys name (new, one, or several merged); False if known."""
-    owners: list[Lead] = []
-    unclaimed: list[IdentityKey] = []
-    for key in keys:
-        identity = aggregates.identity(key.identity_id)
-        if identity is None:
-            unclaimed.append(key)
-            continue
-        lead = _owner(aggregates, identity)
-        if all(lead is not owner for owner in owners):  # (== compares whole histories)
-            owners.append(lead)
+    owners, unclaimed, released = _claims(aggregates, keys, fact)
     if any(lead.has_fact(fact.fact_id) for lead in owners):
         return False
     if not owners:
@@ -73,6 +64,8 @@ def record_fact(
         lead = merge(aggregates, owners, fact) if len(owners) > 1 else owners[0]
     for key in unclaimed:
         aggregates.add(Identity(id=key.identity_id, lead_id=lead.id))
+    for identity in released:
+        identity.reassign(lead.id)
     for key in keys:
         lead.add_identifier(key)
     lead.record(fact)
@@ -81,20 +74,49 @@ def record_fact(
     return True
 
 
+def _claims(
+    aggregates: Aggregates, keys: Sequence[IdentityKey], fact: Fact
+) -> tuple[list[Lead], list[IdentityKey], list[Identity]]:
+    """The leads the keys name, the keys nobody has, and those a forgotten person released."""
+    owners: list[Lead] = []
+    unclaimed: list[IdentityKey] = []
+    released: list[Identity] = []
+    for key in keys:
+        identity = aggregates.identity(key.identity_id)
+        if identity is None:
+            unclaimed.append(key)
+            continue
+        if identity.suppressed:
+            raise SuppressedError(fact.fact_id)
+        if identity.lead_id is None:
+            released.append(identity)  # claimed afresh
+            continue
+        lead = _owner(aggregates, identity)
+        if all(lead is not owner for owner in owners):  # (== compares whole histories)
+            owners.append(lead)
+    return owners, unclaimed, released
+
+
 def claim_referrer(aggregates: Aggregates, keys: Sequence[IdentityKey], at: datetime) -> UUID:
     """The lead of the referring person, claimed for them now if nobody has their keys yet.
 
     So the credit never depends on whether the referrer's own touchpoints arrived first:
     they land on that lead (a lead with no facts, until they come), or merge with it.
     """
+    released: list[Identity] = []
     for key in keys:
         identity = aggregates.identity(key.identity_id)
-        if identity is not None:
+        if identity is not None and identity.lead_id is not None:
             return _owner(aggregates, identity).id
+        if identity is not None:
+            released.append(identity)
     lead = aggregates.add(Lead(id=keys[0].lead_id(at)))
     for key in keys:
-        aggregates.add(Identity(id=key.identity_id, lead_id=lead.id))
+        if all(i.id != key.identity_id for i in released):
+            aggregates.add(Identity(id=key.identity_id, lead_id=lead.id))
         lead.add_identifier(key)
+    for identity in released:
+        identity.reassign(lead.id)
     return lead.id
 
 
@@ -117,7 +139,13 @@ def seniority(lead: Lead) -> tuple[bool, datetime, str]:
     return (lead.captured_at is None, first, str(lead.id))
 
 
+class SuppressedError(LifecycleError):
+    """A fact names an identity of a person who was forgotten and suppressed: it is dropped."""
+
+
 def _owner(aggregates: Aggregates, identity: Identity) -> Lead:
+    if identity.lead_id is None:
+        raise LifecycleError(f"identity {identity.id} names nobody")
     lead = live_lead(aggregates.lead, identity.lead_id)
     if lead is None:
         raise LifecycleError(f"identity points at missing lead {identity.lead_id}")

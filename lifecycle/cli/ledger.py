@@ -70,7 +70,8 @@ def _run_import(engine: LeadLifecycle, source: str, batch_size: int) -> ImportRe
 def _print_import_report(report: ImportReport, rejects: Path | None) -> None:
     err.print(
         f"{report.recorded} recorded, {report.duplicates} already recorded, "
-        f"{len(report.rejected)} rejected (of {report.lines} lines)",
+        + (f"{report.suppressed} suppressed (forgotten people), " if report.suppressed else "")
+        + f"{len(report.rejected)} rejected (of {report.lines} lines)",
         highlight=False,
     )
     for rejected in report.rejected[:20]:

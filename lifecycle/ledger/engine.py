@@ -8,8 +8,9 @@ database transaction. A redelivered batch or a repeated CloudEvent changes nothi
 from __future__ import annotations
 
 import contextlib
+import copy
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import ClassVar, TypeVar
@@ -17,9 +18,10 @@ from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
 from eventsourcing.domain import Aggregate
-from eventsourcing.persistence import IntegrityError, ProcessRecorder, Tracking
+from eventsourcing.persistence import IntegrityError, Mapper, ProcessRecorder, Tracking
 
-from lifecycle.adapters.eventstore import process_recorder
+from lifecycle.adapters.eventstore import KeyedRecorder, MsgspecMapper, process_recorder
+from lifecycle.adapters.keyring import Keyring
 from lifecycle.aggregates import Campaign, Identity, Lead, stitching
 from lifecycle.contracts import inbound
 from lifecycle.domain.identity import IdentityKey, campaign_id
@@ -44,10 +46,25 @@ class ConcurrencyError(TransientError):
 
 @dataclass
 class RecordResult:
-    """What a batch did: facts newly recorded, and events that were already there."""
+    """What a batch did: facts newly recorded, events already there, and suppressed ones."""
 
     recorded: int = 0
     duplicates: int = 0
+    suppressed: int = 0
+    """Facts of a forgotten person's suppressed identities: dropped, not recorded."""
+
+
+def _apply_all(work: UnitOfWork, events: Sequence[inbound.InboundEvent]) -> RecordResult:
+    result = RecordResult()
+    for event in events:
+        outcome = work.apply(event)
+        if outcome == "recorded":
+            result.recorded += 1
+        elif outcome == "duplicate":
+            result.duplicates += 1
+        else:
+            result.suppressed += 1
+    return result
 
 
 class LeadLifecycle(Application[UUID]):
@@ -74,6 +91,23 @@ class LeadLifecycle(Application[UUID]):
             raise
         self.rules = rules or default_rulebook()
         self._campaign_keys: dict[UUID, str] = {}
+        self.public_mapper: Mapper[UUID] = self.mapper
+        """Reads events without opening personal fields (the relay, replays): needs no key."""
+
+    def seal_with(self, keyring: Keyring, published_properties: Collection[str]) -> None:
+        """Seal personal fields with the leads' keys from now on (and open them when read)."""
+        mapper, recorder = self.mapper, self.recorder
+        if not isinstance(mapper, MsgspecMapper) or not isinstance(recorder, KeyedRecorder):
+            raise ConfigurationError("sealing personal data needs the engine's mapper and recorder")
+        self.public_mapper = copy.copy(mapper)
+        mapper.seal_with(keyring, published_properties)
+        recorder.keyring = keyring
+        keyring.read_wrapped = recorder.read_keys
+
+    def holds_sealed_data(self) -> bool:
+        """Whether personal data was sealed in this store (it then needs the master key)."""
+        recorder = self.recorder
+        return isinstance(recorder, KeyedRecorder) and recorder.has_keys()
 
     def construct_recorder(self) -> ProcessRecorder:
         """A process recorder: only it writes tracking records with the events."""
@@ -98,12 +132,7 @@ class LeadLifecycle(Application[UUID]):
             work = UnitOfWork(self, retrying=attempt > 0)
             try:
                 work.prefetch(events)
-                result = RecordResult()
-                for event in events:
-                    if work.apply(event):
-                        result.recorded += 1
-                    else:
-                        result.duplicates += 1
+                result = _apply_all(work, events)
                 processing = ProcessingEvent[UUID](tracking)
                 # (Events appended directly: collect_events() checks each object against
                 # runtime protocols, which costs more than the rest of the batch.)
@@ -138,7 +167,9 @@ class LeadLifecycle(Application[UUID]):
     def find_lead(self, key: IdentityKey) -> UUID | None:
         """The live lead that owns this identity, if any."""
         identity = self.get(Identity, key.identity_id)
-        return None if identity is None else self.get_lead(identity.lead_id).id
+        if identity is None or identity.lead_id is None:
+            return None  # nobody's, or a forgotten person's
+        return self.get_lead(identity.lead_id).id
 
     def get_lead(self, lead_id: UUID) -> Lead:
         """The lead, or the lead it was merged into."""

@@ -29,6 +29,7 @@ class ImportReport:
     lines: int = 0
     recorded: int = 0
     duplicates: int = 0
+    suppressed: int = 0
     rejected: list[Rejected] = field(default_factory=list)
 
 
@@ -50,6 +51,7 @@ def import_lines(
         result = engine.record(batch)
         report.recorded += result.recorded
         report.duplicates += result.duplicates
+        report.suppressed += result.suppressed
         batch.clear()
         if progress is not None:
             progress(report.lines)

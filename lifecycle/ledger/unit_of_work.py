@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, Protocol, TypeVar, cast
+from typing import TYPE_CHECKING, Literal, Protocol, TypeVar, cast
 from uuid import UUID
 
 import msgspec
@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from eventsourcing.persistence import AggregateRecorder, Mapper
 
 A = TypeVar("A", bound=Aggregate)
+Outcome = Literal["recorded", "duplicate", "suppressed"]
 
 
 class Engine(Protocol):
@@ -112,7 +113,13 @@ class UnitOfWork(stitching.Aggregates):
             if self.retrying:
                 named.add(receipt_id(event.source, event.id))
         self._load(named)
-        self._load({a.lead_id for a in self.loaded.values() if isinstance(a, Identity)})
+        self._load(
+            {
+                a.lead_id
+                for a in self.loaded.values()
+                if isinstance(a, Identity) and a.lead_id is not None
+            }
+        )
 
     def _load(self, aggregate_ids: set[UUID]) -> None:
         unread: list[UUID] = []
@@ -174,17 +181,21 @@ class UnitOfWork(stitching.Aggregates):
 
     # Recording
 
-    def apply(self, event: inbound.InboundEvent) -> bool:
-        """Record one event's fact; False if it was recorded before."""
+    def apply(self, event: inbound.InboundEvent) -> Outcome:
+        """Record one event's fact: recorded, a duplicate, or suppressed (a forgotten person's)."""
         fid = fact_id(event.source, event.id)
         receipt = receipt_id(event.source, event.id)
         if fid in self.fact_ids or (self.retrying and self.get(Receipt, receipt) is not None):
-            return False
+            return "duplicate"
         self.fact_ids.add(fid)
-        if self._record(translate(event, fid)):
+        try:
+            recorded = self._record(translate(event, fid))
+        except stitching.SuppressedError:
+            return "suppressed"  # no receipt: nothing of it is kept
+        if recorded:
             self.receipt_events.append(Receipt.issue(receipt))
-            return True
-        return False
+            return "recorded"
+        return "duplicate"
 
     def _record(self, translated: LeadFact | CampaignSpend) -> bool:
         if isinstance(translated, CampaignSpend):

@@ -62,7 +62,7 @@ def fill_from_store(
     for history in scan_histories(engine.recorder, FOLDED_TOPICS):
         for stored in history:
             event = lead_event(
-                engine.mapper.to_domain_event(stored),
+                engine.public_mapper.to_domain_event(stored),
                 published_properties=settings.published_properties,
                 campaign_key=engine.campaign_key,
             )
