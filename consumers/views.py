@@ -242,7 +242,9 @@ class ViewsWorker:
             lead_id: (survivor, changes.merged_at[lead_id])
             for lead_id, survivor in changes.merged.items()
         }
-        return self.announcer.announce(tx, slot, changes.versions, merges=merges)
+        return self.announcer.announce(
+            tx, slot, changes.versions, merges=merges, erased=changes.erased
+        )
 
     def _apply_one_by_one(
         self,

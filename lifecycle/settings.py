@@ -51,6 +51,8 @@ class Settings:
     """Touchpoint properties copied to ``lead.events``; the others may hold personal data."""
     api_token: str = dataclasses.field(default="", repr=False)
     """When set, every ``/api`` request must carry it as a bearer token."""
+    admin_token: str = dataclasses.field(default="", repr=False)
+    """Erases and exports over the API (``/api/leads/{id}/erase``, ``/export``); none: off."""
     master_key: str = dataclasses.field(default="", repr=False)
     """Wraps the leads' data keys (``lifecycle keys create`` makes one); none: no sealing."""
     master_key_file: Path | None = None

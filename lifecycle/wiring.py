@@ -125,5 +125,6 @@ def api(settings: Settings, engine: LeadLifecycle) -> Api:
         settings=settings,
         engine=engine,
         token=settings.api_token or None,
+        admin_token=settings.admin_token or None,
         connect=lambda: views(settings),
     )

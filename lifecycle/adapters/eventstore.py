@@ -201,6 +201,10 @@ class KeyedRecorder:
         """Whether any personal data was sealed in this store."""
         raise NotImplementedError
 
+    def compact_keys(self) -> None:
+        """Rewrite what still holds deleted keys (after an erasure)."""
+        raise NotImplementedError
+
     def keyed_insert(
         self,
         insert: Callable[..., Sequence[int] | None],
@@ -264,6 +268,14 @@ class SQLiteBatchRecorder(KeyedRecorder, SQLiteProcessRecorder):
         with self.datastore.transaction(commit=False) as c:
             c.execute(f"SELECT 1 FROM {KEYS_TABLE} LIMIT 1")  # noqa: S608 (a constant)
             return c.fetchone() is not None
+
+    def compact_keys(self) -> None:
+        """Move the write-ahead log into the file and empty it: the old pages held the keys.
+
+        (``secure_delete`` zeroed the deleted keys in the pages; the log kept older copies.)
+        """
+        with self.datastore.transaction(commit=False) as c:
+            c.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def _insert_events(
         self,
@@ -346,7 +358,7 @@ class PostgresKeyedRecorder(KeyedRecorder, PostgresProcessRecorder):
             cursor.execute(query)
             return cursor.fetchone() is not None
 
-    def vacuum_keys(self) -> None:
+    def compact_keys(self) -> None:
         """Reclaim the space of deleted keys (outside a transaction, as VACUUM must be)."""
         with self.datastore.get_connection() as connection:
             connection.autocommit = True

@@ -146,6 +146,11 @@ class Keyring:
         with self._lock:
             self._erasing.update(lead_ids)
 
+    def keep(self, lead_ids: Iterable[UUID]) -> None:
+        """The erasure of these keys failed: they stay."""
+        with self._lock:
+            self._erasing.difference_update(lead_ids)
+
     def erasing(self) -> set[UUID]:
         """The keys to delete in the transaction being written."""
         with self._lock:

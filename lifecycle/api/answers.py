@@ -130,3 +130,15 @@ class ChangePage(msgspec.Struct, frozen=True, kw_only=True):
 
     changes: list[AnnouncedChange]
     next_after: int | None
+
+
+class Erasure(msgspec.Struct, frozen=True, kw_only=True):
+    """What erasing a person did."""
+
+    lead_id: UUID
+    leads: list[UUID]
+    """Every lead of the person: this one's survivor and the leads merged into it."""
+    identities: int
+    """Identities released (or suppressed)."""
+    already: bool
+    """The person was forgotten before: nothing changed."""

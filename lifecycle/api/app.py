@@ -18,7 +18,8 @@ from litestar.openapi.spec import Components, SecurityScheme
 from litestar.static_files import create_static_files_router
 from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
 
-from lifecycle.api import answers
+from lifecycle.api import admin, answers
+from lifecycle.api.admin import bearer
 from lifecycle.api.pipeline import PipelineCollector, partition_states
 from lifecycle.api.problems import HANDLERS
 from lifecycle.api.routes import api_router
@@ -35,12 +36,13 @@ def _require_token(
     connection: ASGIConnection[Any, Any, Any, Any], _handler: BaseRouteHandler
 ) -> None:
     """With LIFECYCLE_API_TOKEN set, every /api request carries it as a bearer token."""
-    token: str | None = connection.app.state.api.token
-    if not token:
+    api: Api = connection.app.state.api
+    if not api.token:
         return
-    scheme, _, given = connection.headers.get("authorization", "").partition(" ")
-    # Compared in constant time, so that response times do not leak the token.
-    if scheme.lower() != "bearer" or not hmac.compare_digest(given.encode(), token.encode()):
+    given = bearer(connection).encode()
+    # Compared in constant time, so that response times do not leak the token. The admin
+    # token reads too.
+    if not any(t and hmac.compare_digest(given, t.encode()) for t in (api.token, api.admin_token)):
         raise NotAuthorizedException("a valid bearer token is required (LIFECYCLE_API_TOKEN)")
 
 
@@ -116,7 +118,11 @@ def create_app(api: Api) -> Litestar:
     registry.register(PipelineCollector(api))
     return Litestar(
         route_handlers=[
-            api_router(guards=[_require_token], security=[{"bearer": []}] if api.token else []),
+            api_router(
+                guards=[_require_token],
+                security=[{"bearer": []}] if api.token else [],
+                extra=admin.HANDLERS,
+            ),
             dashboard,
             metrics,
             healthz,

@@ -406,8 +406,10 @@ def list_changes(
     return answers.ChangePage(changes=page, next_after=page[-1].seq if len(found) > limit else None)
 
 
-def api_router(guards: list[Any], *, security: list[dict[str, list[str]]]) -> Router:
-    """Every ``/api`` route, behind ``guards`` (and documented as needing ``security``)."""
+def api_router(
+    guards: list[Any], *, security: list[dict[str, list[str]]], extra: Sequence[Any] = ()
+) -> Router:
+    """Every ``/api`` route (and ``extra`` ones), behind ``guards`` (documented as ``security``)."""
     return Router(
         path="/api",
         guards=guards,
@@ -423,5 +425,6 @@ def api_router(guards: list[Any], *, security: list[dict[str, list[str]]]) -> Ro
             get_referrals,
             get_sla,
             list_changes,
+            *extra,
         ],
     )

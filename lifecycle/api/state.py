@@ -26,6 +26,8 @@ class Api:
     connect: Callable[[], ViewStore]
     """Opens a views connection (``lifecycle.wiring.views``)."""
     token: str | None = None
+    admin_token: str | None = None
+    """Erases and exports (``lifecycle/api/admin.py``); reads too."""
     broker: EndOffsets = field(init=False)
     _idle: queue.LifoQueue[ViewStore] = field(default_factory=queue.LifoQueue, init=False)
     _closed: threading.Event = field(default_factory=threading.Event, init=False)

@@ -89,19 +89,26 @@ class HandoffOverdueWithdrawn(_Change, frozen=True, kw_only=True):
     ]
 
 
+class Erased(_Change, frozen=True, kw_only=True):
+    """The person was forgotten: erase what you hold of ``lead_id`` (its figures stay here)."""
+
+
 class Merged(_Change, frozen=True, kw_only=True):
     """Leads turned out to be one person: ``lead_id`` survives, the others are merged into it."""
 
     merged_lead_ids: list[UUID]
 
 
-Change = StageChanged | TemperatureChanged | HandoffOverdue | HandoffOverdueWithdrawn | Merged
+Change = (
+    StageChanged | TemperatureChanged | HandoffOverdue | HandoffOverdueWithdrawn | Merged | Erased
+)
 CHANGE_TYPES: Final = (
     StageChanged,
     TemperatureChanged,
     HandoffOverdue,
     HandoffOverdueWithdrawn,
     Merged,
+    Erased,
 )
 
 _ENCODER: Final = msgspec.json.Encoder()
@@ -144,6 +151,8 @@ def change_id(change: Change, rules_version: str) -> str:
             value = change.sales_ready_at.isoformat()
         case Merged():
             value = ",".join(sorted(str(lead) for lead in change.merged_lead_ids))
+        case Erased():
+            value = "erased"
     text = "|".join(
         (
             str(change.lead_id),

@@ -43,6 +43,7 @@ PUBLISHED: Final[dict[str, tuple[Literal["lead", "campaign"], str]]] = {
     "lifecycle:Lead.IdentifierAdded.v1": ("lead", "IdentifierAdded"),
     "lifecycle:Lead.Absorbed.v1": ("lead", "Absorbed"),
     "lifecycle:Lead.MergedInto.v1": ("lead", "MergedInto"),
+    "lifecycle:Lead.Erased.v1": ("lead", "Erased"),
     "lifecycle:Campaign.Created.v1": ("campaign", "Created"),
     "lifecycle:Campaign.SpendRecorded.v1": ("campaign", "SpendRecorded"),
 }
@@ -56,7 +57,7 @@ class LeadEvent(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
         str,
         Meta(
             description="The event's name: FactRecorded, Captured, IdentifierAdded, Absorbed, "
-            "MergedInto (lead); Created, SpendRecorded (campaign)."
+            "MergedInto, Erased (lead); Created, SpendRecorded (campaign)."
         ),
     ]
     aggregate: Literal["lead", "campaign"]
@@ -91,6 +92,10 @@ class LeadEvent(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     ] = None
     spend: Annotated[
         Spend | None, Meta(description="SpendRecorded: the money spent and its period.")
+    ] = None
+    reason_code: Annotated[
+        str | None,
+        Meta(description="Erased: why the person was forgotten, as a code (erase them too)."),
     ] = None
 
 
@@ -211,6 +216,8 @@ def _details(  # noqa: PLR0911 (one return per published event)
         }
     if name == "MergedInto":
         return {"at": event.at, "fact_id": event.fact_id, "merged_into": event.survivor_id}
+    if name == "Erased":
+        return {"at": event.at, "reason_code": event.reason_code}
     if name == "Created":
         return {"at": event.timestamp, "campaign_key": event.key}
     return {

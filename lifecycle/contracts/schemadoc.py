@@ -50,7 +50,7 @@ Generated from the msgspec contracts in `lifecycle/contracts/inbound.py` (inboun
   whole structured-mode envelope.
 - `lifecycle.lead.<Change>.schema.json`: JSON Schema of the value of each change announced on
   `lead.lifecycle` (StageChanged, TemperatureChanged, HandoffOverdue,
-  HandoffOverdueWithdrawn, Merged).
+  HandoffOverdueWithdrawn, Merged, Erased).
 - `asyncapi.json`: AsyncAPI 3.0.0 description of the topics `lead.touchpoints`,
   `lead.touchpoints.dlq`, `lead.events` and `lead.lifecycle`.
 """
@@ -360,6 +360,7 @@ _CHANGE_SUMMARIES: Final = {
     "HandoffOverdueWithdrawn": "An overdue hand-off that was not: a late fact shows a sales "
     "touch in time.",
     "Merged": "Leads turned out to be one person: the others merged into lead_id.",
+    "Erased": "The person was forgotten: erase what you hold of lead_id.",
 }
 
 

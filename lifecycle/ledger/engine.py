@@ -93,6 +93,8 @@ class LeadLifecycle(Application[UUID]):
         self._campaign_keys: dict[UUID, str] = {}
         self.public_mapper: Mapper[UUID] = self.mapper
         """Reads events without opening personal fields (the relay, replays): needs no key."""
+        self.keyring: Keyring | None = None
+        """The leads' keys, when personal data is sealed (``seal_with``)."""
 
     def seal_with(self, keyring: Keyring, published_properties: Collection[str]) -> None:
         """Seal personal fields with the leads' keys from now on (and open them when read)."""
@@ -103,6 +105,21 @@ class LeadLifecycle(Application[UUID]):
         mapper.seal_with(keyring, published_properties)
         recorder.keyring = keyring
         keyring.read_wrapped = recorder.read_keys
+        self.keyring = keyring
+
+    def forget_cached(self, aggregate_ids: Sequence[UUID]) -> None:
+        """Drop these aggregates from the cache (they hold a forgotten person in clear)."""
+        cache = self.repository.cache
+        if cache is not None:
+            for aggregate_id in aggregate_ids:
+                with contextlib.suppress(KeyError):
+                    cache.get(aggregate_id, evict=True)
+
+    def compact_keys(self) -> None:
+        """Leave no deleted key on disk that the database can still give back."""
+        recorder = self.recorder
+        if isinstance(recorder, KeyedRecorder):
+            recorder.compact_keys()
 
     def holds_sealed_data(self) -> bool:
         """Whether personal data was sealed in this store (it then needs the master key)."""

@@ -27,6 +27,7 @@ from lifecycle.adapters.metrics import ANNOUNCEMENT_DELAY, CHANGES, TIME_DRIVEN_
 from lifecycle.contracts import changes as contract
 from lifecycle.contracts.changes import (
     Change,
+    Erased,
     HandoffOverdue,
     HandoffOverdueWithdrawn,
     Merged,
@@ -114,7 +115,7 @@ class Announcement:
                 return f"{name} {was}->{change.to.value}"
             case HandoffOverdue() | HandoffOverdueWithdrawn():
                 return f"{name} {change.stage.value}"
-            case Merged():
+            case Merged() | Erased():
                 return name
 
 
@@ -134,16 +135,20 @@ class Announcer:
         self.sla_hours = sla_hours
         self.clock = clock
 
-    def announce(
+    def announce(  # noqa: PLR0913 (what one batch changed, by kind)
         self,
         tx: Transaction,
         slot: Slot,
         lead_ids: Iterable[str],
         *,
         merges: Mapping[str, tuple[str, datetime]] | None = None,
+        erased: Mapping[str, datetime] | None = None,
         cause: Cause = "fact",
     ) -> list[Announcement]:
-        """Announce what changed for these leads, and the merges (lead: survivor, instant).
+        """Announce what changed for these leads, their merges, and who was forgotten.
+
+        ``merges``: lead -> (survivor, instant); ``erased``: lead -> instant (announced for
+        the leads announced before).
 
         A merge is announced for the merged leads that were announced before (downstream
         knows no others), once, when its survivor is announced: now, or when the survivor's
@@ -167,9 +172,18 @@ class Announcer:
         tx.executemany(
             "DELETE FROM lifecycle_pending_merges WHERE lead_id = ?", [(lead,) for lead in told]
         )
+        found.extend(self._erased(tx, erased or {}))
         if found and not self.quiet:
             outbox.append(tx, [(a.id, a.change) for a in found])
         return found
+
+    def _erased(self, tx: Transaction, erased: Mapping[str, datetime]) -> list[Announcement]:
+        known = _read_announced(tx, sorted(erased)) if erased else {}
+        now = self.clock()
+        return [
+            Announcement(Erased(lead_id=UUID(key), at=erased[key], observed_at=now), "")
+            for key in sorted(known)
+        ]
 
     def preview(self, tx: Transaction, slot: Slot, lead_ids: Iterable[str]) -> list[Announcement]:
         """What announcing the leads of ``slot`` under its rules would announce; nothing written.

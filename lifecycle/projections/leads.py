@@ -45,6 +45,8 @@ class Changes:
     versions: dict[str, int] = field(default_factory=dict)
     merged: dict[str, str] = field(default_factory=dict)
     merged_at: dict[str, datetime] = field(default_factory=dict)
+    erased: dict[str, datetime] = field(default_factory=dict)
+    """Leads whose person was forgotten (their figures stay): downstream erases them too."""
     facts: dict[str, list[Fact]] = field(default_factory=lambda: defaultdict(list))
     """The facts each changed lead received (repeats included)."""
 
@@ -163,6 +165,9 @@ class LeadsProjection:
             if event.merged_into is not None:
                 changes.merged[str(event.aggregate_id)] = str(event.merged_into)
                 changes.merged_at[str(event.aggregate_id)] = event.at
+                continue
+            if event.event == "Erased":
+                changes.erased[str(event.aggregate_id)] = event.at
                 continue
             new = _facts_of(event)
             if not new:

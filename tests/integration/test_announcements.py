@@ -173,7 +173,8 @@ def fold(store, projection, announcer, arriving: list[LeadEvent]) -> list[change
         slot = store.active_slot(tx)
         applied = projection.apply(tx, slot, arriving)
         merges = {k: (v, applied.merged_at[k]) for k, v in applied.merged.items()}
-        return [a.change for a in announcer.announce(tx, slot, applied.versions, merges=merges)]
+        found = announcer.announce(tx, slot, applied.versions, merges=merges, erased=applied.erased)
+        return [a.change for a in found]
 
 
 def test_a_merge_whose_survivor_comes_later_is_announced_when_the_survivor_is(

@@ -13,6 +13,7 @@ import msgspec
 import pytest
 
 from lifecycle import wiring
+from lifecycle.adapters.keyring import new_master_key
 from lifecycle.contracts.lead_events import (
     PUBLISHED_TOPICS,
     decode_lead_event,
@@ -21,6 +22,7 @@ from lifecycle.contracts.lead_events import (
 )
 from lifecycle.contracts.schemadoc import asyncapi
 from lifecycle.domain.facts import Qualification, Touch
+from lifecycle.ledger.erasure import forget
 
 PII = (
     "ann.smith@example.com",
@@ -52,7 +54,7 @@ CAMPAIGN = {"id": "spring-webinar", "channel": "events"}
 @pytest.fixture
 def store(tmp_path, events):
     """An event store with every kind of event, many of them carrying personal data."""
-    app = wiring.engine_at(f"sqlite:///{tmp_path}/lifecycle.db")
+    app = wiring.engine_at(f"sqlite:///{tmp_path}/lifecycle.db", master_key=new_master_key())
     profile = {"first_name": "Annabel", "last_name": "Smithers", "company": "Acme Secret Corp"}
     app.record(
         events.decode(
@@ -90,6 +92,8 @@ def store(tmp_path, events):
             events.touchpoint("page_view", 9, email="carol@example.com", phone="+15550109999")
         )
     )
+    # Bob is forgotten: Erased.
+    forget(app, "email:bob.jones@example.com", at=events.at(10), reason_code="gdpr", suppress=False)
     yield app
     app.close()
 
@@ -130,6 +134,7 @@ def test_no_email_phone_name_or_company_appears_in_any_key_header_or_value(store
         "lifecycle.lead.IdentifierAdded",
         "lifecycle.lead.Absorbed",
         "lifecycle.lead.MergedInto",
+        "lifecycle.lead.Erased",
         "lifecycle.campaign.Created",
         "lifecycle.campaign.SpendRecorded",
     }

@@ -187,6 +187,7 @@ function happened(change) {
   }
   if (change.type === "HandoffOverdue") return `overdue hand-off (${d.stage}, ${d.hours} h)`;
   if (change.type === "HandoffOverdueWithdrawn") return `hand-off was in time after all (${d.stage})`;
+  if (change.type === "Erased") return "forgotten: erase it downstream too";
   return `merged ${d.merged_lead_ids.length} lead(s) into it`;
 }
 
