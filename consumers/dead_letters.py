@@ -16,6 +16,7 @@ from kafka.consumer.fetcher import ConsumerRecord
 from kafka.errors import KafkaError
 
 from consumers import kafka
+from consumers.admin import create_topics, dead_letter_configs
 from lifecycle.settings import Settings
 
 PREFIX = "kafka_dlt-"
@@ -89,6 +90,12 @@ class DeadLetterProducer:
         if not refused:
             return
         if self._producer is None:
+            create_topics(
+                self.settings.kafka_bootstrap,
+                [self.settings.dead_letter_topic],
+                partitions=1,
+                configs=dead_letter_configs(self.settings.dlq_retention_days),
+            )
             self._producer = kafka.producer(self.settings, **PRODUCER_OPTIONS)
         try:
             send_dead_letters(

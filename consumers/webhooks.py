@@ -32,7 +32,7 @@ from kafka.consumer.fetcher import ConsumerRecord
 from kafka.structs import OffsetAndMetadata
 
 from consumers import kafka
-from consumers.admin import create_topics
+from consumers.admin import create_topics, dead_letter_configs
 from consumers.worker import backoff, transient, will_retry
 from lifecycle.adapters.metrics import WEBHOOK_ATTEMPTS, WEBHOOK_DELIVERIES, WEBHOOK_SECONDS
 from lifecycle.contracts.webhooks import Endpoint, body, signed_headers
@@ -212,7 +212,12 @@ class WebhookWorker:
             extra.append(("webhook-error", answer.error.encode()))
         with self._lock:
             if self._producer is None:
-                create_topics(self.settings.kafka_bootstrap, [topic], partitions=1)
+                create_topics(
+                    self.settings.kafka_bootstrap,
+                    [topic],
+                    partitions=1,
+                    configs=dead_letter_configs(self.settings.dlq_retention_days),
+                )
                 self._producer = kafka.producer(self.settings)
             future = self._producer.send(
                 topic, message.value, key=message.key, headers=[*message.headers, *extra]

@@ -34,6 +34,8 @@ class Settings:
     webhooks_group: str = "lifecycle-webhooks"
     """Each endpoint reads in the group ``<this>-<endpoint name>``."""
     webhooks_dead_letter_topic: str = topics.WEBHOOK_DEAD_LETTERS
+    dlq_retention_days: int = 14
+    """How long the dead-letter topics keep what they hold (raw messages, personal data)."""
     ingest_group: str = "lifecycle-ingest"
     relay_name: str = "lifecycle-relay"
     views_url: str = ""
@@ -86,6 +88,7 @@ class Settings:
             "session_timeout_ms",
             "heartbeat_interval_ms",
             "tick_seconds",
+            "dlq_retention_days",
         ):
             if getattr(self, name) < 1:
                 raise ConfigurationError(f"LIFECYCLE_{name.upper()} must be at least 1")

@@ -85,3 +85,22 @@ def _property(value: Any, change: Transform, *, sealing: bool) -> Any:  # noqa: 
         return _VALUE_DECODER.decode(opened)
     except msgspec.DecodeError:
         return opened  # "[erased]"
+
+
+def personal_values(topic: str, state: dict[str, Any], clear: Collection[str]) -> list[object]:
+    """The personal values an event's state holds, as stored (sealed or not)."""
+    if topic == _IDENTIFIER:
+        return [state["value"]]
+    if topic == _PROFILE:
+        return list(state["fields"].values())
+    facts = [state["fact"]] if topic == _FACT else state["facts"] if topic == _ABSORBED else []
+    found: list[object] = []
+    for fact in facts:
+        match fact:
+            case Touch():
+                found.extend(v for k, v in fact.properties.items() if k not in clear)
+            case Qualification() if fact.assessed_by is not None:
+                found.append(fact.assessed_by)
+            case Disqualification():
+                found.append(fact.reason)
+    return found

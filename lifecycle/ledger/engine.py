@@ -20,8 +20,14 @@ from eventsourcing.application import AggregateNotFoundError, Application, Proce
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError, Mapper, ProcessRecorder, Tracking
 
-from lifecycle.adapters.eventstore import KeyedRecorder, MsgspecMapper, process_recorder
-from lifecycle.adapters.keyring import Keyring
+from lifecycle.adapters import sealing
+from lifecycle.adapters.eventstore import (
+    KeyedRecorder,
+    MsgspecMapper,
+    process_recorder,
+    select_histories,
+)
+from lifecycle.adapters.keyring import Keyring, is_sealed
 from lifecycle.aggregates import Campaign, Identity, Lead, stitching
 from lifecycle.contracts import inbound
 from lifecycle.domain.identity import IdentityKey, campaign_id
@@ -106,6 +112,19 @@ class LeadLifecycle(Application[UUID]):
         recorder.keyring = keyring
         keyring.read_wrapped = recorder.read_keys
         self.keyring = keyring
+
+    def holds_in_clear(self, lead_ids: Sequence[UUID]) -> bool:
+        """Whether any of these leads has personal data stored in clear (before sealing)."""
+        clear = self.mapper.clear_properties if isinstance(self.mapper, MsgspecMapper) else ()
+        for history in select_histories(self.recorder, lead_ids).values():
+            for stored in history:
+                if stored.topic not in sealing.PERSONAL_TOPICS:
+                    continue
+                state = vars(self.public_mapper.to_domain_event(stored))
+                values = sealing.personal_values(stored.topic, state, clear)
+                if any(not is_sealed(v) for v in values):
+                    return True
+        return False
 
     def forget_cached(self, aggregate_ids: Sequence[UUID]) -> None:
         """Drop these aggregates from the cache (they hold a forgotten person in clear)."""

@@ -57,6 +57,12 @@ def forget(
     if survivor.erased_at is not None:
         engine.compact_keys()
         return Erasure(survivor.id, [lead.id for lead in leads], 0, already=True)
+    if engine.holds_in_clear([lead.id for lead in leads]):
+        raise ConfigurationError(
+            f"lead {survivor.id} holds personal data recorded before LIFECYCLE_MASTER_KEY was "
+            "set, in clear: destroying its keys would not erase that, so nothing was done "
+            "(README, Personal data: stores made before)"
+        )
     identities = _identities(engine, leads)
     for identity in identities:
         identity.release(suppress=suppress)

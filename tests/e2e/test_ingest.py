@@ -8,6 +8,7 @@ from dataclasses import replace
 
 import msgspec
 import pytest
+from confluent_kafka.admin import AdminClient, ConfigResource
 from eventsourcing.persistence import OperationalError
 from kafka_testing import binary, read_topic, running, structured, wait_for
 
@@ -261,3 +262,21 @@ def test_a_dead_letter_topic_that_is_not_there_yet_holds_no_dead_letters(setting
     missing = replace(settings, dead_letter_topic=f"{settings.dead_letter_topic}.never-made")
 
     assert dead_letters.read_dead_letters(missing) == []
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # about the broker only
+def test_the_dead_letter_topic_is_made_with_a_retention_as_it_holds_personal_data(
+    settings, produce, open_app
+):
+    settings = replace(
+        settings, dead_letter_topic=f"{settings.dead_letter_topic}.made", dlq_retention_days=3
+    )
+    produce([(b"x", b"{nope", [])])
+
+    with running(TouchpointIngest(engine=open_app(), settings=settings)):
+        wait_for(lambda: len(dead_letters.read_dead_letters(settings)) == 1, what="the dead letter")
+
+    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})  # not our client
+    resource = ConfigResource("topic", settings.dead_letter_topic)
+    configs = admin.describe_configs([resource])[resource].result(timeout=10)
+    assert configs["retention.ms"].value == str(3 * 86_400_000)

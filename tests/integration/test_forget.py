@@ -185,3 +185,25 @@ def test_an_export_holds_the_person_before_and_nothing_personal_after(engine):
     assert scenario.OLI_PHONE.encode() not in after
     assert b'"erased_at": "2026-04-01T00:00:00Z"' in after
     assert after.count(ERASED.encode()) >= 2
+
+
+def test_a_person_recorded_in_clear_before_the_master_key_is_not_forgotten_by_half(
+    database_url, events
+):
+    clear = Settings(database_url=database_url)
+    engine = wiring.engine(clear)
+    engine.record(events.decode(*scenario.history(events)))
+    engine.close()
+    engine = wiring.engine(replace(clear, master_key=new_master_key()))
+    try:
+        engine.record(events.decode(events.touchpoint("page_view", 31, email="quinn@example.com")))
+        with pytest.raises(ConfigurationError, match="in clear"):
+            forget(engine, QUINN, at=NOW, reason_code="gdpr_art17", suppress=False)
+        assert engine.resolve(QUINN).erased_at is None
+        # A person who came after the master key is forgotten as usual.
+        engine.record(events.decode(events.touchpoint("form_fill", 31, email="new@example.com")))
+        assert not forget(
+            engine, "email:new@example.com", at=NOW, reason_code="x", suppress=False
+        ).already
+    finally:
+        engine.close()
