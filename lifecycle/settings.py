@@ -12,6 +12,8 @@ from lifecycle.adapters.database_url import DEFAULT_DATABASE_URL
 from lifecycle.contracts import topics
 from lifecycle.errors import ConfigurationError
 
+MIN_SECRET_LENGTH = 32
+
 
 @dataclass(frozen=True, kw_only=True)
 class Settings:
@@ -59,6 +61,8 @@ class Settings:
     """Wraps the leads' data keys (``lifecycle keys create`` makes one); none: no sealing."""
     master_key_file: Path | None = None
     """A file holding the master key, instead of ``master_key``."""
+    identity_secret: str = dataclasses.field(default="", repr=False)
+    """Keys the ids of identities and leads (HMAC) for a new store; none: uuid5, as before."""
     metrics_port: int = 0
     """The workers' (ingest, relay, project, run) Prometheus endpoint; 0: none."""
     metrics_host: str = "127.0.0.1"
@@ -92,6 +96,10 @@ class Settings:
         ):
             if getattr(self, name) < 1:
                 raise ConfigurationError(f"LIFECYCLE_{name.upper()} must be at least 1")
+        if self.identity_secret and len(self.identity_secret) < MIN_SECRET_LENGTH:
+            raise ConfigurationError(
+                f"LIFECYCLE_IDENTITY_SECRET must be at least {MIN_SECRET_LENGTH} characters"
+            )
         if not 0 <= self.metrics_port <= 65535:
             raise ConfigurationError("LIFECYCLE_METRICS_PORT must be between 0 and 65535")
         if self.heartbeat_interval_ms >= self.session_timeout_ms:

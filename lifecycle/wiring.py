@@ -18,10 +18,11 @@ from consumers.relay import Relay
 from consumers.touchpoints import TouchpointIngest
 from consumers.views import ViewsWorker
 from consumers.webhooks import WebhookWorker
-from lifecycle.adapters.eventstore import eventsourcing_env
+from lifecycle.adapters.eventstore import KeyedRecorder, eventsourcing_env
 from lifecycle.adapters.keyring import Keyring, master_key
 from lifecycle.api.state import Api
 from lifecycle.contracts.webhooks import load_endpoints
+from lifecycle.domain.identity import identity_secret_fingerprint, use_identity_secret
 from lifecycle.errors import ConfigurationError
 from lifecycle.ledger.engine import LeadLifecycle
 from lifecycle.projections.announcer import Announcer
@@ -46,6 +47,11 @@ def engine(
     env = eventsourcing_env(database_url or settings.database_url)
     env["AGGREGATE_CACHE_MAXSIZE"] = str(settings.cache_size)
     built = kind(env, rules=rulebook(settings, rules))
+    try:
+        _key_identity_ids(built, settings)
+    except BaseException:
+        built.close()
+        raise
     master = settings.master_key_text()
     if master:
         try:
@@ -60,6 +66,28 @@ def engine(
             "LIFECYCLE_MASTER_KEY or LIFECYCLE_MASTER_KEY_FILE (the key it was made with)"
         )
     return built
+
+
+def _key_identity_ids(built: LeadLifecycle, settings: Settings) -> None:
+    """Make identity ids as the store was made to (a new store: as the settings say)."""
+    secret = settings.identity_secret.encode() if settings.identity_secret else None
+    wanted = f"hmac-sha256:{identity_secret_fingerprint(secret)}" if secret else "uuid5"
+    recorder = built.recorder
+    if not isinstance(recorder, KeyedRecorder):
+        use_identity_secret(secret)
+        return
+    made = recorder.store_setting("identity_ids", "uuid5" if recorder.has_events() else wanted)
+    if made != wanted and made == "uuid5":
+        raise ConfigurationError(
+            "this event store was made before keyed identity ids (each id is the uuid5 of the "
+            "e-mail or phone): open it without LIFECYCLE_IDENTITY_SECRET (README, Personal data)"
+        )
+    if made != wanted:
+        raise ConfigurationError(
+            "this event store's identity ids are keyed by a secret: set "
+            "LIFECYCLE_IDENTITY_SECRET to the one it was made with"
+        )
+    use_identity_secret(secret)
 
 
 def engine_at(database_url: str, **settings: object) -> LeadLifecycle:

@@ -181,6 +181,8 @@ def _upcast(cls: type, stored_state: bytes) -> msgspec.Struct:
 
 
 KEYS_TABLE = "lifecycle_keys"
+# What the store was made with, that it must be opened with again (how identity ids are made).
+SETTINGS_TABLE = "lifecycle_store_settings"
 
 
 class KeyedRecorder:
@@ -203,6 +205,14 @@ class KeyedRecorder:
 
     def compact_keys(self) -> None:
         """Rewrite what still holds deleted keys (after an erasure)."""
+        raise NotImplementedError
+
+    def store_setting(self, name: str, default: str) -> str:
+        """A setting the store was made with (``default`` is recorded if it has none yet)."""
+        raise NotImplementedError
+
+    def has_events(self) -> bool:
+        """Whether anything was recorded in this store."""
         raise NotImplementedError
 
     def keyed_insert(
@@ -239,6 +249,10 @@ class SQLiteBatchRecorder(KeyedRecorder, SQLiteProcessRecorder):
                 f"CREATE TABLE IF NOT EXISTS {KEYS_TABLE} "
                 "(lead_id TEXT PRIMARY KEY, wrapped BLOB NOT NULL) WITHOUT ROWID"
             ),
+            (
+                f"CREATE TABLE IF NOT EXISTS {SETTINGS_TABLE} "
+                "(name TEXT PRIMARY KEY, value TEXT NOT NULL)"
+            ),
         ]
 
     def insert_events(
@@ -267,6 +281,23 @@ class SQLiteBatchRecorder(KeyedRecorder, SQLiteProcessRecorder):
         """Whether any personal data was sealed in this store."""
         with self.datastore.transaction(commit=False) as c:
             c.execute(f"SELECT 1 FROM {KEYS_TABLE} LIMIT 1")  # noqa: S608 (a constant)
+            return c.fetchone() is not None
+
+    def store_setting(self, name: str, default: str) -> str:
+        """A setting the store was made with (``default`` is recorded if it has none yet)."""
+        with self.datastore.transaction(commit=True) as c:
+            c.execute(
+                f"INSERT INTO {SETTINGS_TABLE} (name, value) VALUES (?, ?) "  # noqa: S608
+                "ON CONFLICT (name) DO NOTHING",
+                [name, default],
+            )
+            c.execute(f"SELECT value FROM {SETTINGS_TABLE} WHERE name = ?", [name])  # noqa: S608
+            return str(c.fetchone()[0])
+
+    def has_events(self) -> bool:
+        """Whether anything was recorded in this store."""
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(f"SELECT 1 FROM {self.events_table_name} LIMIT 1")  # noqa: S608
             return c.fetchone() is not None
 
     def compact_keys(self) -> None:
@@ -327,12 +358,49 @@ class PostgresKeyedRecorder(KeyedRecorder, PostgresProcessRecorder):
         self.keys_table = SQL("{schema}.{table}").format(
             schema=Identifier(datastore.schema), table=Identifier(KEYS_TABLE)
         )
+        self.settings_table = SQL("{schema}.{table}").format(
+            schema=Identifier(datastore.schema), table=Identifier(SETTINGS_TABLE)
+        )
         self.sql_create_statements.append(
             SQL(
                 "CREATE TABLE IF NOT EXISTS {keys} "
                 "(lead_id uuid PRIMARY KEY, wrapped bytea NOT NULL)"
             ).format(keys=self.keys_table)
         )
+        self.sql_create_statements.append(
+            SQL(
+                "CREATE TABLE IF NOT EXISTS {settings} (name text PRIMARY KEY, value text NOT NULL)"
+            ).format(settings=self.settings_table)
+        )
+
+    def store_setting(self, name: str, default: str) -> str:
+        """A setting the store was made with (``default`` is recorded if it has none yet)."""
+        with self.datastore.get_connection() as connection, connection.cursor() as cursor:
+            cursor.execute(
+                SQL(
+                    "INSERT INTO {settings} (name, value) VALUES (%s, %s) "
+                    "ON CONFLICT (name) DO NOTHING"
+                ).format(settings=self.settings_table),
+                [name, default],
+            )
+            cursor.execute(
+                SQL("SELECT value FROM {settings} WHERE name = %s").format(
+                    settings=self.settings_table
+                ),
+                [name],
+            )
+            row = cursor.fetchone()
+            connection.commit()
+            return str(row["value"]) if row else default
+
+    def has_events(self) -> bool:
+        """Whether anything was recorded in this store."""
+        query = SQL("SELECT 1 AS one FROM {schema}.{table} LIMIT 1").format(
+            schema=Identifier(self.datastore.schema), table=Identifier(self.events_table_name)
+        )
+        with self.datastore.get_connection() as connection, connection.cursor() as cursor:
+            cursor.execute(query)
+            return cursor.fetchone() is not None
 
     def insert_events(
         self,

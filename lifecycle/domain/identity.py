@@ -1,11 +1,17 @@
 """Identity keys: how e-mails, phones, anonymous and customer ids name one person.
 
-A key is ``kind:normalized-value``. Its uuid5 is the id of the Identity aggregate that
-claims it, so the event store itself guarantees that one key maps to one lead.
+A key is ``kind:normalized-value``. A hash of it is the id of the Identity aggregate that
+claims it, so the event store itself guarantees that one key maps to one lead. With an
+identity secret (``use_identity_secret``, set once per process by ``lifecycle.wiring``) the
+hash is an HMAC under it, and so are the key's part of new leads' ids: an id then reveals
+nothing about an e-mail to whoever lacks the secret. Without one (stores made before) it is
+the key's uuid5, which anyone holding the e-mail can compute.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import re
 from datetime import datetime
 from enum import StrEnum
@@ -104,11 +110,32 @@ class IdentityKey(NamedTuple):
         return f"{self.kind}:{self.value}"
 
 
+_secret: bytes | None = None
+
+
+def use_identity_secret(secret: bytes | None) -> None:
+    """Key the ids of identities and new leads by this secret (None: uuid5, as before)."""
+    global _secret  # noqa: PLW0603 (one setting per process, made by the composition root)
+    _secret = secret
+    _identity_id.cache_clear()
+
+
+def identity_secret_fingerprint(secret: bytes) -> str:
+    """What a store keeps to know its secret again (the secret cannot be found from it)."""
+    return hmac.new(secret, b"lifecycle:identity-secret", hashlib.sha256).hexdigest()[:32]
+
+
 # Ingest looks up each key of every touchpoint (a uuid5 costs several microseconds); the
 # people of the last few days send most touchpoints, so a bounded memo of their keys hits.
 @lru_cache(maxsize=2**16)
 def _identity_id(kind: IdentityKind, value: str) -> UUID:
-    return uuid5(NAMESPACE, f"identity:{kind}:{value}")
+    name = f"identity:{kind}:{value}"
+    if _secret is None:
+        return uuid5(NAMESPACE, name)
+    digest = bytearray(hmac.new(_secret, name.encode(), hashlib.sha256).digest()[:16])
+    digest[6] = digest[6] & 0x0F | 0x80  # version 8: made our own way (RFC 9562)
+    digest[8] = digest[8] & 0x3F | 0x80  # the RFC 4122 variant
+    return UUID(bytes=bytes(digest))
 
 
 @lru_cache(maxsize=1024)
@@ -136,9 +163,12 @@ def timed_id(at: datetime, name: str) -> UUID:
     a batch in SQLite, against 4 ms for ordered ids).
     """
     millis = max(int(at.timestamp() * 1000), 0)
-    digest = int.from_bytes(
-        sha1(NAMESPACE.bytes + name.encode(), usedforsecurity=False).digest()[:10]
+    hashed = (
+        sha1(NAMESPACE.bytes + name.encode(), usedforsecurity=False).digest()
+        if _secret is None or not name.startswith("lead:")
+        else hmac.new(_secret, name.encode(), hashlib.sha256).digest()
     )
+    digest = int.from_bytes(hashed[:10])
     return UUID(
         int=millis << 80 | 8 << 76 | (digest >> 62 & 0xFFF) << 64 | 0b10 << 62 | digest & _LOW_62
     )
