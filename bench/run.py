@@ -163,7 +163,8 @@ def raw_consume(bootstrap: str, topic: str, expected: int) -> Phase:
     return Phase(seen, seconds, _peak_rss_mb())
 
 
-def _settings(bootstrap: str, database_url: str, views_url: str) -> Any:  # noqa: ANN401
+def _settings(bootstrap: str, database_url: str, views_url: str, master_key: str = "") -> Any:  # noqa: ANN401
+    """Settings of a phase; with ``master_key``, personal data is sealed (a group of its own)."""
     from lifecycle.settings import Settings  # noqa: PLC0415 (imported in the child)
 
     return Settings(
@@ -172,6 +173,8 @@ def _settings(bootstrap: str, database_url: str, views_url: str) -> Any:  # noqa
         kafka_bootstrap=bootstrap,
         session_timeout_ms=6_000,
         heartbeat_interval_ms=1_000,
+        master_key=master_key,
+        ingest_group="lifecycle-ingest-sealed" if master_key else "lifecycle-ingest",
     )
 
 
@@ -195,11 +198,13 @@ def _run_until(worker: Any, consumed: Callable[[], int], expected: int) -> float
     return seconds
 
 
-def ingest(bootstrap: str, database_url: str, views_url: str, expected: int) -> Phase:
+def ingest(
+    bootstrap: str, database_url: str, views_url: str, expected: int, master_key: str = ""
+) -> Phase:
     """Our ingest, from an empty store, until it has consumed every message."""
     from lifecycle import wiring  # noqa: PLC0415
 
-    settings = _settings(bootstrap, database_url, views_url)
+    settings = _settings(bootstrap, database_url, views_url, master_key)
     engine = wiring.engine(settings)
     worker = wiring.ingest(settings, engine)
     seconds = _run_until(worker, lambda: counted(settings.touchpoints_topic, "consumed"), expected)
@@ -341,12 +346,14 @@ def time_driven(bootstrap: str, database_url: str, views_url: str, jumps: int) -
     return Phase(len(delays), sum(delays) / 1000, _peak_rss_mb(), delays_ms=delays)
 
 
-def replay(bootstrap: str, database_url: str, views_url: str, events: int) -> Phase:
+def replay(
+    bootstrap: str, database_url: str, views_url: str, events: int, master_key: str = ""
+) -> Phase:
     """Fold the whole store into the spare slot of the views (no Kafka)."""
     from lifecycle import wiring  # noqa: PLC0415
     from lifecycle.projections.replay import fill_from_store  # noqa: PLC0415
 
-    settings = _settings(bootstrap, database_url, views_url)
+    settings = _settings(bootstrap, database_url, views_url, master_key)
     engine = wiring.engine(settings)
     store = wiring.views(settings)
     store.setup()
@@ -437,6 +444,7 @@ def _stores(postgres: str | None, folder: Path) -> tuple[str, str, Callable[[], 
 
 def measure(size: int, *, postgres: str | None, api: bool) -> tuple[dict[str, float], Any]:  # noqa: PLR0915 (one phase after another)
     """Every phase at one size (touchpoints): figures by name."""
+    from lifecycle.adapters.keyring import new_master_key  # noqa: PLC0415
     from lifecycle.cli.demo import demo_stream  # noqa: PLC0415
     from lifecycle.demo.broker import LocalBroker, free_port  # noqa: PLC0415
 
@@ -460,6 +468,12 @@ def measure(size: int, *, postgres: str | None, api: bool) -> tuple[dict[str, fl
             step("raw consume", consumed)
             ingested = _in_child(ingest, bootstrap, database_url, views_url, len(messages))
             step("ingest", ingested)
+            # The same touchpoints into a store of its own, personal data sealed, right after.
+            (Path(folder) / "sealed").mkdir()
+            sealed_url, sealed_views, drop_sealed = _stores(postgres, Path(folder) / "sealed")
+            master = new_master_key()
+            sealed = _in_child(ingest, bootstrap, sealed_url, sealed_views, len(messages), master)
+            step("ingest, sealed", sealed)
             produced = _in_child(raw_produce, bootstrap, database_url)
             step("raw produce", produced)
             published = _in_child(relay, bootstrap, database_url, views_url)
@@ -483,6 +497,13 @@ def measure(size: int, *, postgres: str | None, api: bool) -> tuple[dict[str, fl
             step("time-driven", timed)
             replayed = _in_child(replay, bootstrap, database_url, views_url, published.items)
             step("replay", replayed)
+            try:
+                sealed_replayed = _in_child(
+                    replay, bootstrap, sealed_url, sealed_views, published.items, master
+                )
+            finally:
+                drop_sealed()
+            step("replay, sealed", sealed_replayed)
             (Path(folder) / "naive").mkdir()
             naive_url, _, drop_naive = _stores(postgres, Path(folder) / "naive")
             try:
@@ -512,6 +533,10 @@ def measure(size: int, *, postgres: str | None, api: bool) -> tuple[dict[str, fl
         "time_driven_delay_p50_ms": statistics.median(timed.delays_ms),
         "time_driven_delay_max_ms": max(timed.delays_ms),
         "replay_per_s": replayed.rate,
+        "sealed_ingest_per_s": sealed.rate,
+        "sealed_ingest_vs_clear": sealed.rate / ingested.rate,
+        "sealed_replay_per_s": sealed_replayed.rate,
+        "sealed_replay_vs_clear": sealed_replayed.rate / replayed.rate,
         "naive_ingest_per_s": baseline.rate,
         "ingest_vs_naive": ingested.rate / baseline.rate,
         "lead_events": published.items,
@@ -562,6 +587,9 @@ TARGETS = (
     ("views_vs_raw_consume", ">=", 0.5),
     ("relay_vs_raw_produce", ">=", 0.7),
     ("replay_per_s", ">=", 100_000),
+    # Issue 16: sealing costs under 15% of ingest's rate, and nothing of replay's.
+    ("sealed_ingest_vs_clear", ">=", 0.85),
+    ("sealed_replay_vs_clear", ">=", 0.95),
     ("ingest_vs_naive", ">=", 10),
     ("ingest_peak_rss_mb", "<", 300),
     ("webhook_deliveries_per_s", ">=", 500),

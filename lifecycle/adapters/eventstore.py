@@ -225,12 +225,16 @@ class KeyedRecorder:
         keyring = self.keyring
         if keyring is None:
             return insert(stored_events, **kwargs)
-        new_keys = keyring.unwritten({UUID(str(s.originator_id)) for s in stored_events})
+        new_keys = keyring.unwritten({_uuid(s.originator_id) for s in stored_events})
         erasing = keyring.erasing()
         result = insert(stored_events, new_keys=new_keys, erasing=erasing, **kwargs)
         keyring.written(new_keys)
         keyring.erased(erasing)
         return result
+
+
+def _uuid(originator_id: UUID | str) -> UUID:
+    return originator_id if isinstance(originator_id, UUID) else UUID(originator_id)
 
 
 class SQLiteBatchRecorder(KeyedRecorder, SQLiteProcessRecorder):

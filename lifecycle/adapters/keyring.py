@@ -18,6 +18,7 @@ import base64
 import binascii
 import os
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Collection, Iterable
 from typing import Final
 from uuid import UUID
@@ -32,6 +33,9 @@ ERASED: Final = "[erased]"
 MASTER_PREFIX: Final = "lmk1_"
 _NONCE_BYTES: Final = 12
 _WRAP_CONTEXT: Final = b"lifecycle-key:"
+
+# Unwrapped keys kept in memory (about 200 bytes each): the leads of the last days' traffic.
+REMEMBERED_KEYS: Final = 50_000
 
 # Reads the wrapped keys of these leads from the store (the ones it has).
 ReadWrapped = Callable[[list[UUID]], dict[UUID, bytes]]
@@ -70,9 +74,11 @@ class Keyring:
     lead's key on first use, kept pending until the recorder has written it.
     """
 
-    def __init__(self, master: bytes) -> None:
+    def __init__(self, master: bytes, *, remember: int = REMEMBERED_KEYS) -> None:
         self._master = AESGCM(master)
-        self._keys: dict[UUID, AESGCM | None] = {}  # None: erased, or never had one
+        self._remember = remember
+        # The most recently used, unwrapped (None: erased, or never had one).
+        self._keys: OrderedDict[UUID, AESGCM | None] = OrderedDict()
         self._pending: dict[UUID, bytes] = {}  # new keys, wrapped, not yet in the store
         self._erasing: set[UUID] = set()
         self._lock = threading.Lock()
@@ -113,9 +119,13 @@ class Keyring:
         wrapped = self.read_wrapped(unread)
         with self._lock:
             for lead_id in unread:
-                found = wrapped.get(lead_id)
+                # A new key not written yet is the pending one (it may have been forgotten
+                # here since it was made, not by the store).
+                found = wrapped.get(lead_id) or self._pending.get(lead_id)
                 if lead_id not in self._keys:
-                    self._keys[lead_id] = None if found is None else self._unwrap(lead_id, found)
+                    self._remembered(
+                        lead_id, None if found is None else self._unwrap(lead_id, found)
+                    )
 
     def _key(self, lead_id: UUID, *, create: bool) -> AESGCM | None:
         if lead_id not in self._keys:
@@ -125,8 +135,16 @@ class Keyring:
             if key is None and create:
                 raw = AESGCM.generate_key(bit_length=256)
                 self._pending[lead_id] = self._wrap(lead_id, raw)
-                key = self._keys[lead_id] = AESGCM(raw)
+                key = AESGCM(raw)
+                self._remembered(lead_id, key)
             return key
+
+    def _remembered(self, lead_id: UUID, key: AESGCM | None) -> None:
+        """Keep this key (the lock held); beyond the bound, the oldest kept are forgotten."""
+        self._keys[lead_id] = key
+        self._keys.move_to_end(lead_id)
+        while len(self._keys) > self._remember:
+            self._keys.popitem(last=False)
 
     # What the recorder writes in the transaction of the events
 
@@ -162,7 +180,7 @@ class Keyring:
             for lead_id in lead_ids:
                 self._erasing.discard(lead_id)
                 self._pending.pop(lead_id, None)
-                self._keys[lead_id] = None
+                self._remembered(lead_id, None)
 
     def _wrap(self, lead_id: UUID, raw: bytes) -> bytes:
         nonce = os.urandom(_NONCE_BYTES)

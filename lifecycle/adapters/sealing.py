@@ -60,7 +60,7 @@ def transform_state(
 
 def _fact(fact: Fact, change: Transform, clear: Collection[str], *, sealing: bool) -> Fact:
     match fact:
-        case Touch() if fact.properties:
+        case Touch() if any(name not in clear for name in fact.properties):
             properties = {
                 name: value if name in clear else _property(value, change, sealing=sealing)
                 for name, value in fact.properties.items()

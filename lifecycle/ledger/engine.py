@@ -42,6 +42,9 @@ from lifecycle.rules import LeadView, Rulebook, default_rulebook, fold
 
 A = TypeVar("A", bound=Aggregate)
 
+# The events whose personal fields are sealed (lifecycle/adapters/sealing.py names them).
+SEALED = (Lead.IdentifierAdded, Lead.ProfileUpdated, Lead.FactRecorded, Lead.Absorbed)
+
 # Conflicts come from other writers on the same leads; a few retries always settle them.
 MAX_ATTEMPTS = 8
 
@@ -175,6 +178,11 @@ class LeadLifecycle(Application[UUID]):
                 for aggregate in work.changed():
                     processing.events.extend(aggregate.collect_events())
                 processing.events.extend(work.receipt_events)
+                if self.keyring is not None:
+                    # The keys of the leads it writes, in one query (new leads have none).
+                    self.keyring.load(
+                        {e.originator_id for e in processing.events if isinstance(e, SEALED)}
+                    )
                 if processing.events or tracking is not None:
                     self._notify(self._record(processing))
                 work.cache_loaded()

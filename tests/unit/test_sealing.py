@@ -126,3 +126,14 @@ def test_facts_keep_in_clear_what_the_rules_read_and_seal_the_rest():
     assert qualification.criteria_met == 3
     assert disqualification.reason.startswith("sealed:")
     assert opened == facts
+
+
+def test_a_key_forgotten_from_memory_before_it_was_written_is_still_the_same_key():
+    ring = Keyring(master_key(new_master_key()), remember=2)
+    first, others = uuid4(), [uuid4(), uuid4(), uuid4()]
+    sealed = ring.seal(first, "ann@example.com")
+    for lead in others:  # pushes the first key out of memory (the store has none yet)
+        ring.seal(lead, "x")
+
+    assert ring.open(first, sealed) == "ann@example.com"
+    assert set(ring.unwritten([first, *others])) == {first, *others}
