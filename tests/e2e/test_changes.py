@@ -418,3 +418,67 @@ def test_an_idle_stream_announces_cooling_and_overdue_hand_offs_within_the_tick(
     }
     assert overdue == {engine.resolve(identity).id for identity in scenario.EXPECTED_SLA_OVERDUE}
     engine.close()
+
+
+def test_lifecycle_replay_announces_nothing_under_the_same_rules_and_the_difference_once_under_new(
+    settings, events, tmp_path
+):
+    engine = wiring.engine_at(settings.database_url)
+    engine.record(events.decode(*scenario.history(events)))
+    total = Relay(engine=engine, settings=settings).publish_pending()
+    engine.close()
+    store = ViewStore(settings.views_database_url)
+    store.setup()
+    lower = tmp_path / "lower.toml"
+    lower.write_text('rules_version = "lower"\n[stages]\nmql_score = 20\n')
+    env = {**os.environ, **settings.environment()}
+    views = wiring.views_worker(
+        settings, ViewStore(settings.views_database_url), default_rulebook()
+    )
+    publisher = ChangesPublisher(store=ViewStore(settings.views_database_url), settings=settings)
+
+    def on_the_topic() -> list:
+        wait_for(
+            lambda: published(store) == outbox_changes(store)[-1].seq, what="changes published"
+        )
+        return read_changes(settings.kafka_bootstrap, settings.changes_topic)
+
+    def replay(*options: str) -> None:
+        done = subprocess.run(
+            [sys.executable, "-m", "lifecycle", "replay", *options],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+
+    try:
+        with running(views), running(publisher):
+            wait_for(lambda: _applied(store) >= total, what="the views caught up")
+            before = on_the_topic()
+            replay()
+            same = on_the_topic()
+            replay("--rules", str(lower))
+            lowered = on_the_topic()
+            replay("--rules", str(lower))
+            again = on_the_topic()
+    finally:
+        views.store.close()
+        publisher.store.close()
+        store.close()
+
+    assert before
+    assert len(same) == len(before)
+    seen = {dict(m.headers())["ce_id"] for m in before}
+    new = [
+        changes.decode(dict(m.headers())["ce_type"].decode(), m.value())
+        for m in lowered
+        if dict(m.headers())["ce_id"] not in seen
+    ]
+    assert new
+    moved = [c for c in new if isinstance(c, changes.StageChanged)]
+    assert moved
+    assert all(c.cause_kind == "rules" and c.rules_version == "lower" for c in moved)
+    assert len(again) == len(lowered)
