@@ -79,8 +79,9 @@ def _key_identity_ids(built: LeadLifecycle, settings: Settings) -> None:
     made = recorder.store_setting("identity_ids", "uuid5" if recorder.has_events() else wanted)
     if made != wanted and made == "uuid5":
         raise ConfigurationError(
-            "this event store was made before keyed identity ids (each id is the uuid5 of the "
-            "e-mail or phone): open it without LIFECYCLE_IDENTITY_SECRET (README, Personal data)"
+            "this event store's identity ids are uuid5 (it was made before keyed ids, or first "
+            "opened without LIFECYCLE_IDENTITY_SECRET): open it without the secret (README, "
+            "Personal data)"
         )
     if made != wanted:
         raise ConfigurationError(

@@ -158,6 +158,8 @@ class MsgspecMapper(Mapper[UUID]):
         originator_id = stored_event.originator_id
         if not isinstance(originator_id, UUID):
             originator_id = UUID(str(originator_id))
+        if self.keyring is not None and stored_event.topic == sealing.ERASED_TOPIC:
+            self.keyring.erased([originator_id])  # (forgotten by another process, maybe)
         if self.keyring is not None and stored_event.topic in sealing.PERSONAL_TOPICS:
             unseal = functools.partial(self.keyring.open, originator_id)
             state = sealing.transform_state(
@@ -225,8 +227,9 @@ class KeyedRecorder:
         keyring = self.keyring
         if keyring is None:
             return insert(stored_events, **kwargs)
-        new_keys = keyring.unwritten({_uuid(s.originator_id) for s in stored_events})
-        erasing = keyring.erasing()
+        ids = {_uuid(s.originator_id) for s in stored_events}
+        new_keys = keyring.unwritten(ids)
+        erasing = keyring.erasing() & ids  # this erasure's (each erased lead gets an event)
         result = insert(stored_events, new_keys=new_keys, erasing=erasing, **kwargs)
         keyring.written(new_keys)
         keyring.erased(erasing)
@@ -321,8 +324,7 @@ class SQLiteBatchRecorder(KeyedRecorder, SQLiteProcessRecorder):
         new_keys: dict[UUID, bytes] = kwargs.get("new_keys") or {}
         if new_keys:
             c.executemany(
-                f"INSERT INTO {KEYS_TABLE} (lead_id, wrapped) VALUES (?, ?) "  # noqa: S608
-                "ON CONFLICT (lead_id) DO NOTHING",
+                f"INSERT INTO {KEYS_TABLE} (lead_id, wrapped) VALUES (?, ?)",  # noqa: S608
                 [(lead_id.hex, wrapped) for lead_id, wrapped in new_keys.items()],
             )
         erasing: set[UUID] = kwargs.get("erasing") or set()
@@ -435,7 +437,8 @@ class PostgresKeyedRecorder(KeyedRecorder, PostgresProcessRecorder):
         with self.datastore.get_connection() as connection:
             connection.autocommit = True
             try:
-                connection.execute(SQL("VACUUM {keys}").format(keys=self.keys_table))
+                # FULL: the table is rewritten, so the deleted keys' bytes leave its file.
+                connection.execute(SQL("VACUUM FULL {keys}").format(keys=self.keys_table))
             finally:
                 connection.autocommit = False
 
@@ -448,10 +451,9 @@ class PostgresKeyedRecorder(KeyedRecorder, PostgresProcessRecorder):
         new_keys: dict[UUID, bytes] = kwargs.get("new_keys") or {}
         if new_keys:
             curs.executemany(
-                SQL(
-                    "INSERT INTO {keys} (lead_id, wrapped) VALUES (%s, %s) "
-                    "ON CONFLICT (lead_id) DO NOTHING"
-                ).format(keys=self.keys_table),
+                SQL("INSERT INTO {keys} (lead_id, wrapped) VALUES (%s, %s)").format(
+                    keys=self.keys_table
+                ),
                 list(new_keys.items()),
             )
         erasing: set[UUID] = kwargs.get("erasing") or set()

@@ -26,10 +26,12 @@ from uuid import UUID
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from lifecycle.domain.facts import ERASED
 from lifecycle.errors import ConfigurationError
 
+__all__ = ["ERASED", "Keyring", "is_sealed", "master_key", "new_master_key"]
+
 SEALED: Final = "sealed:v1:"
-ERASED: Final = "[erased]"
 MASTER_PREFIX: Final = "lmk1_"
 _NONCE_BYTES: Final = 12
 _WRAP_CONTEXT: Final = b"lifecycle-key:"
@@ -101,12 +103,12 @@ class Keyring:
         key = self._key(lead_id, create=False)
         if key is None:
             return ERASED
-        raw = base64.b64decode(value.removeprefix(SEALED))
         try:
+            raw = base64.b64decode(value.removeprefix(SEALED), validate=True)
             return key.decrypt(raw[:_NONCE_BYTES], raw[_NONCE_BYTES:], lead_id.bytes).decode()
-        except InvalidTag:
+        except (InvalidTag, binascii.Error, ValueError):
             raise ConfigurationError(
-                f"a personal field of lead {lead_id} does not open with its key: "
+                f"a personal field of lead {lead_id} does not open with its key (or is damaged): "
                 "is LIFECYCLE_MASTER_KEY the key this store was made with?"
             ) from None
 
@@ -152,6 +154,16 @@ class Keyring:
         """The new keys of these leads not in the store yet (wrapped)."""
         with self._lock:
             return {i: self._pending[i] for i in lead_ids if i in self._pending}
+
+    def discard_unwritten(self) -> None:
+        """The transaction failed: forget the keys it would have written.
+
+        A retry reads the store, where another writer may have stored the lead's key first.
+        """
+        with self._lock:
+            for lead_id in self._pending:
+                self._keys.pop(lead_id, None)
+            self._pending.clear()
 
     def written(self, lead_ids: Iterable[UUID]) -> None:
         """These keys were committed with their events."""

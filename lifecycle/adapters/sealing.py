@@ -17,10 +17,10 @@ import msgspec
 from eventsourcing.utils import get_topic
 
 from lifecycle.aggregates.lead import Lead
+from lifecycle.domain import facts
 from lifecycle.domain.facts import Disqualification, Fact, Qualification, Touch
 
-# What the fold reads of a touchpoint's properties (lifecycle/projections/leads.py).
-RULES_PROPERTIES: Final = frozenset({"sales_contacted"})
+RULES_PROPERTIES: Final = facts.RULES_PROPERTIES
 
 Transform = Callable[[str], str]
 
@@ -29,6 +29,7 @@ _PROFILE: Final = get_topic(Lead.ProfileUpdated)
 _FACT: Final = get_topic(Lead.FactRecorded)
 _ABSORBED: Final = get_topic(Lead.Absorbed)
 PERSONAL_TOPICS: Final = frozenset({_IDENTIFIER, _PROFILE, _FACT, _ABSORBED})
+ERASED_TOPIC: Final = get_topic(Lead.Erased)
 
 _VALUE_ENCODER: Final = msgspec.json.Encoder()
 _VALUE_DECODER: Final = msgspec.json.Decoder()

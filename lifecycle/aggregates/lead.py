@@ -12,7 +12,7 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
 
-from lifecycle.domain.facts import Fact
+from lifecycle.domain.facts import ERASED, Fact, without_personal_data
 from lifecycle.domain.identity import IdentityKey, IdentityKind
 from lifecycle.errors import LifecycleError
 
@@ -117,7 +117,11 @@ class Lead(Aggregate):
         reason_code: str
 
         def apply(self, lead: Lead) -> None:
+            # A process that held the lead in memory keeps nothing of the person either.
             lead.erased_at = self.at
+            lead.identifiers = [IdentityKey(key.kind, ERASED) for key in lead.identifiers]
+            lead.profile = {name: (at, ERASED) for name, (at, _) in lead.profile.items()}
+            lead.facts = [without_personal_data(fact) for fact in lead.facts]
 
     @property
     def first_seen(self) -> datetime | None:

@@ -97,12 +97,26 @@ def _claims(
     return owners, unclaimed, released
 
 
-def claim_referrer(aggregates: Aggregates, keys: Sequence[IdentityKey], at: datetime) -> UUID:
+def suppressed(aggregates: Aggregates, keys: Sequence[IdentityKey]) -> bool:
+    """Whether any of the keys is a forgotten person's, suppressed."""
+    for key in keys:
+        identity = aggregates.identity(key.identity_id)
+        if identity is not None and identity.suppressed:
+            return True
+    return False
+
+
+def claim_referrer(
+    aggregates: Aggregates, keys: Sequence[IdentityKey], at: datetime
+) -> UUID | None:
     """The lead of the referring person, claimed for them now if nobody has their keys yet.
 
     So the credit never depends on whether the referrer's own touchpoints arrived first:
-    they land on that lead (a lead with no facts, until they come), or merge with it.
+    they land on that lead (a lead with no facts, until they come), or merge with it. A
+    suppressed person gets no credit, and nothing of them is recorded (None).
     """
+    if suppressed(aggregates, keys):
+        return None
     released: list[Identity] = []
     for key in keys:
         identity = aggregates.identity(key.identity_id)

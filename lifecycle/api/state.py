@@ -25,8 +25,8 @@ class Api:
     engine: LeadLifecycle
     connect: Callable[[], ViewStore]
     """Opens a views connection (``lifecycle.wiring.views``)."""
-    token: str | None = None
-    admin_token: str | None = None
+    token: str | None = field(default=None, repr=False)
+    admin_token: str | None = field(default=None, repr=False)
     """Erases and exports (``lifecycle/api/admin.py``); reads too."""
     broker: EndOffsets = field(init=False)
     _idle: queue.LifoQueue[ViewStore] = field(default_factory=queue.LifoQueue, init=False)

@@ -13,6 +13,12 @@ import msgspec
 
 PropertyValue = str | int | float | bool
 
+# What a personal value reads as once its person was forgotten.
+ERASED = "[erased]"
+# What the fold reads of a touchpoint's properties (lifecycle/projections/leads.py): never
+# personal, kept when the rest is erased.
+RULES_PROPERTIES = frozenset({"sales_contacted"})
+
 
 # Facts are values that never hold a reference back to anything holding them (no cycles), so
 # the garbage collector need not track them: fewer objects to walk in caches full of facts.
@@ -81,3 +87,16 @@ class Spend(msgspec.Struct, frozen=True, kw_only=True, gc=False):
 def ordered(facts: list[Fact]) -> list[Fact]:
     """Event-time order; ties broken by fact id so that every replica agrees."""
     return sorted(facts, key=lambda f: (f.at, f.fact_id))
+
+
+def without_personal_data(fact: Fact) -> Fact:
+    """The fact with its personal fields erased (the properties the rules read stay)."""
+    match fact:
+        case Touch() if any(name not in RULES_PROPERTIES for name in fact.properties):
+            kept = {k: v if k in RULES_PROPERTIES else ERASED for k, v in fact.properties.items()}
+            return msgspec.structs.replace(fact, properties=kept)
+        case Qualification() if fact.assessed_by is not None:
+            return msgspec.structs.replace(fact, assessed_by=ERASED)
+        case Disqualification():
+            return msgspec.structs.replace(fact, reason=ERASED)
+    return fact

@@ -170,33 +170,46 @@ class LeadLifecycle(Application[UUID]):
             # another writer got there first, and the next attempt reads the store.
             work = UnitOfWork(self, retrying=attempt > 0)
             try:
-                work.prefetch(events)
-                result = _apply_all(work, events)
-                processing = ProcessingEvent[UUID](tracking)
-                # (Events appended directly: collect_events() checks each object against
-                # runtime protocols, which costs more than the rest of the batch.)
-                for aggregate in work.changed():
-                    processing.events.extend(aggregate.collect_events())
-                processing.events.extend(work.receipt_events)
-                if self.keyring is not None:
-                    # The keys of the leads it writes, in one query (new leads have none).
-                    self.keyring.load(
-                        {e.originator_id for e in processing.events if isinstance(e, SEALED)}
-                    )
-                if processing.events or tracking is not None:
-                    self._notify(self._record(processing))
-                work.cache_loaded()
+                result = self._attempt(work, events, tracking)
             except IntegrityError:
-                work.evict()
+                self._undo(work)
                 if tracking is not None and self._already_tracked(tracking):
                     return RecordResult(duplicates=len(events))
                 time.sleep(min(0.01 * 2**attempt, 0.5))
             except BaseException:
-                work.evict()
+                self._undo(work)
                 raise
             else:
                 return result
         raise ConcurrencyError(f"gave up after {MAX_ATTEMPTS} conflicting attempts")
+
+    def _attempt(
+        self,
+        work: UnitOfWork,
+        events: Sequence[inbound.InboundEvent],
+        tracking: Tracking | None,
+    ) -> RecordResult:
+        work.prefetch(events)
+        result = _apply_all(work, events)
+        processing = ProcessingEvent[UUID](tracking)
+        # (Events appended directly: collect_events() checks each object against runtime
+        # protocols, which costs more than the rest of the batch.)
+        for aggregate in work.changed():
+            processing.events.extend(aggregate.collect_events())
+        processing.events.extend(work.receipt_events)
+        if self.keyring is not None:
+            # The keys of the leads it writes, in one query (new leads have none).
+            self.keyring.load({e.originator_id for e in processing.events if isinstance(e, SEALED)})
+        if processing.events or tracking is not None:
+            self._notify(self._record(processing))
+        work.cache_loaded()
+        return result
+
+    def _undo(self, work: UnitOfWork) -> None:
+        """Forget what a failed attempt changed in memory (aggregates, keys not written)."""
+        work.evict()
+        if self.keyring is not None:
+            self.keyring.discard_unwritten()
 
     def position(self, tracking_name: str) -> int | None:
         """The last position recorded under this tracking name (None: nothing yet)."""

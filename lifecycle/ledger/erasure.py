@@ -59,9 +59,9 @@ def forget(
         return Erasure(survivor.id, [lead.id for lead in leads], 0, already=True)
     if engine.holds_in_clear([lead.id for lead in leads]):
         raise ConfigurationError(
-            f"lead {survivor.id} holds personal data recorded before LIFECYCLE_MASTER_KEY was "
-            "set, in clear: destroying its keys would not erase that, so nothing was done "
-            "(README, Personal data: stores made before)"
+            f"lead {survivor.id} holds personal data in clear (recorded before "
+            "LIFECYCLE_MASTER_KEY was set, or a property published then): destroying its keys "
+            "would not erase that, so nothing was done (README, Personal data)"
         )
     identities = _identities(engine, leads)
     for identity in identities:

@@ -14,7 +14,7 @@ from uuid import UUID
 import msgspec
 
 from lifecycle.aggregates import Identity
-from lifecycle.domain.facts import Fact, ordered
+from lifecycle.domain.facts import ERASED, Fact, ordered
 from lifecycle.ledger.engine import LeadLifecycle
 from lifecycle.ledger.erasure import person_of
 from lifecycle.ledger.report import LeadReport, lead_report
@@ -25,7 +25,8 @@ class ExportedIdentity(msgspec.Struct, frozen=True, kw_only=True):
 
     kind: str
     value: str
-    suppressed: bool
+    suppressed: bool | None
+    """None once erased: the value that named the identity is gone."""
 
 
 class ProfileValue(msgspec.Struct, frozen=True, kw_only=True):
@@ -53,12 +54,14 @@ def export_person(engine: LeadLifecycle, reference: str, *, at: datetime) -> Per
     """The document for the person ``reference`` names (a lead id or an identity)."""
     lead = engine.resolve(reference)
     leads = person_of(engine, lead)
-    identities: dict[tuple[str, str], bool] = {}
+    identities: dict[tuple[str, str], bool | None] = {}
     for each in leads:
         for key in each.identifiers:
+            if key.value == ERASED:
+                identities[key.kind.value, key.value] = None
+                continue
             identity = engine.get(Identity, key.identity_id)
-            suppressed = identity is not None and identity.suppressed
-            identities[key.kind.value, key.value] = suppressed
+            identities[key.kind.value, key.value] = identity is not None and identity.suppressed
     return PersonExport(
         lead_id=lead.id,
         exported_at=at,

@@ -205,7 +205,10 @@ class UnitOfWork(stitching.Aggregates):
             )
             return campaign.record_spend(translated.spend)
         fact = translated.fact
+        if stitching.suppressed(self, translated.keys):
+            raise stitching.SuppressedError(fact.fact_id)  # before anything is claimed
         if translated.referrer is not None:
             referrer = stitching.claim_referrer(self, translated.referrer, fact.at)
-            fact = msgspec.structs.replace(fact, referrer_lead_id=referrer)
+            if referrer is not None:
+                fact = msgspec.structs.replace(fact, referrer_lead_id=referrer)
         return stitching.record_fact(self, translated.keys, fact, translated.profile)

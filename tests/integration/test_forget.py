@@ -207,3 +207,59 @@ def test_a_person_recorded_in_clear_before_the_master_key_is_not_forgotten_by_ha
         ).already
     finally:
         engine.close()
+
+
+def test_another_process_holding_the_person_in_memory_shows_them_erased(sealed, engine):
+    serving = wiring.engine(sealed)  # the API's engine, say: oli is in its cache
+    try:
+        lead_id = serving.resolve(OLI).id
+        assert "oli@example.com" in {key.value for key in serving.get_lead(lead_id).identifiers}
+
+        forget(engine, OLI, at=NOW, reason_code="gdpr_art17", suppress=False)
+
+        shown = encode(export_person(serving, str(lead_id), at=NOW))
+        assert b"oli@example.com" not in shown
+        assert scenario.OLI_PHONE.encode() not in shown
+        assert b'"erased_at": "2026-04-01T00:00:00Z"' in shown
+    finally:
+        serving.close()
+
+
+def test_a_suppressed_person_named_as_referrer_gets_no_credit_and_is_not_recorded_again(
+    engine, events
+):
+    forget(engine, "email:ann@example.com", at=NOW, reason_code="gdpr_art17", suppress=True)
+
+    referred = engine.record(
+        events.decode(
+            events.touchpoint(
+                "referral", 31, email="newbie@example.com", referrer={"email": "ann@example.com"}
+            )
+        )
+    )
+    referring = engine.record(
+        events.decode(
+            events.touchpoint(
+                "referral", 31.5, email="ann@example.com", referrer={"email": "zed@example.com"}
+            )
+        )
+    )
+
+    assert referred.recorded == 1
+    newbie = engine.resolve("email:newbie@example.com")
+    assert all(getattr(f, "referrer_lead_id", None) is None for f in newbie.facts)
+    assert referring.suppressed == 1
+    for nobody in ("email:ann@example.com", "email:zed@example.com"):
+        with pytest.raises(LeadNotFoundError):
+            engine.resolve(nobody)
+
+
+def test_a_write_of_other_leads_while_an_erasure_is_prepared_destroys_no_key(engine, events):
+    oli = engine.resolve(OLI).id
+    engine.keyring.erase([oli])  # an erasure being prepared in another thread
+    try:
+        engine.record(events.decode(events.touchpoint("page_view", 31, email="ben@example.com")))
+    finally:
+        engine.keyring.keep([oli])
+
+    assert oli in engine.recorder.read_keys([oli])

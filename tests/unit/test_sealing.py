@@ -137,3 +137,17 @@ def test_a_key_forgotten_from_memory_before_it_was_written_is_still_the_same_key
 
     assert ring.open(first, sealed) == "ann@example.com"
     assert set(ring.unwritten([first, *others])) == {first, *others}
+
+
+def test_keys_of_a_failed_transaction_are_forgotten_so_a_retry_reads_the_store():
+    master, lead = master_key(new_master_key()), uuid4()
+    ours, theirs = Keyring(master), Keyring(master)  # two writers making the same lead
+    ours.seal(lead, "ours, in a transaction that failed")
+    written_by_them = theirs.seal(lead, "theirs, committed")
+    stored = theirs.unwritten([lead])
+
+    ours.discard_unwritten()
+    ours.read_wrapped = lambda wanted: {i: stored[i] for i in wanted if i in stored}
+
+    assert ours.unwritten([lead]) == {}
+    assert ours.open(lead, written_by_them) == "theirs, committed"
