@@ -90,7 +90,8 @@ class Keyring:
 
     def seal(self, lead_id: UUID, plain: str) -> str:
         """``plain`` sealed with the lead's key (made now if the lead has none)."""
-        key = self._key(lead_id, create=True)
+        # A key in memory needs no lock (one dict read is atomic); ingest seals on every fact.
+        key = self._keys.get(lead_id) or self._key(lead_id, create=True)
         assert key is not None  # noqa: S101 (create=True makes one)
         nonce = os.urandom(_NONCE_BYTES)
         sealed = key.encrypt(nonce, plain.encode(), lead_id.bytes)
