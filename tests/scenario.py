@@ -43,7 +43,12 @@ come last (they arrive after the leads), one is sent twice.
 
 from __future__ import annotations
 
-from typing import Any
+import random
+from collections import defaultdict
+from collections.abc import Callable, Hashable
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 SEARCH = {"id": "spring-search", "channel": "paid_search"}
 WEBINAR = {"id": "webinar-series", "channel": "events"}
@@ -607,3 +612,22 @@ EXPECTED_SLA_OVERDUE: set[str] = {
     _email("oli"),  # sql day 8 (the form fill on day 9 is no sales touch)
     _email("vic"),  # sql day 3, pql day 8
 }
+
+
+def interleaved(items: list[T], key: Callable[[T], Hashable], *, seed: int) -> list[T]:
+    """The items of each key in their order, the keys interleaved at random.
+
+    As a lead's events arrive: in order on its partition (the relay keys them by lead), the
+    leads interleaved.
+    """
+    queues: dict[Hashable, list[T]] = defaultdict(list)
+    for item in items:
+        queues[key(item)].append(item)
+    pick = random.Random(seed)  # noqa: S311 (an order, not a secret)
+    found: list[T] = []
+    while queues:
+        chosen = pick.choice(sorted(queues, key=str))
+        found.append(queues[chosen].pop(0))
+        if not queues[chosen]:
+            del queues[chosen]
+    return found

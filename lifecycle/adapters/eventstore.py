@@ -12,8 +12,9 @@ import functools
 import sqlite3
 import time
 import typing
+from abc import abstractmethod
 from collections import defaultdict
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import MISSING
 from functools import cache
 from typing import Any
@@ -187,50 +188,52 @@ KEYS_TABLE = "lifecycle_keys"
 SETTINGS_TABLE = "lifecycle_store_settings"
 
 
-class KeyedRecorder:
+class KeyedRecorder(ProcessRecorder):
     """What both recorders add: the leads' keys, written and deleted with the events.
 
     ``insert_events`` passes the batch's new keys and the keys to destroy to the library's
     ``_insert_events``, which runs inside the events' transaction; once that committed, the
-    keyring hears of it.
+    keyring hears of it. (Put before the library's recorder among the bases.)
     """
 
     keyring: Keyring | None = None
 
+    @abstractmethod
     def read_keys(self, lead_ids: list[UUID]) -> dict[UUID, bytes]:
         """The wrapped keys of these leads that the store has."""
-        raise NotImplementedError
 
+    @abstractmethod
     def has_keys(self) -> bool:
         """Whether any personal data was sealed in this store."""
-        raise NotImplementedError
 
+    @abstractmethod
     def compact_keys(self) -> None:
         """Rewrite what still holds deleted keys (after an erasure)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def store_setting(self, name: str, default: str) -> str:
         """A setting the store was made with (``default`` is recorded if it has none yet)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def has_events(self) -> bool:
         """Whether anything was recorded in this store."""
-        raise NotImplementedError
 
-    def keyed_insert(
+    def insert_events(
         self,
-        insert: Callable[..., Sequence[int] | None],
         stored_events: Sequence[StoredEvent],
         **kwargs: Any,  # noqa: ANN401 (the library's signature)
     ) -> Sequence[int] | None:
-        """Insert the events, with the keys they need and the ones erased."""
+        """Insert the events, with the keys they need and the ones erased, in one transaction."""
         keyring = self.keyring
+        # (super() is the library's recorder, after this class among the bases.)
         if keyring is None:
-            return insert(stored_events, **kwargs)
+            return super().insert_events(stored_events, **kwargs)  # type: ignore[safe-super]
         ids = {_uuid(s.originator_id) for s in stored_events}
         new_keys = keyring.unwritten(ids)
         erasing = keyring.erasing() & ids  # this erasure's (each erased lead gets an event)
-        result = insert(stored_events, new_keys=new_keys, erasing=erasing, **kwargs)
+        result = super().insert_events(  # type: ignore[safe-super]
+            stored_events, new_keys=new_keys, erasing=erasing, **kwargs
+        )
         keyring.written(new_keys)
         keyring.erased(erasing)
         return result
@@ -262,14 +265,6 @@ class SQLiteBatchRecorder(KeyedRecorder, SQLiteProcessRecorder):
             ),
         ]
 
-    def insert_events(
-        self,
-        stored_events: Sequence[StoredEvent],
-        **kwargs: Any,  # noqa: ANN401 (the library's signature)
-    ) -> Sequence[int] | None:
-        """Insert the events and the keys they need, in one transaction."""
-        return self.keyed_insert(super().insert_events, stored_events, **kwargs)
-
     def read_keys(self, lead_ids: list[UUID]) -> dict[UUID, bytes]:
         """The wrapped keys of these leads that the store has."""
         found: dict[UUID, bytes] = {}
@@ -292,13 +287,19 @@ class SQLiteBatchRecorder(KeyedRecorder, SQLiteProcessRecorder):
 
     def store_setting(self, name: str, default: str) -> str:
         """A setting the store was made with (``default`` is recorded if it has none yet)."""
+        select = f"SELECT value FROM {SETTINGS_TABLE} WHERE name = ?"  # noqa: S608
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(select, [name])
+            found = c.fetchone()
+        if found is not None:
+            return str(found[0])  # (every start but the first: no write)
         with self.datastore.transaction(commit=True) as c:
             c.execute(
                 f"INSERT INTO {SETTINGS_TABLE} (name, value) VALUES (?, ?) "  # noqa: S608
                 "ON CONFLICT (name) DO NOTHING",
                 [name, default],
             )
-            c.execute(f"SELECT value FROM {SETTINGS_TABLE} WHERE name = ?", [name])  # noqa: S608
+            c.execute(select, [name])
             return str(c.fetchone()[0])
 
     def has_events(self) -> bool:
@@ -407,14 +408,6 @@ class PostgresKeyedRecorder(KeyedRecorder, PostgresProcessRecorder):
         with self.datastore.get_connection() as connection, connection.cursor() as cursor:
             cursor.execute(query)
             return cursor.fetchone() is not None
-
-    def insert_events(
-        self,
-        stored_events: Sequence[StoredEvent],
-        **kwargs: Any,  # noqa: ANN401 (the library's signature)
-    ) -> Sequence[int] | None:
-        """Insert the events and the keys they need, in one transaction."""
-        return self.keyed_insert(super().insert_events, stored_events, **kwargs)
 
     def read_keys(self, lead_ids: list[UUID]) -> dict[UUID, bytes]:
         """The wrapped keys of these leads that the store has."""

@@ -11,7 +11,6 @@ restarted: nothing is lost, and every repeat carries the id of the first.
 from __future__ import annotations
 
 import os
-import random
 import signal
 import subprocess
 import sys
@@ -222,18 +221,7 @@ def test_shuffled_arrival_through_the_broker_announces_the_same_final_state_as_i
         )
         is not None
     ]
-    # Each lead's events stay in order (one partition each, as the relay keys them); the leads
-    # interleave at random.
-    queues: dict[bytes, list[Outgoing]] = defaultdict(list)
-    for message in in_order:
-        queues[message.key].append(message)
-    pick = random.Random(11)  # noqa: S311 (an order, not a secret)
-    shuffled = []
-    while queues:
-        key = pick.choice(sorted(queues))
-        shuffled.append(queues[key].pop(0))
-        if not queues[key]:
-            del queues[key]
+    shuffled = scenario.interleaved(in_order, lambda m: m.key, seed=11)
     assert shuffled != in_order
 
     def announced_from(name: str, arriving: list[Outgoing]) -> dict[str, tuple]:

@@ -6,9 +6,7 @@ publisher and SIGKILL are in tests/e2e/test_changes.py.
 
 from __future__ import annotations
 
-import random
 import threading
-from collections import defaultdict
 from datetime import datetime, timedelta
 
 import pytest
@@ -368,18 +366,7 @@ def test_shuffled_arrival_announces_the_same_final_state_as_arrival_in_order(
 ):
     engine.record(events.decode(*scenario.history(events)))
     lead_events = stored_lead_events(engine)
-    # Each aggregate's events stay in order (one partition each, as the relay keys them); the
-    # aggregates interleave at random.
-    queues: dict[object, list[LeadEvent]] = defaultdict(list)
-    for event in lead_events:
-        queues[event.aggregate_id].append(event)
-    pick = random.Random(7)  # noqa: S311 (an order, not a secret)
-    shuffled = []
-    while queues:
-        key = pick.choice(sorted(queues, key=str))
-        shuffled.append(queues[key].pop(0))
-        if not queues[key]:
-            del queues[key]
+    shuffled = scenario.interleaved(lead_events, lambda e: e.aggregate_id, seed=7)
     assert shuffled != lead_events
 
     def announce_all(name: str, arriving: list[LeadEvent]) -> list[tuple]:
