@@ -36,7 +36,7 @@ from lifecycle.adapters.logs import describe
 from lifecycle.adapters.metrics import BATCH_SECONDS, count, fault
 from lifecycle.contracts.lead_events import LeadEvent, decode_lead_event
 from lifecycle.projections.announcer import Announcement, Announcer, counted_changes
-from lifecycle.projections.leads import Changes, LeadsProjection
+from lifecycle.projections.leads import FOLDS_PER_QUERY, Changes, LeadsProjection
 from lifecycle.projections.replay import LogPage
 from lifecycle.projections.sql import Slot, Transaction
 from lifecycle.projections.store import ViewStore
@@ -77,6 +77,8 @@ class ViewsWorker:
         self.announcer = Announcer(sla_hours=settings.sla_hours, clock=clock)
         self._ticked_at = 0.0
         self._slot: Slot | None = None
+        self._credited = False
+        """Whether every lead of the slot was checked for its attribution (once, at start)."""
         self._topic_id: str | None = None
         self._assigned: list[TopicPartition] = []
         self._unlocated: set[TopicPartition] = set()
@@ -120,6 +122,9 @@ class ViewsWorker:
                 log.warning("announcements_seeded_without_sending", changes=seeded)
             with self.store.transaction() as tx:
                 self._slot = self.store.active_slot(tx)
+        if not self._credited:
+            self._add_credits(self._slot)
+            self._credited = True
         self._check_topic_id(consumer)
         self._locate(consumer)
         batches = consumer.poll(timeout_ms=200, max_records=self.settings.batch_size)
@@ -131,6 +136,18 @@ class ViewsWorker:
             and time.monotonic() - self._ticked_at >= self.settings.tick_seconds
         ):
             self._tick()
+
+    def _add_credits(self, slot: Slot) -> None:
+        """Views made before attribution get it for every lead, once (a page per transaction)."""
+        with self.store.transaction() as tx:
+            lead_ids = self.projection.missing_credits(tx, slot)
+        if not lead_ids:
+            return
+        log.warning("attribution_views_filling", leads=len(lead_ids))
+        for start in range(0, len(lead_ids), FOLDS_PER_QUERY):
+            with self.store.transaction() as tx:
+                self.projection.add_credits(tx, slot, lead_ids[start : start + FOLDS_PER_QUERY])
+        log.info("attribution_views_filled", leads=len(lead_ids))
 
     def _tick(self) -> None:
         """Announce what time changed: leads that cooled, hand-offs that became overdue."""

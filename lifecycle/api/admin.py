@@ -16,12 +16,11 @@ from litestar.connection import ASGIConnection
 from litestar.datastructures import State
 from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
 from litestar.handlers import BaseRouteHandler
-from litestar.openapi import ResponseSpec
 from litestar.params import PathParameter, QueryParameter
 
 from lifecycle.api import answers
-from lifecycle.api.problems import MEDIA_TYPE, Problem, ProblemError
-from lifecycle.api.state import Api
+from lifecycle.api.parameters import api_of, problem_spec
+from lifecycle.api.problems import ProblemError
 from lifecycle.errors import ConfigurationError, LeadNotFoundError
 from lifecycle.ledger.erasure import REASON_CODE, forget
 from lifecycle.ledger.export import PersonExport, export_person
@@ -48,18 +47,12 @@ def require_admin(
         )
 
 
-def _problem(description: str) -> ResponseSpec:
-    return ResponseSpec(
-        Problem, description=description, media_type=MEDIA_TYPE, generate_examples=False
-    )
-
-
 ADMIN: Final = {
-    400: _problem("A parameter is wrong (it is named)."),
-    401: _problem("The request carries no bearer token."),
-    403: _problem("The token is not LIFECYCLE_ADMIN_TOKEN (or that is not set)."),
-    404: _problem("No lead has this id."),
-    409: _problem("The store keeps personal data in clear: it cannot forget."),
+    400: problem_spec("A parameter is wrong (it is named)."),
+    401: problem_spec("The request carries no bearer token."),
+    403: problem_spec("The token is not LIFECYCLE_ADMIN_TOKEN (or that is not set)."),
+    404: problem_spec("No lead has this id."),
+    409: problem_spec("The store keeps personal data in clear: it cannot forget."),
 }
 Reason = Annotated[
     str,
@@ -69,11 +62,6 @@ Reason = Annotated[
         description="Why, as a code (a-z, 0-9, _ . -); never free text.",
     ),
 ]
-
-
-def _api(state: State) -> Api:
-    api: Api = state.api
-    return api
 
 
 @post(
@@ -99,7 +87,7 @@ def erase_lead(
     """
     try:
         erasure = forget(
-            _api(state).engine,
+            api_of(state).engine,
             str(lead_id),
             at=datetime.now(UTC),
             reason_code=reason,
@@ -126,7 +114,7 @@ def erase_lead(
 def export_lead(state: State, lead_id: Annotated[UUID, PathParameter()]) -> PersonExport:
     """Everything held about the person of this lead (access and portability requests)."""
     try:
-        return export_person(_api(state).engine, str(lead_id), at=datetime.now(UTC))
+        return export_person(api_of(state).engine, str(lead_id), at=datetime.now(UTC))
     except LeadNotFoundError:
         raise ProblemError(404, "no such lead") from None
 

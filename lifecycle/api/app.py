@@ -18,7 +18,7 @@ from litestar.openapi.spec import Components, SecurityScheme
 from litestar.static_files import create_static_files_router
 from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
 
-from lifecycle.api import admin, answers
+from lifecycle.api import admin, answers, sources
 from lifecycle.api.admin import bearer
 from lifecycle.api.pipeline import PipelineCollector, partition_states
 from lifecycle.api.problems import HANDLERS
@@ -121,7 +121,7 @@ def create_app(api: Api) -> Litestar:
             api_router(
                 guards=[_require_token],
                 security=[{"bearer": []}] if api.token else [],
-                extra=admin.HANDLERS,
+                extra=(*sources.HANDLERS, *admin.HANDLERS),
             ),
             dashboard,
             metrics,

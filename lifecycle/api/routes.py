@@ -14,22 +14,24 @@ from uuid import UUID
 
 from litestar import Router, get
 from litestar.datastructures import State
-from litestar.openapi import ResponseSpec
-from litestar.params import ParameterKwarg, PathParameter, QueryParameter
+from litestar.params import PathParameter, QueryParameter
 
 from lifecycle.api import answers
-from lifecycle.api.problems import (
-    MEDIA_TYPE,
-    PATTERN_REASONS,
-    Problem,
-    ProblemError,
-    bad_parameter,
+from lifecycle.api.parameters import (
+    BAD_REQUEST,
+    NO_TOKEN,
+    api_of,
+    instant_parameter,
+    one_of,
+    problem_spec,
+    read_choice,
+    read_instant,
 )
+from lifecycle.api.problems import PATTERN_REASONS, ProblemError, bad_parameter
 from lifecycle.api.state import Api
 from lifecycle.contracts import changes
 from lifecycle.contracts.inbound import ID_PATTERN, SPACE
 from lifecycle.domain.identity import IdentityKey, IdentityKind
-from lifecycle.domain.instants import EARLIEST_YEAR, LATEST_YEAR, YEARS_PATTERN, parse_instant
 from lifecycle.domain.vocabulary import CHANNELS, Stage, Temperature
 from lifecycle.errors import LeadNotFoundError
 from lifecycle.ledger.report import LeadReport, lead_report
@@ -41,16 +43,6 @@ STAGES: Final = tuple(stage.value for stage in Stage)
 TEMPERATURES: Final = tuple(temperature.value for temperature in Temperature)
 GROUPINGS: Final = ("campaign", "channel", "month")
 
-# What each parameter takes, said in the OpenAPI document as exactly as a JSON Schema can say
-# it: schemathesis (tests/e2e/test_api_fuzzing.py) sends what it allows and what it does not.
-_INSTANT_SCHEMA: Final = {
-    "type": None,
-    "oneOf": None,
-    "anyOf": [
-        {"type": "string", "format": "date-time", "pattern": YEARS_PATTERN},
-        {"type": "string", "format": "date", "pattern": YEARS_PATTERN},
-    ],
-}
 # The kind in any case, as IdentityKey.parse reads it (JSON Schema's patterns have no flags).
 _KINDS: Final = "|".join("".join(f"[{c}{c.upper()}]" for c in kind) for kind in IdentityKind)
 IDENTITY_PATTERN: Final = rf"^({_KINDS}):[\s\S]*[^{SPACE}]"
@@ -66,23 +58,7 @@ PATTERN_REASONS.update(
 )
 
 
-def _instant_parameter(name: str, meaning: str) -> ParameterKwarg:
-    return QueryParameter(
-        name=name,
-        description=f"{meaning}: an RFC 3339 time (UTC when it has no offset) or a date, "
-        f"years {EARLIEST_YEAR} to {LATEST_YEAR}.",
-        schema_extra=_INSTANT_SCHEMA,
-    )
-
-
-def _one_of(values: Sequence[str], meaning: str) -> ParameterKwarg:
-    return QueryParameter(
-        description=f"{meaning}: one of {', '.join(values)}.",
-        schema_extra={"type": "string", "oneOf": None, "enum": list(values)},
-    )
-
-
-AsOf = Annotated[str | None, _instant_parameter("as_of", "The instant asked about (default now)")]
+AsOf = Annotated[str | None, instant_parameter("as_of", "The instant asked about (default now)")]
 Campaign = Annotated[
     str | None,
     QueryParameter(
@@ -91,40 +67,10 @@ Campaign = Annotated[
 ]
 
 
-def _problem(description: str) -> ResponseSpec:
-    return ResponseSpec(
-        Problem, description=description, media_type=MEDIA_TYPE, generate_examples=False
-    )
+NO_LEAD: Final = {404: problem_spec("No lead has this id or identity.")}
 
 
-BAD_REQUEST: Final = {400: _problem("A parameter is wrong (it is named).")}
-NO_TOKEN: Final = {
-    401: _problem("LIFECYCLE_API_TOKEN is set and the request lacks it as a bearer token.")
-}
-NO_LEAD: Final = {404: _problem("No lead has this id or identity.")}
-
-
-AcquiredThrough = Annotated[str | None, _one_of(CHANNELS, "Leads acquired through this channel")]
-
-
-def _api(state: State) -> Api:
-    return state.api  # type: ignore[no-any-return]
-
-
-def _instant(parameter: str, text: str | None) -> datetime | None:
-    """An RFC 3339 time or a date (UTC when it has no offset), or a 400 naming the parameter."""
-    if text is None:
-        return None
-    try:
-        return parse_instant(text)
-    except ValueError as error:
-        raise bad_parameter(parameter, str(error)) from None
-
-
-def _choice(parameter: str, value: str | None, allowed: Sequence[str]) -> str | None:
-    if value is not None and value not in allowed:
-        raise bad_parameter(parameter, f"must be one of {', '.join(allowed)}")
-    return value
+AcquiredThrough = Annotated[str | None, one_of(CHANNELS, "Leads acquired through this channel")]
 
 
 def _lead(api: Api, reference: UUID | IdentityKey, as_of: datetime | None) -> LeadReport:
@@ -173,7 +119,7 @@ def get_lead(
     state: State, lead_id: Annotated[UUID, PathParameter()], as_of: AsOf = None
 ) -> answers.Lead:
     """A lead folded from its facts as of ``as_of`` (default now); merged ids give the survivor."""
-    return _lead_answer(_lead(_api(state), lead_id, _instant("as_of", as_of)))
+    return _lead_answer(_lead(api_of(state), lead_id, read_instant("as_of", as_of)))
 
 
 @get(
@@ -185,7 +131,7 @@ def get_timeline(
     state: State, lead_id: Annotated[UUID, PathParameter()], as_of: AsOf = None
 ) -> answers.Timeline:
     """The lead's facts in event-time order; each stage move names the fact that caused it."""
-    report = _lead(_api(state), lead_id, _instant("as_of", as_of))
+    report = _lead(api_of(state), lead_id, read_instant("as_of", as_of))
     return answers.Timeline(
         lead_id=report.lead_id,
         as_of=report.as_of,
@@ -234,8 +180,8 @@ def list_leads(  # noqa: PLR0913 (one argument per query parameter)
             description="KIND:VALUE, e.g. email:ann@example.com: that lead, not a page.",
         ),
     ] = None,
-    stage: Annotated[str | None, _one_of(STAGES, "Leads at this stage")] = None,
-    temperature: Annotated[str | None, _one_of(TEMPERATURES, "Leads this warm now")] = None,
+    stage: Annotated[str | None, one_of(STAGES, "Leads at this stage")] = None,
+    temperature: Annotated[str | None, one_of(TEMPERATURES, "Leads this warm now")] = None,
     campaign: Campaign = None,
     channel: AcquiredThrough = None,
     limit: Annotated[int, QueryParameter(ge=1, le=MAX_PAGE)] = 50,
@@ -245,7 +191,7 @@ def list_leads(  # noqa: PLR0913 (one argument per query parameter)
     ] = None,
     as_of: Annotated[
         str | None,
-        _instant_parameter(
+        instant_parameter(
             "as_of",
             "With identity: the lead as of then; else the temperatures then (default now)",
         ),
@@ -256,15 +202,15 @@ def list_leads(  # noqa: PLR0913 (one argument per query parameter)
     For a page, ``as_of`` is the instant of the temperatures (as for /temperature: the views
     keep each lead's latest timers, so a past instant sees them as they are now).
     """
-    api = _api(state)
+    api = api_of(state)
     query = queries.LeadQuery(
-        stage=_choice("stage", stage, STAGES),
-        temperature=_choice("temperature", temperature, TEMPERATURES),
+        stage=read_choice("stage", stage, STAGES),
+        temperature=read_choice("temperature", temperature, TEMPERATURES),
         campaign=campaign,
-        channel=_choice("channel", channel, CHANNELS),
+        channel=read_choice("channel", channel, CHANNELS),
         after=_cursor(cursor),
     )
-    at = _instant("as_of", as_of)
+    at = read_instant("as_of", as_of)
     if identity is not None:
         return _lead_answer(_lead(api, IdentityKey.parse(identity), at))
     with api.reading() as (views, tx):
@@ -280,17 +226,17 @@ def get_funnel(
     state: State,
     campaign: Campaign = None,
     channel: AcquiredThrough = None,
-    from_: Annotated[str | None, _instant_parameter("from", "Acquired at or after")] = None,
-    to: Annotated[str | None, _instant_parameter("to", "Acquired before")] = None,
+    from_: Annotated[str | None, instant_parameter("from", "Acquired at or after")] = None,
+    to: Annotated[str | None, instant_parameter("to", "Acquired before")] = None,
 ) -> queries.Funnel:
     """The funnel of leads acquired in [from, to), by campaign or channel if asked.
 
     A ``to`` at or before ``from`` is an empty period, and its funnel counts no lead: the
     document cannot tie two parameters together, so the API keeps to what it says.
     """
-    _choice("channel", channel, CHANNELS)
-    since, until = _instant("from", from_), _instant("to", to)
-    with _api(state).reading() as (views, tx):
+    read_choice("channel", channel, CHANNELS)
+    since, until = read_instant("from", from_), read_instant("to", to)
+    with api_of(state).reading() as (views, tx):
         return queries.funnel(
             tx, views.active_slot(tx), queries.Filters(campaign, channel, since, until)
         )
@@ -299,11 +245,11 @@ def get_funnel(
 @get("/cost-per-lead", sync_to_thread=True, responses=BAD_REQUEST | NO_TOKEN)
 def get_cost_per_lead(
     state: State,
-    by: Annotated[str, _one_of(GROUPINGS, "What a row is")] = "campaign",
+    by: Annotated[str, one_of(GROUPINGS, "What a row is")] = "campaign",
 ) -> answers.CostAnswer:
     """Spend, leads, MQLs, SQLs, customers, CPL, cost per MQL/SQL/customer, revenue, ROI."""
-    _choice("by", by, GROUPINGS)
-    with _api(state).reading() as (views, tx):
+    read_choice("by", by, GROUPINGS)
+    with api_of(state).reading() as (views, tx):
         rows = queries.cost_per_lead(tx, views.active_slot(tx), by)  # type: ignore[arg-type]
     return answers.CostAnswer(by=by, rows=rows)
 
@@ -311,8 +257,8 @@ def get_cost_per_lead(
 @get("/temperature", sync_to_thread=True, responses=BAD_REQUEST | NO_TOKEN)
 def get_temperature(state: State, as_of: AsOf = None) -> answers.TemperatureAnswer:
     """Leads per temperature as of ``as_of`` (default now), read from the views' timers."""
-    at = _instant("as_of", as_of) or datetime.now(UTC)
-    with _api(state).reading() as (views, tx):
+    at = read_instant("as_of", as_of) or datetime.now(UTC)
+    with api_of(state).reading() as (views, tx):
         counts = queries.temperature_counts(tx, views.active_slot(tx), at)
     totals = {t.value: 0 for t in Temperature}
     for (_, temperature), leads in counts.items():
@@ -323,7 +269,7 @@ def get_temperature(state: State, as_of: AsOf = None) -> answers.TemperatureAnsw
 @get("/groups", sync_to_thread=True, responses=NO_TOKEN)
 def get_groups(state: State) -> answers.GroupsAnswer:
     """The campaigns and channels that acquired a lead or were paid for (the filters' values)."""
-    with _api(state).reading() as (views, tx):
+    with api_of(state).reading() as (views, tx):
         campaigns, channels = queries.groups(tx, views.active_slot(tx))
     return answers.GroupsAnswer(campaigns=campaigns, channels=channels)
 
@@ -331,7 +277,7 @@ def get_groups(state: State) -> answers.GroupsAnswer:
 @get("/referrals", sync_to_thread=True, responses=NO_TOKEN)
 def get_referrals(state: State) -> answers.ReferralAnswer:
     """What each referring lead brought."""
-    with _api(state).reading() as (views, tx):
+    with api_of(state).reading() as (views, tx):
         return answers.ReferralAnswer(referrers=queries.referrals(tx, views.active_slot(tx)))
 
 
@@ -345,8 +291,8 @@ def get_sla(
     ] = None,
 ) -> answers.SlaAnswer:
     """Sales-ready leads not contacted within ``hours`` (default LIFECYCLE_SLA_HOURS)."""
-    api = _api(state)
-    now = _instant("as_of", as_of) or datetime.now(UTC)
+    api = api_of(state)
+    now = read_instant("as_of", as_of) or datetime.now(UTC)
     within = hours or api.settings.sla_hours
     with api.reading() as (views, tx):
         found = queries.sla_breaches(tx, views.active_slot(tx), now, within=timedelta(hours=within))
@@ -376,7 +322,7 @@ def list_changes(
         ),
     ] = 0,
     type: Annotated[  # noqa: A002 (the parameter's documented name)
-        str | None, _one_of(CHANGE_TYPES, "Only changes of this type")
+        str | None, one_of(CHANGE_TYPES, "Only changes of this type")
     ] = None,
     limit: Annotated[int, QueryParameter(ge=1, le=MAX_PAGE)] = 100,
     last: Annotated[
@@ -390,8 +336,8 @@ def list_changes(
 
     With ``last``: what just happened, newest first (``after`` and ``limit`` do not apply).
     """
-    kind = _choice("type", type, CHANGE_TYPES)
-    with _api(state).reading() as (_, tx):
+    kind = read_choice("type", type, CHANGE_TYPES)
+    with api_of(state).reading() as (_, tx):
         if last is not None:
             found = outbox.latest(tx, last, kind=kind)
             limit = len(found)  # one page, no next

@@ -85,3 +85,28 @@ class Temperature(StrEnum):
     HOT = "hot"
     WARM = "warm"
     COLD = "cold"
+
+
+class Model(StrEnum):
+    """How a conversion's credit is shared among the campaign touches that led to it."""
+
+    FIRST_TOUCH = "first_touch"
+    LAST_TOUCH = "last_touch"
+    LINEAR = "linear"
+    POSITION_BASED = "position_based"
+    W_SHAPED = "w_shaped"
+    TIME_DECAY = "time_decay"
+    MARKOV = "markov"
+
+
+# The models each lead's credit is computed under (the data-driven one needs every lead's path).
+HEURISTIC_MODELS = tuple(model for model in Model if model is not Model.MARKOV)
+
+
+class Conversion(StrEnum):
+    """The stage whose reaching counts as converting (``sql``: sales-ready, sql or pql)."""
+
+    LEAD = "lead"
+    MQL = "mql"
+    SQL = "sql"
+    CUSTOMER = "customer"

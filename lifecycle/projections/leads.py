@@ -17,7 +17,7 @@ import msgspec
 from lifecycle.contracts.lead_events import PUBLISHED, LeadEvent
 from lifecycle.domain.facts import Fact, Qualification, Spend, Touch, ordered
 from lifecycle.domain.vocabulary import Stage
-from lifecycle.projections import funnel
+from lifecycle.projections import credit, funnel
 from lifecycle.projections.schema import STAGES
 from lifecycle.projections.sql import Slot, Transaction
 from lifecycle.rules import LeadFold, LeadView, Rulebook, StageMove, fold, folded
@@ -63,6 +63,7 @@ class _Written:
     history: tuple[StageMove, ...]
     revenue: dict[str, int]
     contribution: funnel.Contribution | None
+    credits: credit.LeadCredits | None
 
 
 @dataclass
@@ -104,6 +105,16 @@ class _Writes:
     paid: dict[str, dict[str, int]] = field(default_factory=dict)
     removed: list[funnel.Contribution] = field(default_factory=list)
     added: list[funnel.Contribution] = field(default_factory=list)
+    credits_removed: list[credit.LeadCredits] = field(default_factory=list)
+    credits_added: list[credit.LeadCredits] = field(default_factory=list)
+
+    def credit(self, before: credit.LeadCredits | None, after: credit.LeadCredits | None) -> None:
+        """What a lead added to attribution and quality before, and adds now."""
+        if before != after:
+            if before is not None:
+                self.credits_removed.append(before)
+            if after is not None:
+                self.credits_added.append(after)
 
 
 Folded = tuple[int, LeadView, list[datetime]]
@@ -151,6 +162,25 @@ class LeadsProjection:
         self._write_folds(tx, slot, leads)
         self._mark_merged(tx, slot, changes)
         return len(changes.versions)
+
+    def missing_credits(self, tx: Transaction, slot: Slot) -> list[str]:
+        """Live leads whose attribution and quality the slot lacks (views made before them)."""
+        return [
+            str(lead_id)
+            for (lead_id,) in tx.rows(
+                f"SELECT l.lead_id FROM lifecycle_leads_{slot} l "
+                "WHERE l.merged_into IS NULL AND l.is_lead = 1 AND NOT EXISTS "
+                f"(SELECT 1 FROM lifecycle_lead_credits_{slot} c WHERE c.lead_id = l.lead_id)"
+            )
+        ]
+
+    def add_credits(self, tx: Transaction, slot: Slot, lead_ids: list[str]) -> None:
+        """Fold these leads from the slot's facts and add what they bring to attribution."""
+        found = [
+            credit.contribution(key, fold(facts, self.rules), self.rules)
+            for key, facts in self._read_facts(tx, slot, lead_ids).items()
+        ]
+        credit.update(tx, slot, [], [c for c in found if c is not None])
 
     def _store(self, tx: Transaction, slot: Slot, events: Sequence[LeadEvent]) -> Changes:
         """Keep the events' facts and spend; which leads must be folded again (not yet done)."""
@@ -267,11 +297,13 @@ class LeadsProjection:
             ],
         )
         funnel.update(tx, slot, writes.removed, writes.added)
+        credit.update(tx, slot, writes.credits_removed, writes.credits_added)
 
     def _plan(self, tx: Transaction, slot: Slot, leads: dict[str, Folded]) -> _Writes:
         """The rows to write for these folds, and what the funnel totals gain and lose."""
         unknown = [key for key in leads if (r := self._leads.get(key)) is None or not r.written]
         removed, merged = funnel.read_contributions(tx, slot, unknown)
+        credited = credit.read(tx, slot, unknown)
         writes = _Writes(removed=removed)
         for key, (version, view, contacts) in leads.items():
             entered: dict[str, datetime] = {}
@@ -280,8 +312,10 @@ class LeadsProjection:
             writes.rows.append(_lead_row(key, version, view, entered, contacts))
             # (A merged lead keeps its merged_into, and adds nothing.)
             contribution = None if key in merged else _contribution(key, view, entered)
+            adds = None if key in merged else credit.contribution(key, view, self.rules)
             remembered = self._leads.get(key)
             written = remembered.written if remembered is not None else None
+            writes.credit(written.credits if written is not None else credited.get(key), adds)
             if written is None or written.history != view.history:
                 writes.moved[key] = view.history
             if written is None or written.revenue != view.revenue:
@@ -292,7 +326,7 @@ class LeadsProjection:
                 if contribution is not None:
                     writes.added.append(contribution)
             if remembered is not None:
-                remembered.written = _Written(view.history, view.revenue, contribution)
+                remembered.written = _Written(view.history, view.revenue, contribution, adds)
         for key in merged:
             # Not remembered: that it is merged is only known from its row, so a later batch
             # must read that again (else its facts would count it in the funnel once more).
@@ -325,6 +359,7 @@ class LeadsProjection:
             self._leads.pop(lead_id, None)  # (its rows change here, and only here)
         live, _ = funnel.read_contributions(tx, slot, list(changes.merged))
         funnel.update(tx, slot, live, [])
+        credit.update(tx, slot, credit.read(tx, slot, list(changes.merged)).values(), [])
         tx.executemany(
             f"UPDATE lifecycle_leads_{slot} SET merged_into = ? WHERE lead_id = ?",
             [(survivor, lead_id) for lead_id, survivor in changes.merged.items()],

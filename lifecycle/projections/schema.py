@@ -34,6 +34,13 @@ SLOT_TABLES = (
     "lifecycle_stage_days",
     "lifecycle_merges",
     "lifecycle_offsets",
+    "lifecycle_lead_credits",
+    "lifecycle_attribution",
+    "lifecycle_attribution_revenue",
+    "lifecycle_paths",
+    "lifecycle_path_revenue",
+    "lifecycle_outcomes",
+    "lifecycle_outcome_totals",
 )
 
 
@@ -188,6 +195,7 @@ def tables(slot: str, dialect: str) -> list[str]:
             f"CREATE INDEX IF NOT EXISTS lifecycle_leads_{slot}_by_referrer "
             f"ON lifecycle_leads_{slot} (referrer_lead_id) WHERE referrer_lead_id IS NOT NULL"
         ),
+        *credit_tables(slot, dialect),
         # topic_id: the id of the topic's life these offsets were read from (NULL: not known).
         f"""CREATE TABLE IF NOT EXISTS lifecycle_offsets_{slot} (
             topic TEXT NOT NULL,
@@ -195,6 +203,101 @@ def tables(slot: str, dialect: str) -> list[str]:
             position {t["big"]} NOT NULL,
             topic_id TEXT,
             PRIMARY KEY (topic, partition_id)
+        )""",
+    ]
+
+
+def credit_tables(slot: str, dialect: str) -> list[str]:
+    """Attribution and quality (``lifecycle.projections.credits``): per lead, and the totals."""
+    t = _types(dialect)
+    attributed = (
+        "conversion TEXT NOT NULL, model TEXT NOT NULL, "
+        f"converted_on {t['date']} NOT NULL, campaign TEXT NOT NULL, channel TEXT NOT NULL, "
+        "month TEXT NOT NULL"
+    )
+    attributed_key = "conversion, model, converted_on, campaign, channel, month"
+    path = f"conversion TEXT NOT NULL, dimension TEXT NOT NULL, ended_on {t['date']} NOT NULL"
+    return [
+        # What each live lead adds to the totals below (taken back when it changes).
+        f"""CREATE TABLE IF NOT EXISTS lifecycle_lead_credits_{slot} (
+            lead_id TEXT PRIMARY KEY,
+            body TEXT NOT NULL
+        )""",
+        # Each heuristic model's credit per conversion day, campaign ('' for none), channel
+        # and month of the credited touches.
+        f"""CREATE TABLE IF NOT EXISTS lifecycle_attribution_{slot} (
+            {attributed},
+            credit {t["float"]} NOT NULL,
+            conversions INTEGER NOT NULL,
+            PRIMARY KEY ({attributed_key})
+        )""",
+        f"""CREATE TABLE IF NOT EXISTS lifecycle_attribution_revenue_{slot} (
+            {attributed},
+            currency TEXT NOT NULL,
+            amount_minor {t["float"]} NOT NULL,
+            conversions INTEGER NOT NULL,
+            PRIMARY KEY ({attributed_key}, currency)
+        )""",
+        # The data-driven model's paths, as moves between states ('' from: the start; '' to:
+        # the end, a conversion if the path converted), by the day the path ended.
+        f"""CREATE TABLE IF NOT EXISTS lifecycle_paths_{slot} (
+            {path},
+            converted INTEGER NOT NULL,
+            from_state TEXT NOT NULL,
+            to_state TEXT NOT NULL,
+            paths INTEGER NOT NULL,
+            PRIMARY KEY (conversion, dimension, ended_on, converted, from_state, to_state)
+        )""",
+        f"""CREATE TABLE IF NOT EXISTS lifecycle_path_revenue_{slot} (
+            {path},
+            last_state TEXT NOT NULL,
+            currency TEXT NOT NULL,
+            amount_minor {t["big"]} NOT NULL,
+            paths INTEGER NOT NULL,
+            PRIMARY KEY (conversion, dimension, ended_on, last_state, currency)
+        )""",
+        # Lead quality: what each lead counts for (acquired, a conversion, a purchase) in the
+        # source it had from valid_from until valid_until (NULL: it still has it).
+        f"""CREATE TABLE IF NOT EXISTS lifecycle_outcomes_{slot} (
+            lead_id TEXT NOT NULL,
+            seq INTEGER NOT NULL,
+            kind TEXT NOT NULL,
+            campaign TEXT NOT NULL,
+            channel TEXT NOT NULL,
+            acquired_month TEXT NOT NULL,
+            acquired_at {t["ts"]} NOT NULL,
+            days INTEGER NOT NULL,
+            valid_from {t["ts"]} NOT NULL,
+            valid_until {t["ts"]},
+            currency TEXT NOT NULL,
+            amount_minor {t["big"]} NOT NULL,
+            PRIMARY KEY (lead_id, seq)
+        )""",
+        # (Answers as of an instant read the outcomes that began or ended on its day here.)
+        (
+            f"CREATE INDEX IF NOT EXISTS lifecycle_outcomes_{slot}_by_start "
+            f"ON lifecycle_outcomes_{slot} (valid_from)"
+        ),
+        (
+            f"CREATE INDEX IF NOT EXISTS lifecycle_outcomes_{slot}_by_end "
+            f"ON lifecycle_outcomes_{slot} (valid_until) WHERE valid_until IS NOT NULL"
+        ),
+        # The outcomes summed per day of acquisition, source, age in days and the days they
+        # held from and until (9999-12-31: still holds).
+        f"""CREATE TABLE IF NOT EXISTS lifecycle_outcome_totals_{slot} (
+            kind TEXT NOT NULL,
+            acquired_on {t["date"]} NOT NULL,
+            campaign TEXT NOT NULL,
+            channel TEXT NOT NULL,
+            acquired_month TEXT NOT NULL,
+            days INTEGER NOT NULL,
+            valid_from_on {t["date"]} NOT NULL,
+            valid_until_on {t["date"]} NOT NULL,
+            currency TEXT NOT NULL,
+            leads INTEGER NOT NULL,
+            amount_minor {t["big"]} NOT NULL,
+            PRIMARY KEY (kind, acquired_on, campaign, channel, acquired_month, days,
+                         valid_from_on, valid_until_on, currency)
         )""",
     ]
 

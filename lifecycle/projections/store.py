@@ -8,6 +8,7 @@ reader never sees a half-built view.
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,6 +24,8 @@ from lifecycle.projections.sql import SLOTS, Slot, Transaction
 
 # A PostgreSQL advisory lock key: held while the views' tables are created ("view").
 SETUP_LOCK = 0x76696577
+# The table or index a CREATE ... IF NOT EXISTS statement makes.
+_CREATED = re.compile(r"IF NOT EXISTS (\w+)")
 
 
 class ViewStore:
@@ -112,10 +115,10 @@ class ViewStore:
                 # Processes starting together on a new schema would create the same tables at
                 # once (a unique violation in pg_type): one at a time, until this commits.
                 tx.execute("SELECT pg_advisory_xact_lock(?)", [SETUP_LOCK])
-            tx.execute(schema.state_table())
-            tx.execute(schema.parked_table(self.dialect))
+            self._create(tx, schema.state_table())
+            self._create(tx, schema.parked_table(self.dialect))
             for statement in schema.announcement_tables(self.dialect):
-                tx.execute(statement)
+                self._create(tx, statement)
             active = tx.value("SELECT active_slot FROM lifecycle_views_state WHERE id = 1")
             if active is None:
                 active = "a"
@@ -125,7 +128,7 @@ class ViewStore:
             for slot in SLOTS:
                 totals_missing = not self._has_table(tx, f"lifecycle_funnel_{slot}")
                 for statement in schema.tables(slot, self.dialect):
-                    tx.execute(statement)
+                    self._create(tx, statement)
                 self._add_topic_id_column(tx, slot)
                 if totals_missing:
                     # A slot built before the funnel totals existed: count them once.
@@ -134,11 +137,29 @@ class ViewStore:
                 tx.execute(statement)
         return active  # type: ignore[no-any-return]
 
+    def _create(self, tx: Transaction, statement: str) -> None:
+        """Run a ``CREATE ... IF NOT EXISTS`` statement, unless what it makes is there.
+
+        On PostgreSQL even a statement that finds its table or index there first takes a lock
+        on the table, which deadlocked with a views worker writing it (a process starting
+        beside a running worker: the API, a second worker).
+        """
+        named = _CREATED.search(statement) if self.dialect == "postgres" else None
+        if named and self._has_table(tx, named[1]):
+            return
+        tx.execute(statement)
+
     def _add_topic_id_column(self, tx: Transaction, slot: Slot) -> None:
         """Offsets tables made before topic ids were kept get the column."""
         statement = schema.offsets_topic_id_column(slot, self.dialect)
         if statement is not None:
-            tx.execute(statement)
+            has_column = tx.value(
+                "SELECT 1 FROM information_schema.columns WHERE table_schema = current_schema() "
+                "AND table_name = ? AND column_name = 'topic_id'",
+                [f"lifecycle_offsets_{slot}"],
+            )
+            if not has_column:
+                tx.execute(statement)
             return
         columns = {row[1] for row in tx.rows(f"PRAGMA table_info(lifecycle_offsets_{slot})")}
         if "topic_id" not in columns:

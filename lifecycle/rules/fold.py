@@ -29,6 +29,24 @@ class StageMove(msgspec.Struct, frozen=True, kw_only=True):
     fact_id: str
 
 
+class CampaignTouch(msgspec.Struct, frozen=True, gc=False):
+    """A touchpoint that carried a campaign: what attribution models credit."""
+
+    at: datetime
+    fact_id: str
+    campaign: str
+    channel: str
+    """The campaign's channel as the touchpoint gave it (``other`` when it gave none)."""
+
+
+class Purchase(msgspec.Struct, frozen=True, gc=False):
+    """Money a lead paid, and when."""
+
+    at: datetime
+    currency: str
+    amount_minor: int
+
+
 class LeadView(msgspec.Struct, frozen=True, kw_only=True):
     """What the rulebook says about a lead after its last fact (``stage`` None: no facts)."""
 
@@ -55,6 +73,11 @@ class LeadView(msgspec.Struct, frozen=True, kw_only=True):
     referrer_lead_id: UUID | None
     unsubscribed: bool
     facts: int
+    campaign_touches: tuple[CampaignTouch, ...] = ()
+    """Every touchpoint that carried a campaign, anonymous history included, in event order."""
+    purchases: tuple[Purchase, ...] = ()
+    referred_at: datetime | None = None
+    """The first referral touchpoint."""
 
     @property
     def is_lead(self) -> bool:
@@ -84,6 +107,19 @@ class LeadView(msgspec.Struct, frozen=True, kw_only=True):
         """When the lead first entered ``stage``."""
         return next((m.entered_at for m in self.history if m.stage is stage), None)
 
+    def acquisition_as_of(self, at: datetime) -> tuple[str | None, str]:
+        """The campaign and channel that had acquired the lead by ``at``.
+
+        The campaign of the earliest touchpoint that carries one; before it (or without one),
+        channel ``referral`` once a referral touchpoint came, else ``direct``.
+        """
+        touches = self.campaign_touches
+        if touches and touches[0].at <= at:
+            return touches[0].campaign, touches[0].channel
+        if self.referred_at is not None and self.referred_at <= at:
+            return None, "referral"
+        return None, "direct"
+
 
 class LeadFold:
     """Folds facts one at a time; they must come in event-time order (see ``fold``)."""
@@ -103,9 +139,9 @@ class LeadFold:
         self._last_hot_signal_at: datetime | None = None
         self._in_trial = False
         self._usages_since_trial = 0
-        self._acquisition_campaign: str | None = None
-        self._acquisition_channel: str | None = None
-        self._referred = False
+        self._campaign_touches: list[CampaignTouch] = []
+        self._purchases: list[Purchase] = []
+        self._referred_at: datetime | None = None
         self._revenue: dict[str, int] = {}
         self._referrer_lead_id: UUID | None = None
         self._unsubscribed = False
@@ -161,20 +197,22 @@ class LeadFold:
             self._last_hand_raise_at = touch.at
         if touch.kind in rules.hot_signals:
             self._last_hot_signal_at = touch.at
-        if touch.campaign_id is not None and self._acquisition_campaign is None:
-            self._acquisition_campaign = touch.campaign_id
-            self._acquisition_channel = touch.channel or "other"
+        if touch.campaign_id is not None:
+            self._campaign_touches.append(
+                CampaignTouch(touch.at, touch.fact_id, touch.campaign_id, touch.channel or "other")
+            )
         self._remember_outcomes(touch)
         self._track_trial(touch)  # before the visitor check: an anonymous trial counts too
 
     def _remember_outcomes(self, touch: Touch) -> None:
         if touch.kind == "referral":
-            self._referred = True
+            self._referred_at = self._referred_at or touch.at
             self._referrer_lead_id = self._referrer_lead_id or touch.referrer_lead_id
         if touch.kind == "purchase" and touch.amount_minor is not None and touch.currency:
             self._revenue[touch.currency] = (
                 self._revenue.get(touch.currency, 0) + touch.amount_minor
             )
+            self._purchases.append(Purchase(touch.at, touch.currency, touch.amount_minor))
         if touch.kind == "unsubscribe":
             self._unsubscribed = True
         elif touch.kind == "newsletter_signup":
@@ -261,9 +299,10 @@ class LeadFold:
         hot_until = max((t for t in hot_candidates if t is not None), default=None)
         warm_candidates = [hot_until, self._until_engagement_below(rules.warm_engagement)]
         warm_until = max((t for t in warm_candidates if t is not None), default=None)
-        channel = self._acquisition_channel
+        first = self._campaign_touches[0] if self._campaign_touches else None
+        channel = first.channel if first else None
         if self._facts and channel is None:
-            channel = "referral" if self._referred else "direct"
+            channel = "referral" if self._referred_at else "direct"
         return LeadView(
             rules_version=rules.version,
             stage=self.stage,
@@ -278,12 +317,15 @@ class LeadFold:
             last_fact_at=self._last_key[0] if self._last_key else None,
             last_touch_at=self._last_touch_at,
             last_hand_raise_at=self._last_hand_raise_at,
-            acquisition_campaign=self._acquisition_campaign,
+            acquisition_campaign=first.campaign if first else None,
             acquisition_channel=channel,
             revenue=dict(self._revenue),
             referrer_lead_id=self._referrer_lead_id,
             unsubscribed=self._unsubscribed,
             facts=self._facts,
+            campaign_touches=tuple(self._campaign_touches),
+            purchases=tuple(self._purchases),
+            referred_at=self._referred_at,
         )
 
 

@@ -10,7 +10,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Final
 
-from lifecycle.domain.vocabulary import KINDS, SENIORITIES
+from lifecycle.domain.vocabulary import KINDS, SENIORITIES, Model
 from lifecycle.errors import RulebookError
 
 
@@ -32,6 +32,11 @@ class Rulebook:
     hot_signals: frozenset[str]
     hot_engagement: float
     warm_engagement: float
+    attribution_model: Model
+    """The model answers use when none is asked for."""
+    lookback: timedelta
+    """Campaign touches longer than this before a conversion get no credit."""
+    time_decay_half_life: timedelta
 
     def fit_points(self, seniority: str | None, company_size: int | None) -> int:
         """Fit from the latest seniority and company size."""
@@ -76,6 +81,18 @@ def _build(doc: dict[str, Any]) -> Rulebook:
         half_life_days = float(engagement["half_life_days"])
         if half_life_days <= 0:
             raise RulebookError("engagement.half_life_days must be positive")
+        attribution = doc["attribution"]
+        model = str(attribution["model"])
+        if model not in set(Model):
+            raise RulebookError(
+                f"attribution.model must be one of {', '.join(Model)}, not {model!r}"
+            )
+        lookback_days = float(attribution["lookback_days"])
+        decay_days = float(attribution["time_decay_half_life_days"])
+        if lookback_days <= 0 or decay_days <= 0:
+            raise RulebookError(
+                "attribution.lookback_days and time_decay_half_life_days must be positive"
+            )
         return Rulebook(
             version=str(doc["rules_version"]),
             engagement_points={k: float(v) for k, v in engagement["points"].items()},
@@ -90,6 +107,9 @@ def _build(doc: dict[str, Any]) -> Rulebook:
             hot_signals=frozenset(temperature["hot_signals"]),
             hot_engagement=float(temperature["hot_engagement"]),
             warm_engagement=float(temperature["warm_engagement"]),
+            attribution_model=Model(model),
+            lookback=timedelta(days=lookback_days),
+            time_decay_half_life=timedelta(days=decay_days),
         )
     except KeyError as missing:
         raise RulebookError(f"rulebook is missing {missing.args[0]!r}") from None

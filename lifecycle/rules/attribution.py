@@ -1,0 +1,228 @@
+"""Attribution: how one lead's conversion is shared among the campaign touches that led to it.
+
+A conversion is reaching a stage (``Conversion``), at the instant the lead first entered it.
+The credited touches are the lead's touchpoints that carried a campaign (anonymous history
+included), from ``lookback`` before the conversion up to its instant, in event-time order.
+Every heuristic model gives them weights that sum to one; a conversion with no credited touch
+goes whole to no campaign (channel ``referral`` if the lead was referred by then, else
+``direct``). The data-driven model needs every lead's path at once: ``rules.markov``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+import msgspec
+
+from lifecycle.domain.vocabulary import HEURISTIC_MODELS, Conversion, Model, Stage
+from lifecycle.rules.fold import CampaignTouch, LeadView
+from lifecycle.rules.rulebook import Rulebook
+
+# W-shaped: each milestone touch's share, and what the other touches share between them.
+MILESTONE_SHARE = 0.3
+OTHERS_SHARE = 0.1
+# Position-based: the first and the last touch's share each (the middle shares the rest).
+END_SHARE = 0.4
+
+
+def converted_at(view: LeadView, conversion: Conversion) -> datetime | None:
+    """When the lead first reached the conversion's stage (sales-ready: sql or pql, earlier)."""
+    match conversion:
+        case Conversion.LEAD:
+            return view.became_at(Stage.LEAD)
+        case Conversion.MQL:
+            return view.became_at(Stage.MQL)
+        case Conversion.SQL:
+            return sales_ready_at(view)
+        case Conversion.CUSTOMER:
+            return view.became_at(Stage.CUSTOMER)
+
+
+def sales_ready_at(view: LeadView) -> datetime | None:
+    """When the lead first became sales-ready (the earlier of sql and pql)."""
+    ready = [at for at in (view.became_at(Stage.SQL), view.became_at(Stage.PQL)) if at]
+    return min(ready, default=None)
+
+
+def credited_touches(
+    view: LeadView, at: datetime, lookback: timedelta
+) -> tuple[CampaignTouch, ...]:
+    """The campaign touches from ``lookback`` before ``at`` up to ``at`` itself."""
+    earliest = at - lookback
+    return tuple(t for t in view.campaign_touches if earliest <= t.at <= at)
+
+
+def weights(  # noqa: PLR0913 (the milestones a model may read)
+    model: Model,
+    touches: Sequence[CampaignTouch],
+    *,
+    converted: datetime,
+    lead_at: datetime | None = None,
+    sales_ready: datetime | None = None,
+    half_life: timedelta = timedelta(days=7),
+) -> list[float]:
+    """Each touch's share of one conversion under a heuristic model (they sum to one).
+
+    ``touches`` are the credited touches, in order; ``lead_at`` and ``sales_ready`` are when
+    the lead was made and became sales-ready (W-shaped reads them).
+    """
+    n = len(touches)
+    if n == 0:
+        return []
+    match model:
+        case Model.FIRST_TOUCH:
+            found = [1.0] + [0.0] * (n - 1)
+        case Model.LAST_TOUCH:
+            found = [0.0] * (n - 1) + [1.0]
+        case Model.LINEAR:
+            found = [1.0 / n] * n
+        case Model.POSITION_BASED:
+            found = _position_based(n)
+        case Model.TIME_DECAY:
+            found = _scaled([2 ** (-(converted - t.at) / half_life) for t in touches])
+        case Model.W_SHAPED:
+            found = _w_shaped(touches, converted, lead_at, sales_ready)
+        case Model.MARKOV:
+            raise ValueError("markov credits every lead's path at once: see rules.markov")
+    return found
+
+
+def _position_based(n: int) -> list[float]:
+    """40% to the first touch, 40% to the last, 20% shared by the middle (1: all, 2: halves)."""
+    if n == 1:
+        return [1.0]
+    if n == 2:
+        return [0.5, 0.5]
+    middle = (1.0 - 2 * END_SHARE) / (n - 2)
+    return [END_SHARE] + [middle] * (n - 2) + [END_SHARE]
+
+
+def _w_shaped(
+    touches: Sequence[CampaignTouch],
+    converted: datetime,
+    lead_at: datetime | None,
+    sales_ready: datetime | None,
+) -> list[float]:
+    """30% to each milestone touch, 10% shared by the others, scaled to sum to one.
+
+    The milestones are the first touch, the last touch at or before the lead was made, and the
+    last touch at or before it became sales-ready (if it did by the conversion). A touch that
+    is several milestones adds their shares; a milestone with no touch adds nothing; with no
+    other touches the 10% goes unshared. Scaling then spreads what is missing in proportion.
+    """
+    raw = [0.0] * len(touches)
+    raw[0] += MILESTONE_SHARE
+    for instant in (lead_at, sales_ready if sales_ready and sales_ready <= converted else None):
+        if instant is None:
+            continue
+        before = [i for i, t in enumerate(touches) if t.at <= instant]
+        if before:
+            raw[before[-1]] += MILESTONE_SHARE
+    others = [i for i, share in enumerate(raw) if share == 0.0]
+    for i in others:
+        raw[i] = OTHERS_SHARE / len(others)
+    return _scaled(raw)
+
+
+def _scaled(raw: list[float]) -> list[float]:
+    total = sum(raw)
+    return [share / total for share in raw]
+
+
+def fallback_channel(view: LeadView, at: datetime) -> str:
+    """The channel a conversion with no credited touch goes to."""
+    return "referral" if view.referred_at is not None and view.referred_at <= at else "direct"
+
+
+class Credit(msgspec.Struct, frozen=True, gc=False):
+    """A share of one lead's conversion that a model gives to a campaign (None: no campaign).
+
+    ``month`` is that of the credited touches (of the conversion, for no campaign).
+    """
+
+    conversion: Conversion
+    model: Model
+    converted_at: datetime
+    campaign: str | None
+    channel: str
+    month: str
+    share: float
+
+
+class Path(msgspec.Struct, frozen=True, gc=False):
+    """The campaign touches a lead went through, for the data-driven model.
+
+    Converted: the credited touches up to the conversion, which ``ended_at`` is. Not
+    converted: the touches within the lookback before its latest one (``ended_at``).
+    """
+
+    conversion: Conversion
+    touches: tuple[CampaignTouch, ...]
+    converted: bool
+    ended_at: datetime
+
+
+def shares(view: LeadView, rules: Rulebook) -> list[Credit]:
+    """Every heuristic model's credit for each conversion the lead made, per campaign and month.
+
+    Shares of one campaign, channel and month are summed: each conversion's shares sum to one.
+    """
+    found: list[Credit] = []
+    if not view.is_lead:
+        return found
+    lead_at, ready_at = view.became_at(Stage.LEAD), sales_ready_at(view)
+    for conversion in Conversion:
+        at = converted_at(view, conversion)
+        if at is None:
+            continue
+        touches = credited_touches(view, at, rules.lookback)
+        if not touches:
+            channel, month = fallback_channel(view, at), at.strftime("%Y-%m")
+            found.extend(
+                Credit(conversion, model, at, None, channel, month, 1.0)
+                for model in HEURISTIC_MODELS
+            )
+            continue
+        months = [t.at.strftime("%Y-%m") for t in touches]
+        for model in HEURISTIC_MODELS:
+            shares: dict[tuple[str, str, str], float] = {}
+            for touch, month, share in zip(
+                touches,
+                months,
+                weights(
+                    model,
+                    touches,
+                    converted=at,
+                    lead_at=lead_at,
+                    sales_ready=ready_at,
+                    half_life=rules.time_decay_half_life,
+                ),
+                strict=True,
+            ):
+                if share:
+                    group = (touch.campaign, touch.channel, month)
+                    shares[group] = shares.get(group, 0.0) + share
+            found.extend(
+                Credit(conversion, model, at, campaign, channel, month, share)
+                for (campaign, channel, month), share in shares.items()
+            )
+    return found
+
+
+def paths(view: LeadView, rules: Rulebook) -> list[Path]:
+    """The lead's path for each conversion (none without campaign touches in the window)."""
+    found: list[Path] = []
+    if not view.is_lead or not view.campaign_touches:
+        return found
+    last = view.campaign_touches[-1].at
+    for conversion in Conversion:
+        at = converted_at(view, conversion)
+        if at is not None:
+            touches = credited_touches(view, at, rules.lookback)
+            if touches:
+                found.append(Path(conversion, touches, converted=True, ended_at=at))
+        else:
+            touches = credited_touches(view, last, rules.lookback)
+            found.append(Path(conversion, touches, converted=False, ended_at=last))
+    return found
