@@ -8,7 +8,7 @@ import sys
 
 import typer
 
-from lifecycle.cli import demo, ledger, pipeline, privacy, serve, views
+from lifecycle.cli import demo, ledger, pipeline, privacy, serve, sources, views
 from lifecycle.cli.common import app, err
 
 # Typer carries its own click; its usage error is the base of the one it exports.
@@ -16,7 +16,7 @@ UsageError: type[Exception] = next(
     c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError"
 )
 
-__all__ = ["app", "demo", "ledger", "main", "pipeline", "privacy", "serve", "views"]
+__all__ = ["app", "demo", "ledger", "main", "pipeline", "privacy", "serve", "sources", "views"]
 
 
 def main() -> None:

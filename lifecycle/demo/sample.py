@@ -526,7 +526,12 @@ def _sales_lead(h: _History, person: _Person) -> None:
     clock = h.clock()
     if not _browse(h, person, clock, visits=h.rng.randint(1, 3)):
         return
-    if not _ask_for_a_demo(h, person, clock) or not clock.wait(24, 120):
+    if not _ask_for_a_demo(h, person, clock):
+        return
+    # Some see a webinar before sales call back: a second campaign on the way to buying.
+    if h.chance(0.4) and not _webinars(h, person, clock, count=1):
+        return
+    if not clock.wait(24, 120):
         return
     criteria_met = h.rng.choice((2, 3, 3, 4, 4))
     h.qualify(clock.at, person, criteria_met)
@@ -539,6 +544,11 @@ def _sales_lead(h: _History, person: _Person) -> None:
     h.touch(clock.at, "quote_request", person.known())
     if not clock.wait(48, 340):
         return
+    if h.chance(0.3):  # a customer story from the newsletter while they decide
+        mailing = {"mailing": "case-study"}
+        h.touch(clock.at, "email_click", person.known(), NEWSLETTER, properties=mailing)
+        if not clock.wait(1, 72):
+            return
     if h.chance(0.65):
         _buy(h, person, clock)
     elif h.chance(0.5):
@@ -553,6 +563,9 @@ def _trial_user(h: _History, person: _Person) -> None:
     if not _identify_on_form(h, person, clock, form="trial-signup") or not clock.wait(0, 0.02):
         return
     h.touch(clock.at, "trial_start", person.known(), properties={"plan": "team-trial"})
+    if h.chance(0.4) and clock.wait(12, 48):  # the trial's welcome mailing, clicked
+        mailing = {"mailing": "trial-tips"}
+        h.touch(clock.at, "email_click", person.known(), NEWSLETTER, properties=mailing)
     usages = h.rng.randint(0, 9)
     for _ in range(usages):
         if not clock.wait(6, 60):
@@ -581,7 +594,8 @@ def _shopper(h: _History, person: _Person) -> None:
         return
     if not clock.wait(24, 72):
         return
-    h.touch(clock.at, "email_click", person.known(), properties={"mailing": "cart-reminder"})
+    mailing = {"mailing": "cart-reminder"}
+    h.touch(clock.at, "email_click", person.known(), NEWSLETTER, properties=mailing)
     if h.chance(0.3) and clock.wait(0.01, 1):
         _buy(h, person, clock)
 

@@ -114,14 +114,14 @@ def attribution(tx: Transaction, slot: Slot, model: Model, question: Question) -
 
 
 def conversions(tx: Transaction, slot: Slot, question: Question) -> int:
-    """How many leads converted in the period (each has exactly one first-touch credit)."""
+    """How many leads converted in the period (first touch gives each one whole credit)."""
     where, values = question.period.where("converted_on")
     found = tx.value(
-        f"SELECT SUM(conversions) FROM lifecycle_attribution_{slot} "
-        f"WHERE conversion = ? AND model = ? AND {where}",
-        [question.conversion.value, Model.FIRST_TOUCH.value, *values],
+        f"SELECT SUM({Model.FIRST_TOUCH}) FROM lifecycle_attribution_{slot} "
+        f"WHERE conversion = ? AND {where}",
+        [question.conversion.value, *values],
     )
-    return int(found or 0)
+    return round(float(found or 0))
 
 
 def _heuristic(
@@ -136,17 +136,17 @@ def _heuristic(
     where, values = question.period.where("converted_on")
     if no_campaign:
         where += " AND campaign = ''"
-    params = [question.conversion.value, model.value, *values]
+    params = [question.conversion.value, *values]
     credited: dict[str | None, Credited] = {}
     for name, credit in tx.rows(
-        f"SELECT {group}, SUM(credit) FROM lifecycle_attribution_{slot} "
-        f"WHERE conversion = ? AND model = ? AND {where} GROUP BY {group}",
+        f"SELECT {group}, SUM({model}) FROM lifecycle_attribution_{slot} "
+        f"WHERE conversion = ? AND {where} GROUP BY {group}",
         params,
     ):
         credited[name] = Credited(name, float(credit))
     for name, currency, amount in tx.rows(
-        f"SELECT {group}, currency, SUM(amount_minor) FROM lifecycle_attribution_revenue_{slot} "
-        f"WHERE conversion = ? AND model = ? AND {where} GROUP BY {group}, currency",
+        f"SELECT {group}, currency, SUM({model}) FROM lifecycle_attribution_revenue_{slot} "
+        f"WHERE conversion = ? AND {where} GROUP BY {group}, currency",
         params,
     ):
         item = credited.setdefault(name, Credited(name, 0.0))
@@ -204,10 +204,9 @@ def _spread_over_months(
     where, values = question.period.where("converted_on")
     split: dict[str, dict[str, float]] = defaultdict(dict)
     for campaign, month, credit in tx.rows(
-        f"SELECT campaign, month, SUM(credit) FROM lifecycle_attribution_{slot} "
-        f"WHERE conversion = ? AND model = ? AND campaign <> '' AND {where} "
-        "GROUP BY campaign, month",
-        [question.conversion.value, Model.LINEAR.value, *values],
+        f"SELECT campaign, month, SUM({Model.LINEAR}) FROM lifecycle_attribution_{slot} "
+        f"WHERE conversion = ? AND campaign <> '' AND {where} GROUP BY campaign, month",
+        [question.conversion.value, *values],
     ):
         split[campaign][month] = float(credit)
     months: dict[str | None, Credited] = {}

@@ -11,12 +11,13 @@ when the lead changes or is merged away.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
-from datetime import date
+from collections.abc import Iterable, Mapping
+from datetime import date, datetime
 from typing import TYPE_CHECKING
 
 import msgspec
 
+from lifecycle.domain.vocabulary import HEURISTIC_MODELS
 from lifecycle.rules import LeadView, Rulebook
 from lifecycle.rules.attribution import paths, shares
 from lifecycle.rules.markov import START, collapse
@@ -35,21 +36,27 @@ CHUNK = 500
 
 
 class CreditRow(msgspec.Struct, frozen=True, array_like=True, gc=False):
-    """A lead's credit under one model, for one conversion day, campaign, channel and month."""
+    """A lead's credit for one conversion day, campaign, channel and month, under each model.
+
+    ``shares`` in the order of ``HEURISTIC_MODELS``; each model credits the lead's revenue
+    (per currency) with its share.
+    """
 
     conversion: str
-    model: str
     converted_on: date
     campaign: str
     """'' for no campaign."""
     channel: str
     month: str
-    share: float
-    revenue: dict[str, float]
+    shares: tuple[float, ...]
+    revenue: dict[str, int]
 
 
 class MoveRow(msgspec.Struct, frozen=True, array_like=True, gc=False):
-    """One move of a lead's path (``END`` as target: the path ended there)."""
+    """One move of a lead's path.
+
+    ``END`` as target: the path ended there, ``converted`` or not (other moves say False).
+    """
 
     conversion: str
     dimension: str
@@ -91,13 +98,12 @@ def contribution(lead_id: str, view: LeadView, rules: Rulebook) -> LeadCredits |
     credit_rows = tuple(
         CreditRow(
             c.conversion.value,
-            c.model.value,
             c.converted_at.date(),
             c.campaign or "",
             c.channel,
             c.month,
-            c.share,
-            {currency: c.share * amount for currency, amount in view.revenue.items()},
+            c.shares,
+            view.revenue,
         )
         for c in shares(view, rules)
     )
@@ -112,15 +118,28 @@ def contribution(lead_id: str, view: LeadView, rules: Rulebook) -> LeadCredits |
             if not states:
                 continue
             for source, target in zip([START, *states], [*states, END], strict=True):
-                moves.append(
-                    MoveRow(conversion, dimension, ended_on, path.converted, source, target)
-                )
+                converted = path.converted and target == END
+                moves.append(MoveRow(conversion, dimension, ended_on, converted, source, target))
             if path.converted:
                 values.extend(
                     EndValue(conversion, dimension, ended_on, states[-1], currency, amount)
                     for currency, amount in view.revenue.items()
                 )
     return LeadCredits(lead_id, credit_rows, tuple(moves), tuple(values), tuple(outcomes(view)))
+
+
+def inputs(view: LeadView, entered: Mapping[str, datetime]) -> tuple[object, ...]:
+    """What a lead's contribution is made of: the same inputs make the same contribution.
+
+    ``entered``: when the lead first entered each stage.
+    """
+    return (
+        view.is_lead,
+        tuple(entered.get(stage) for stage in ("lead", "mql", "sql", "pql", "customer")),
+        view.campaign_touches,
+        view.purchases,
+        view.referred_at,
+    )
 
 
 def read(tx: Transaction, slot: Slot, lead_ids: list[str]) -> dict[str, LeadCredits]:
@@ -181,30 +200,45 @@ def update(
 
 
 class _Totals:
-    """Signed sums of contributions, per row of each totals table."""
+    """Signed sums of contributions, per row of each totals table.
+
+    The count of contributions comes last in each: it says when a row is empty.
+    """
 
     def __init__(self) -> None:
-        self.credit: dict[tuple[object, ...], list[float]] = defaultdict(lambda: [0.0, 0])
-        self.revenue: dict[tuple[object, ...], list[float]] = defaultdict(lambda: [0.0, 0])
-        self.moves: dict[tuple[object, ...], int] = defaultdict(int)
+        width = len(HEURISTIC_MODELS)
+        self.credit: dict[tuple[object, ...], list[float]] = defaultdict(
+            lambda: [0.0] * (width + 1)
+        )
+        self.revenue: dict[tuple[object, ...], list[float]] = defaultdict(
+            lambda: [0.0] * (width + 1)
+        )
+        self.moves: dict[tuple[object, ...], list[float]] = defaultdict(lambda: [0])
         self.values: dict[tuple[object, ...], list[float]] = defaultdict(lambda: [0, 0])
         self.outcomes: dict[tuple[object, ...], list[float]] = defaultdict(lambda: [0, 0])
-        """[amount, leads] per row (the count last, as in every table here)."""
 
     def add(self, c: LeadCredits, sign: int) -> None:
+        """Add (``sign`` 1) or take back (-1) one lead's contribution."""
         for r in c.credits:
-            key = (r.conversion, r.model, r.converted_on, r.campaign, r.channel, r.month)
+            key = (r.conversion, r.converted_on, r.campaign, r.channel, r.month)
             total = self.credit[key]
-            total[0] += sign * r.share
-            total[1] += sign
+            for m, share in enumerate(r.shares):
+                total[m] += sign * share
+            total[-1] += sign
             for currency, amount in r.revenue.items():
                 money = self.revenue[(*key, currency)]
-                money[0] += sign * amount
-                money[1] += sign
-        for m in c.moves:
-            self.moves[m.conversion, m.dimension, m.ended_on, m.converted, m.source, m.target] += (
-                sign
-            )
+                for m, share in enumerate(r.shares):
+                    money[m] += sign * share * amount
+                money[-1] += sign
+        for move in c.moves:
+            self.moves[
+                move.conversion,
+                move.dimension,
+                move.ended_on,
+                int(move.converted),
+                move.source,
+                move.target,
+            ][0] += sign
         for v in c.values:
             money = self.values[v.conversion, v.dimension, v.ended_on, v.state, v.currency]
             money[0] += sign * v.amount_minor
@@ -226,26 +260,17 @@ class _Totals:
             outcome[1] += sign
 
     def write(self, tx: Transaction, slot: Slot) -> None:
-        _add(
-            tx,
-            f"lifecycle_attribution_{slot}",
-            ("conversion", "model", "converted_on", "campaign", "channel", "month"),
-            ("credit", "conversions"),
-            self.credit,
-        )
-        _add(
-            tx,
-            f"lifecycle_attribution_revenue_{slot}",
-            ("conversion", "model", "converted_on", "campaign", "channel", "month", "currency"),
-            ("amount_minor", "conversions"),
-            self.revenue,
-        )
+        """Add the sums to the totals tables."""
+        key = ("conversion", "converted_on", "campaign", "channel", "month")
+        shares = (*(model.value for model in HEURISTIC_MODELS), "conversions")
+        _add(tx, f"lifecycle_attribution_{slot}", key, shares, self.credit)
+        _add(tx, f"lifecycle_attribution_revenue_{slot}", (*key, "currency"), shares, self.revenue)
         _add(
             tx,
             f"lifecycle_paths_{slot}",
             ("conversion", "dimension", "ended_on", "converted", "from_state", "to_state"),
             ("paths",),
-            {key: [float(n)] for key, n in self.moves.items()},
+            self.moves,
         )
         _add(
             tx,
@@ -293,18 +318,12 @@ def _add(
         f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))}) "
         f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET "
         + ", ".join(f"{v} = {table}.{v} + excluded.{v}" for v in values),
-        [_bound(row) for row in changed],
+        changed,
     )
-    emptied = [key for key, amounts in rows.items() if amounts[-1] < 0]
     tx.executemany(
         f"DELETE FROM {table} WHERE {' AND '.join(f'{k} = ?' for k in keys)} AND {values[-1]} = 0",
-        [_bound(key) for key in emptied],
+        [key for key, amounts in rows.items() if amounts[-1] < 0],
     )
-
-
-def _bound(row: tuple[object, ...]) -> tuple[object, ...]:
-    """Booleans as the integers both databases keep them as."""
-    return tuple(int(v) if isinstance(v, bool) else v for v in row)
 
 
 def _delete(tx: Transaction, table: str, lead_ids: list[str]) -> None:

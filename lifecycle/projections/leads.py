@@ -64,6 +64,7 @@ class _Written:
     revenue: dict[str, int]
     contribution: funnel.Contribution | None
     credits: credit.LeadCredits | None
+    credit_inputs: tuple[object, ...]
 
 
 @dataclass
@@ -312,9 +313,10 @@ class LeadsProjection:
             writes.rows.append(_lead_row(key, version, view, entered, contacts))
             # (A merged lead keeps its merged_into, and adds nothing.)
             contribution = None if key in merged else _contribution(key, view, entered)
-            adds = None if key in merged else credit.contribution(key, view, self.rules)
             remembered = self._leads.get(key)
             written = remembered.written if remembered is not None else None
+            inputs = credit.inputs(view, entered)
+            adds = None if key in merged else self._credits(key, view, inputs, written)
             writes.credit(written.credits if written is not None else credited.get(key), adds)
             if written is None or written.history != view.history:
                 writes.moved[key] = view.history
@@ -326,12 +328,22 @@ class LeadsProjection:
                 if contribution is not None:
                     writes.added.append(contribution)
             if remembered is not None:
-                remembered.written = _Written(view.history, view.revenue, contribution, adds)
+                remembered.written = _Written(
+                    view.history, view.revenue, contribution, adds, inputs
+                )
         for key in merged:
             # Not remembered: that it is merged is only known from its row, so a later batch
             # must read that again (else its facts would count it in the funnel once more).
             self._leads.pop(key, None)
         return writes
+
+    def _credits(
+        self, key: str, view: LeadView, inputs: tuple[object, ...], written: _Written | None
+    ) -> credit.LeadCredits | None:
+        """What a live lead adds to attribution and quality (as before, if made of the same)."""
+        if written is not None and written.credit_inputs == inputs:
+            return written.credits  # (most facts change nothing attribution reads)
+        return credit.contribution(key, view, self.rules)
 
     @staticmethod
     def _upsert_leads(tx: Transaction, slot: Slot, rows: list[dict[str, object]]) -> None:

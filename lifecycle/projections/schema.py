@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from functools import lru_cache
 
-from lifecycle.domain.vocabulary import Stage
+from lifecycle.domain.vocabulary import HEURISTIC_MODELS, Stage
 
 # The stages a lead row keeps a became_<stage>_at of (a visitor is no lead yet).
 STAGES = tuple(stage.value for stage in Stage if stage is not Stage.VISITOR)
@@ -211,11 +211,12 @@ def credit_tables(slot: str, dialect: str) -> list[str]:
     """Attribution and quality (``lifecycle.projections.credits``): per lead, and the totals."""
     t = _types(dialect)
     attributed = (
-        "conversion TEXT NOT NULL, model TEXT NOT NULL, "
-        f"converted_on {t['date']} NOT NULL, campaign TEXT NOT NULL, channel TEXT NOT NULL, "
-        "month TEXT NOT NULL"
+        f"conversion TEXT NOT NULL, converted_on {t['date']} NOT NULL, "
+        "campaign TEXT NOT NULL, channel TEXT NOT NULL, month TEXT NOT NULL"
     )
-    attributed_key = "conversion, model, converted_on, campaign, channel, month"
+    attributed_key = "conversion, converted_on, campaign, channel, month"
+    # One column per heuristic model, then how many leads' credit is in the row.
+    models = ", ".join(f"{model} {t['float']} NOT NULL" for model in HEURISTIC_MODELS)
     path = f"conversion TEXT NOT NULL, dimension TEXT NOT NULL, ended_on {t['date']} NOT NULL"
     return [
         # What each live lead adds to the totals below (taken back when it changes).
@@ -227,14 +228,15 @@ def credit_tables(slot: str, dialect: str) -> list[str]:
         # and month of the credited touches.
         f"""CREATE TABLE IF NOT EXISTS lifecycle_attribution_{slot} (
             {attributed},
-            credit {t["float"]} NOT NULL,
+            {models},
             conversions INTEGER NOT NULL,
             PRIMARY KEY ({attributed_key})
         )""",
+        # The revenue (minor units) each model credits, per currency.
         f"""CREATE TABLE IF NOT EXISTS lifecycle_attribution_revenue_{slot} (
             {attributed},
             currency TEXT NOT NULL,
-            amount_minor {t["float"]} NOT NULL,
+            {models},
             conversions INTEGER NOT NULL,
             PRIMARY KEY ({attributed_key}, currency)
         )""",

@@ -6,6 +6,7 @@ Every module that writes or reads the view tables takes a ``Transaction`` from t
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Any, Literal, Protocol
@@ -41,12 +42,12 @@ class Transaction:
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
         """Run a statement."""
-        self._cursor.execute(self._sql(sql), self._params(params))
+        self._cursor.execute(self._sql(sql), params)
 
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         """Run a statement once per row (in one call to the driver)."""
         if rows:
-            self._cursor.executemany(self._sql(sql), [self._params(row) for row in rows])
+            self._cursor.executemany(self._sql(sql), rows)
 
     def rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         """Rows of a query."""
@@ -62,16 +63,12 @@ class Transaction:
     def _sql(self, sql: str) -> str:
         return sql.replace("?", "%s") if self.dialect == "postgres" else sql
 
-    def _params(self, values: Sequence[Any]) -> Sequence[Any]:
-        if self.dialect != "sqlite":
-            return values
-        # SQLite keeps instants as fixed-width ISO text, so that they compare as strings.
-        # (Exact types, checked inline: replays bind millions of values.)
-        return [
-            schema.sqlite_instant(v)
-            if type(v) is datetime
-            else v.isoformat()
-            if type(v) is date
-            else v
-            for v in values
-        ]
+
+def bind_instants_for_sqlite() -> None:
+    """SQLite keeps instants as fixed-width ISO text in UTC, so that they compare as strings.
+
+    Registered with the driver (which calls an adapter only for values of that very type, in
+    C) rather than checked value by value here: the views bind millions of values.
+    """
+    sqlite3.register_adapter(datetime, schema.sqlite_instant)
+    sqlite3.register_adapter(date, date.isoformat)

@@ -20,7 +20,7 @@ import psycopg
 from lifecycle.adapters import database_url
 from lifecycle.errors import ConfigurationError
 from lifecycle.projections import funnel, schema
-from lifecycle.projections.sql import SLOTS, Slot, Transaction
+from lifecycle.projections.sql import SLOTS, Slot, Transaction, bind_instants_for_sqlite
 
 # A PostgreSQL advisory lock key: held while the views' tables are created ("view").
 SETUP_LOCK = 0x76696577
@@ -36,6 +36,7 @@ class ViewStore:
         self.url = url
         self.dialect = parsed.dialect
         if parsed.dialect == "sqlite":
+            bind_instants_for_sqlite()
             parsed.create_parent()
             path = str(parsed.file or ":memory:")
             self._sqlite = sqlite3.connect(path, isolation_level=None, check_same_thread=False)

@@ -28,21 +28,7 @@ END_SHARE = 0.4
 
 def converted_at(view: LeadView, conversion: Conversion) -> datetime | None:
     """When the lead first reached the conversion's stage (sales-ready: sql or pql, earlier)."""
-    match conversion:
-        case Conversion.LEAD:
-            return view.became_at(Stage.LEAD)
-        case Conversion.MQL:
-            return view.became_at(Stage.MQL)
-        case Conversion.SQL:
-            return sales_ready_at(view)
-        case Conversion.CUSTOMER:
-            return view.became_at(Stage.CUSTOMER)
-
-
-def sales_ready_at(view: LeadView) -> datetime | None:
-    """When the lead first became sales-ready (the earlier of sql and pql)."""
-    ready = [at for at in (view.became_at(Stage.SQL), view.became_at(Stage.PQL)) if at]
-    return min(ready, default=None)
+    return conversions(view).get(conversion)
 
 
 def credited_touches(
@@ -136,18 +122,19 @@ def fallback_channel(view: LeadView, at: datetime) -> str:
 
 
 class Credit(msgspec.Struct, frozen=True, gc=False):
-    """A share of one lead's conversion that a model gives to a campaign (None: no campaign).
+    """The shares of one lead's conversion each heuristic model gives to a campaign.
 
-    ``month`` is that of the credited touches (of the conversion, for no campaign).
+    ``shares`` are in the order of ``HEURISTIC_MODELS``. ``campaign`` None: the conversion had
+    no credited touch. ``month`` is that of the credited touches (of the conversion, for no
+    campaign).
     """
 
     conversion: Conversion
-    model: Model
     converted_at: datetime
     campaign: str | None
     channel: str
     month: str
-    share: float
+    shares: tuple[float, ...]
 
 
 class Path(msgspec.Struct, frozen=True, gc=False):
@@ -163,50 +150,72 @@ class Path(msgspec.Struct, frozen=True, gc=False):
     ended_at: datetime
 
 
+def conversions(view: LeadView) -> dict[Conversion, datetime]:
+    """When the lead made each conversion it made (as ``converted_at``, in one pass)."""
+    entered: dict[Stage, datetime] = {}
+    for move in view.history:
+        entered.setdefault(move.stage, move.entered_at)
+    found = {
+        conversion: entered[stage]
+        for conversion, stage in (
+            (Conversion.LEAD, Stage.LEAD),
+            (Conversion.MQL, Stage.MQL),
+            (Conversion.CUSTOMER, Stage.CUSTOMER),
+        )
+        if stage in entered
+    }
+    ready = [entered[stage] for stage in (Stage.SQL, Stage.PQL) if stage in entered]
+    if ready:
+        found[Conversion.SQL] = min(ready)
+    return found
+
+
+_ALL = (1.0,) * len(HEURISTIC_MODELS)
+
+
 def shares(view: LeadView, rules: Rulebook) -> list[Credit]:
     """Every heuristic model's credit for each conversion the lead made, per campaign and month.
 
-    Shares of one campaign, channel and month are summed: each conversion's shares sum to one.
+    Shares of one campaign, channel and month are summed: each conversion's shares sum to one
+    under each model.
     """
     found: list[Credit] = []
     if not view.is_lead:
         return found
-    lead_at, ready_at = view.became_at(Stage.LEAD), sales_ready_at(view)
-    for conversion in Conversion:
-        at = converted_at(view, conversion)
-        if at is None:
-            continue
+    made = conversions(view)
+    lead_at, ready_at = made.get(Conversion.LEAD), made.get(Conversion.SQL)
+    for conversion, at in made.items():
         touches = credited_touches(view, at, rules.lookback)
-        if not touches:
-            channel, month = fallback_channel(view, at), at.strftime("%Y-%m")
-            found.extend(
-                Credit(conversion, model, at, None, channel, month, 1.0)
-                for model in HEURISTIC_MODELS
+        if len(touches) <= 1:  # every model gives it all to the one touch (or to none)
+            touch = touches[0] if touches else None
+            found.append(
+                Credit(
+                    conversion,
+                    at,
+                    touch.campaign if touch else None,
+                    touch.channel if touch else fallback_channel(view, at),
+                    (touch.at if touch else at).strftime("%Y-%m"),
+                    _ALL,
+                )
             )
             continue
-        months = [t.at.strftime("%Y-%m") for t in touches]
-        for model in HEURISTIC_MODELS:
-            shares: dict[tuple[str, str, str], float] = {}
-            for touch, month, share in zip(
+        groups: dict[tuple[str, str, str], list[float]] = {}
+        keys = [(t.campaign, t.channel, t.at.strftime("%Y-%m")) for t in touches]
+        for m, model in enumerate(HEURISTIC_MODELS):
+            given = weights(
+                model,
                 touches,
-                months,
-                weights(
-                    model,
-                    touches,
-                    converted=at,
-                    lead_at=lead_at,
-                    sales_ready=ready_at,
-                    half_life=rules.time_decay_half_life,
-                ),
-                strict=True,
-            ):
-                if share:
-                    group = (touch.campaign, touch.channel, month)
-                    shares[group] = shares.get(group, 0.0) + share
-            found.extend(
-                Credit(conversion, model, at, campaign, channel, month, share)
-                for (campaign, channel, month), share in shares.items()
+                converted=at,
+                lead_at=lead_at,
+                sales_ready=ready_at,
+                half_life=rules.time_decay_half_life,
             )
+            for key, share in zip(keys, given, strict=True):
+                groups.setdefault(key, [0.0] * len(HEURISTIC_MODELS))[m] += share
+        found.extend(
+            Credit(conversion, at, campaign, channel, month, tuple(given))
+            for (campaign, channel, month), given in groups.items()
+        )
     return found
 
 
@@ -215,9 +224,10 @@ def paths(view: LeadView, rules: Rulebook) -> list[Path]:
     found: list[Path] = []
     if not view.is_lead or not view.campaign_touches:
         return found
+    made = conversions(view)
     last = view.campaign_touches[-1].at
     for conversion in Conversion:
-        at = converted_at(view, conversion)
+        at = made.get(conversion)
         if at is not None:
             touches = credited_touches(view, at, rules.lookback)
             if touches:

@@ -14,7 +14,7 @@ from datetime import datetime
 import msgspec
 
 from lifecycle.domain.vocabulary import Conversion, Stage
-from lifecycle.rules.attribution import converted_at
+from lifecycle.rules.attribution import conversions
 from lifecycle.rules.fold import LeadView
 
 ACQUIRED = "lead"
@@ -52,10 +52,8 @@ def outcomes(view: LeadView) -> list[Outcome]:
     happened: list[tuple[str, datetime, str | None, int | None]] = [
         (ACQUIRED, acquired, None, None)
     ]
-    for conversion in CONVERSIONS:
-        at = converted_at(view, conversion)
-        if at is not None:
-            happened.append((conversion.value, at, None, None))
+    made = conversions(view)
+    happened.extend((c.value, made[c], None, None) for c in CONVERSIONS if c in made)
     happened.extend((PAID, p.at, p.currency, p.amount_minor) for p in view.purchases)
     found: list[Outcome] = []
     for start, until, (campaign, channel) in _sources(view, acquired):

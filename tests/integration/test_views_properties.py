@@ -123,6 +123,15 @@ def published(app: LeadLifecycle, config: Settings) -> list[LeadEvent]:
 def assert_same_tables(store: ViewStore, one: str, other: str) -> None:
     with store.transaction() as tx:
         for table in (t for t in SLOT_TABLES if t != "lifecycle_offsets"):
-            assert sorted(map(tuple, tx.rows(f"SELECT * FROM {table}_{one}")), key=repr) == (
-                sorted(map(tuple, tx.rows(f"SELECT * FROM {table}_{other}")), key=repr)
-            ), table
+            assert rows_of(tx, f"{table}_{one}") == rows_of(tx, f"{table}_{other}"), table
+
+
+def rows_of(tx, table: str) -> list[tuple[object, ...]]:
+    """A table's rows in a stable order; sums of shares as far as their order cannot change."""
+    return sorted(
+        (
+            tuple(round(v, 9) + 0.0 if isinstance(v, float) else v for v in row)
+            for row in tx.rows(f"SELECT * FROM {table}")
+        ),
+        key=repr,
+    )
