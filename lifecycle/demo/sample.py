@@ -539,8 +539,12 @@ def _sales_lead(h: _History, person: _Person) -> None:
         if h.chance(0.5) and clock.wait(24, 240):
             h.disqualify(clock.at, person, _LATE_REASONS)
         return
-    if not clock.wait(24, 240):
-        return
+    if clock.wait(24, 240):
+        _decide(h, person, clock)
+
+
+def _decide(h: _History, person: _Person, clock: _Clock) -> None:
+    """A qualified lead asks for a quote, perhaps reads a customer story, and often buys."""
     h.touch(clock.at, "quote_request", person.known())
     if not clock.wait(48, 340):
         return
