@@ -307,8 +307,11 @@ def cohorts_command(  # noqa: PLR0913 (one argument per option)
 
 
 def share_by(curve: list[CurvePoint], day: int) -> float | None:
-    """The share converted by the end of ``day`` (None: no lead was followed that long)."""
-    if not curve or day > curve[-1].day:
+    """The share converted by the end of ``day`` (None: no lead was followed that long).
+
+    A cohort whose every lead converted stays whole after its last day.
+    """
+    if not curve or (day > curve[-1].day and curve[-1].share < 1.0):
         return None
     return next((p.share for p in reversed(curve) if p.day <= day), 0.0)
 

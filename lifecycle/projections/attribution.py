@@ -41,6 +41,8 @@ class Credited:
     cost_per_conversion: dict[str, float] = field(default_factory=dict)
     roi: dict[str, float] = field(default_factory=dict)
     """(revenue - spend) / spend, per currency with spend."""
+    removal_effect: float | None = None
+    """markov: the share of the chance to convert lost without it (by campaign or channel)."""
 
 
 @dataclass(frozen=True)
@@ -91,9 +93,16 @@ def attribution(tx: Transaction, slot: Slot, model: Model, question: Question) -
     else:
         credited = _heuristic(tx, slot, model, question)
     _add_spend(tx, slot, credited, question)
+    # A group this model credits nothing and that spent nothing is no row (its zero is only
+    # there because another model credits it).
+    credited = {
+        group: item for group, item in credited.items() if round(item.credit, 6) or item.spend_minor
+    }
     for item in credited.values():
         item.credit = round(item.credit, 6)
-        item.revenue_minor = {c: round(v, 2) for c, v in sorted(item.revenue_minor.items())}
+        item.revenue_minor = {
+            c: round(v, 2) for c, v in sorted(item.revenue_minor.items()) if round(v, 2)
+        }
         item.cost_per_conversion = {
             c: round(spend / item.credit, 2)
             for c, spend in item.spend_minor.items()
@@ -184,7 +193,12 @@ def _markov(tx: Transaction, slot: Slot, question: Question) -> dict[str | None,
         )
     }
     credited: dict[str | None, Credited] = {
-        r.state: Credited(r.state, r.conversions, {c: v for c, v in r.value.items() if v})
+        r.state: Credited(
+            r.state,
+            r.conversions,
+            {c: v for c, v in r.value.items() if v},
+            removal_effect=round(r.removal_effect, 6) if question.by != "month" else None,
+        )
         for r in removals(Transitions(moves, ends, paid))
     }
     if question.by == "month":
@@ -201,17 +215,32 @@ def _markov(tx: Transaction, slot: Slot, question: Question) -> dict[str | None,
 def _spread_over_months(
     tx: Transaction, slot: Slot, question: Question, by_campaign: dict[str | None, Credited]
 ) -> dict[str | None, Credited]:
+    """Each campaign's credit spread over months as the linear model spreads it.
+
+    A campaign the linear model credits nothing in the period (it lies only on paths that did
+    not convert, and the chain still finds it helps) goes to the months its paths ended in.
+    """
     where, values = question.period.where("converted_on")
-    split: dict[str, dict[str, float]] = defaultdict(dict)
+    split: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
     for campaign, month, credit in tx.rows(
         f"SELECT campaign, month, SUM({Model.LINEAR}) FROM lifecycle_attribution_{slot} "
         f"WHERE conversion = ? AND campaign <> '' AND {where} GROUP BY campaign, month",
         [question.conversion.value, *values],
     ):
-        split[campaign][month] = float(credit)
+        if credit:
+            split[campaign][month] += float(credit)
+    ended: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+    where, values = question.period.where("ended_on")
+    for state, day, paths in tx.rows(
+        f"SELECT from_state, ended_on, SUM(paths) FROM lifecycle_paths_{slot} "
+        f"WHERE conversion = ? AND dimension = 'campaign' AND {where} "
+        "GROUP BY from_state, ended_on",
+        [question.conversion.value, *values],
+    ):
+        ended[state][str(day)[:7]] += float(paths)
     months: dict[str | None, Credited] = {}
     for campaign, item in by_campaign.items():
-        shares = split.get(campaign or "", {})
+        shares = split.get(campaign or "") or ended[campaign or ""]
         total = sum(shares.values())
         for month, share in shares.items():
             target = months.setdefault(month, Credited(month, 0.0))

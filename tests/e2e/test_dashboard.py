@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
+import journeys
 import pytest
 import scenario
 import uvicorn
@@ -314,3 +315,120 @@ def test_the_feed_shows_the_engine_s_latest_decisions_newest_first(browser, sqli
         assert [c["seq"] for c in latest] == sorted((c["seq"] for c in latest), reverse=True)
         texts = rows.all_inner_texts()
         assert any("overdue hand-off" in t or "new" in t for t in texts)
+
+
+@pytest.fixture
+def journeys_dashboard(sqlite_url, events) -> Iterator[str]:
+    """The dashboard over the journeys of tests/journeys.py (attribution worked out by hand)."""
+    with serving(projected(sqlite_url, events.decode(*journeys.history(events)))) as base:
+        yield base
+
+
+def test_the_model_switcher_shows_each_model_s_credit_spend_and_roi(browser, journeys_dashboard):
+    tab = opened(browser, journeys_dashboard, 1400)
+
+    for model in ("markov", "w_shaped"):
+        answer = httpx.get(f"{journeys_dashboard}/api/attribution", params={"model": model}).json()
+        tab.select_option("#cpl-model", model)
+        words = model.replace("_", " ")
+        tab.wait_for_function(
+            f"document.querySelector('#attribution-note').textContent.includes('{words}')"
+        )
+        assert tab.locator("#cpl").is_hidden()
+        for item in answer["items"]:
+            for currency in set(item["spend_minor"]) | set(item["revenue_minor"]):
+                row = tab.locator(
+                    f"#attribution tbody tr[data-group='{item['group'] or ''}']"
+                    f"[data-currency='{currency}']"
+                )
+                cells = row.locator("td").all_inner_texts()
+                assert float(cells[1]) == pytest.approx(item["credit"], abs=0.005)
+                assert cells[5] == f"{item['revenue_minor'].get(currency, 0) / 100:,.2f}" or (
+                    cells[5] == "-" and currency not in item["revenue_minor"]
+                )
+        assert float(
+            tab.inner_text("#attribution tbody tr[data-group='mail'] td:nth-child(2)")
+        ) == (pytest.approx(journeys.CREDIT[model]["mail"], abs=0.005))
+    tab.select_option("#cpl-model", "")
+    tab.wait_for_selector("#cpl", state="visible")
+
+
+def test_the_models_side_by_side_are_the_api_s_and_the_hand_s(browser, journeys_dashboard):
+    compared = httpx.get(f"{journeys_dashboard}/api/attribution/compare").json()
+    tab = opened(browser, journeys_dashboard, 1400)
+
+    for item in compared["items"]:
+        cells = tab.locator(f"#models tbody tr[data-group='{item['group'] or ''}'] td")
+        shown = [float(c) for c in cells.all_inner_texts()[1:]]
+        assert shown == [round(item["credit"][m], 1) for m in compared["models"]]
+        assert shown == [
+            round(journeys.CREDIT[m].get(item["group"], 0.0), 1) for m in compared["models"]
+        ]
+
+
+def test_the_quality_chart_draws_each_source_s_rate_and_interval_from_the_api(
+    browser, journeys_dashboard
+):
+    quality = httpx.get(f"{journeys_dashboard}/api/quality").json()
+    tab = opened(browser, journeys_dashboard, 1400)
+    tab.locator("#quality-card").screenshot(path=str(ARTIFACTS / "dashboard-quality.png"))
+
+    marks = tab.locator("#quality g.source")
+    assert marks.count() == len(quality["items"])
+    for item in quality["items"]:
+        mark = tab.locator(f"#quality g.source[data-group='{item['group'] or ''}']")
+        for name in ("rate", "low", "high"):
+            assert float(mark.get_attribute(f"data-{name}")) == pytest.approx(item[name])
+        # The dot sits at the rate, the whiskers at the interval's ends, on one scale.
+        dot = float(mark.locator("circle").get_attribute("cx"))
+        low, high = (float(w.get_attribute("x1")) for w in mark.locator("line.whisker").all())
+        if item["high"] > item["low"]:
+            assert (dot - low) / (high - low) == pytest.approx(
+                (item["rate"] - item["low"]) / (item["high"] - item["low"]), abs=1e-6
+            )
+        assert f"{item['rate'] * 100:.1f}%" in mark.locator("text.value").text_content()
+
+
+def test_the_cohort_curves_step_through_the_api_s_kaplan_meier_points(browser, journeys_dashboard):
+    cohorts = httpx.get(f"{journeys_dashboard}/api/cohorts").json()
+    tab = opened(browser, journeys_dashboard, 1400)
+
+    for item in cohorts["items"]:
+        curve = tab.locator(f"#cohorts path.curve[data-group='{item['group'] or ''}']")
+        points = [p.split(":") for p in curve.get_attribute("data-points").split()]
+        assert [(int(d), float(s)) for d, s in points] == [
+            (p["day"], p["share"]) for p in item["curve"]
+        ]
+    search = next(i for i in cohorts["items"] if i["group"] == "search")
+    assert search["median_days"] == 3
+    assert "search (median 3 d)" in tab.inner_text("#cohorts .legend")
+
+
+def test_the_weekly_trend_stacks_the_api_s_leads_and_conversions_per_channel(
+    browser, journeys_dashboard
+):
+    weeks = httpx.get(f"{journeys_dashboard}/api/trend").json()["weeks"]
+    tab = opened(browser, journeys_dashboard, 1400)
+
+    drawn = {
+        (
+            r.get_attribute("data-week"),
+            r.get_attribute("data-channel"),
+            r.get_attribute("data-kind"),
+        ): (
+            int(r.get_attribute("data-count")),
+            float(r.get_attribute("height")),
+        )
+        for r in tab.locator("#trend rect").all()
+    }
+    expected = {
+        (w["week"], w["channel"], kind): w[kind]
+        for w in weeks
+        for kind in ("leads", "conversions")
+        if w[kind]
+    }
+    assert {key: count for key, (count, _) in drawn.items()} == expected
+    # Heights are to one scale: two leads of paid_search stand twice as tall as one of events.
+    assert drawn["2026-03-02", "paid_search", "leads"][1] == pytest.approx(
+        2 * drawn["2026-03-02", "events", "leads"][1]
+    )

@@ -1,5 +1,5 @@
 // The dashboard: plain JavaScript reading the same /api it documents (works offline, no CDN).
-"use strict";
+import { cohortChart, qualityChart, trendChart } from "./charts.js";
 
 const REFRESH_MS = 5000;
 const state = { token: null, lead: null };
@@ -139,13 +139,76 @@ async function drawTemperature() {
 
 async function drawCosts() {
   const by = $("#cpl-by").value;
+  const model = $("#cpl-model").value;
+  for (const id of ["#attribution", "#attribution-note", "#cpl-conversion"]) $(id).hidden = !model;
+  $("#cpl").hidden = Boolean(model);
+  if (model) return drawAttribution(by, model, $("#cpl-conversion").value);
+  const latest = ask("costs");
   const answer = await api(`/api/cost-per-lead?by=${by}`);
+  if (!latest()) return;
   const rows = answer.rows.map((r) => {
     const cells = [r.group, r.currency, money(r.spend_minor), r.leads, money(r.cpl), r.sqls, money(r.cost_per_sql), r.customers, money(r.revenue_minor), percent(r.roi)];
     return cells;
   });
   fill($("#cpl tbody"), rows);
   $("#cpl tbody").querySelectorAll("tr").forEach((tr, i) => tr.setAttribute("data-group", answer.rows[i].group));
+}
+
+// Conversions credited under a model, a row per group and currency: spend, cost and ROI.
+async function drawAttribution(by, model, conversion) {
+  const latest = ask("costs");
+  const answer = await api(`/api/attribution?${new URLSearchParams({ by, model, conversion })}`);
+  if (!latest()) return;
+  const rows = [], groups = [];
+  for (const item of answer.items) {
+    const currencies = [...new Set([...Object.keys(item.spend_minor), ...Object.keys(item.revenue_minor)])].sort();
+    for (const currency of currencies.length ? currencies : [""]) {
+      rows.push([item.group ?? "(no campaign)", item.credit.toFixed(2), currency, money(item.spend_minor[currency]), money(item.cost_per_conversion[currency]), money(item.revenue_minor[currency]), percent(item.roi[currency])]);
+      groups.push([item.group ?? "", currency]);
+    }
+  }
+  fill($("#attribution tbody"), rows);
+  $("#attribution tbody").querySelectorAll("tr").forEach((tr, i) => { tr.dataset.group = groups[i][0]; tr.dataset.currency = groups[i][1]; });
+  $("#attribution-note").textContent = `${answer.conversions} ${conversion} conversions shared out by ${model.replaceAll("_", " ")}; touches up to ${answer.lookback_days} days before each conversion count.`;
+}
+
+const MODEL_COLUMNS = ["first_touch", "last_touch", "linear", "position_based", "w_shaped", "time_decay", "markov"];
+
+async function drawModels() {
+  const latest = ask("models");
+  const conversion = $("#models-conversion").value;
+  const answer = await api(`/api/attribution/compare?by=campaign&conversion=${conversion}`);
+  if (!latest()) return;
+  fill($("#models tbody"), answer.items.map((item) => [item.group ?? "(no campaign)", ...MODEL_COLUMNS.map((m) => item.credit[m].toFixed(1))]));
+  $("#models tbody").querySelectorAll("tr").forEach((tr, i) => { tr.dataset.group = answer.items[i].group ?? ""; });
+}
+
+function period() {
+  const query = filters();
+  query.delete("campaign"); query.delete("channel");
+  return query;
+}
+
+async function drawQuality() {
+  const latest = ask("quality");
+  const query = period();
+  query.set("by", $("#quality-by").value);
+  query.set("conversion", $("#quality-conversion").value);
+  const [quality, cohorts] = await Promise.all([api(`/api/quality?${query}`), api(`/api/cohorts?${query}`)]);
+  if (!latest()) return;
+  $("#quality").replaceChildren(quality.items.length ? qualityChart(quality, $("#quality").clientWidth) : el("p", { class: "rate" }, "No leads acquired in the period."));
+  $("#cohorts").replaceChildren(cohortChart(cohorts, $("#cohorts").clientWidth));
+}
+
+async function drawTrend() {
+  const latest = ask("trend");
+  const query = period();
+  const conversion = $("#quality-conversion").value;
+  query.set("conversion", conversion);
+  const answer = await api(`/api/trend?${query}`);
+  if (!latest()) return;
+  $("#trend-conversion").textContent = conversion;
+  $("#trend").replaceChildren(trendChart(answer, $("#trend").clientWidth));
 }
 
 // The filters offer every campaign and channel the data has, whatever the cost table shows.
@@ -231,7 +294,7 @@ async function showLead(reference) {
 
 async function refresh() {
   try {
-    await Promise.all([drawFunnel(), drawTemperature(), drawCosts(), drawChoices(), drawHot(), drawSla(), drawChanges()]);
+    await Promise.all([drawFunnel(), drawTemperature(), drawCosts(), drawModels(), drawQuality(), drawTrend(), drawChoices(), drawHot(), drawSla(), drawChanges()]);
     $("#status").textContent = `updated ${new Date().toLocaleTimeString()}`;
     $("#status").className = "";
     document.body.dataset.loaded = "true";
@@ -245,6 +308,11 @@ $("#filters").addEventListener("change", refresh);
 // Dates typed with the keyboard change the period before the field loses focus.
 $("#filters").addEventListener("input", () => { if (periodProblem()) drawFunnel(); });
 $("#cpl-by").addEventListener("change", drawCosts);
+$("#cpl-model").addEventListener("change", drawCosts);
+$("#cpl-conversion").addEventListener("change", drawCosts);
+$("#models-conversion").addEventListener("change", drawModels);
+$("#quality-by").addEventListener("change", drawQuality);
+$("#quality-conversion").addEventListener("change", () => Promise.all([drawQuality(), drawTrend()]));
 $("#search").addEventListener("submit", (event) => { event.preventDefault(); showLead(new FormData(event.target).get("q")); });
 refresh();
 setInterval(refresh, REFRESH_MS);
