@@ -298,7 +298,7 @@ def _serve(settings: Any, port: int) -> None:  # noqa: ANN401
 
 
 def api_latency(settings: Any, *, clients: int = 4, seconds: float = 3) -> dict[str, dict]:  # noqa: ANN401
-    """p50/p99 (ms) of three requests, each sent by ``clients`` clients for ``seconds``."""
+    """p50/p99 (ms) of each kind of request, sent by ``clients`` clients for ``seconds``."""
     from lifecycle.demo.broker import free_port  # noqa: PLC0415
 
     port = free_port()
@@ -311,10 +311,19 @@ def api_latency(settings: Any, *, clients: int = 4, seconds: float = 3) -> dict[
             lead["lead_id"]
             for lead in httpx.get(f"{base}/api/leads", params={"limit": 500}).json()["leads"]
         ]
+        # Quality as of a past instant reads the outcomes that began or ended on its day one
+        # by one: a day in the middle of the history, at noon.
+        newest = httpx.get(f"{base}/api/trend").json()["weeks"]
+        middle = newest[len(newest) // 2]["week"] if newest else "2026-01-01"
         paths: dict[str, Callable[[int], str]] = {
             "lead lookup": lambda i: f"/api/leads/{lead_ids[i % len(lead_ids)]}",
             "funnel": lambda _: "/api/funnel",
             "cost per lead": lambda _: "/api/cost-per-lead",
+            "attribution linear": lambda _: "/api/attribution?model=linear&by=campaign",
+            "attribution markov": lambda _: "/api/attribution?model=markov&by=channel",
+            "quality": lambda _: "/api/quality?by=campaign&conversion=customer",
+            "quality as of": lambda _: f"/api/quality?by=channel&as_of={middle}T12:00:00Z",
+            "cohorts": lambda _: "/api/cohorts?by=channel&conversion=customer",
         }
         return {
             name: quantiles(_load(base, path, clients=clients, seconds=seconds))

@@ -10,15 +10,17 @@ peak memory is the worker's own):
 2. ingest (``lead.touchpoints`` -> event store, exactly once) and its ratio to raw consume of
    the same topic;
 3. relay (event store -> ``lead.events``) and its ratio to raw produce;
-4. the views worker (``lead.events`` -> view tables, announcing lifecycle changes) and its
-   ratio to raw consume of ``lead.events``, again with announcing off, the changes announced
-   per second, the webhook deliveries per second of those changes to a local receiver, and
+4. the views worker (``lead.events`` -> view tables with attribution and quality, announcing
+   lifecycle changes) and its ratio to raw consume of ``lead.events``, again with announcing
+   off, the changes announced per second, the webhook deliveries per second of those changes
+   to a local receiver, and
    how long after its instant a time-driven change is announced with no input;
 5. replay of the views from the store (no Kafka);
 6. the naive ingest (one transaction per message, no aggregate cache) and our ratio to it;
 7. end-to-end latency at a steady input rate, on empty stores (``bench/latency.py``);
-8. API latency (lead lookup, funnel, cost per lead) under 4 concurrent clients, with the
-   server in a process of its own;
+8. API latency (lead lookup, funnel, cost per lead, attribution by a heuristic model and by
+   the data-driven one, lead quality now and as of a past instant, cohort curves) under 4
+   concurrent clients, with the server in a process of its own;
 9. peak RSS of each worker, and ingest rates at each ``--sizes`` entry.
 
 Prints one table and writes it as JSON under ``bench/results/``. Never a timed test: a slow
@@ -601,7 +603,16 @@ TARGETS = (
 # The targets are set for 1M touchpoints; below this, the bare loops' start-up dominates.
 MEANINGFUL_SIZE = 100_000
 
-API_TARGETS_MS = {"lead lookup": 10, "funnel": 100, "cost per lead": 100}
+API_TARGETS_MS = {
+    "lead lookup": 10,
+    "funnel": 100,
+    "cost per lead": 100,
+    "attribution linear": 100,
+    "attribution markov": 100,
+    "quality": 100,
+    "quality as of": 100,
+    "cohorts": 100,
+}
 
 
 def print_table(report: Report) -> None:

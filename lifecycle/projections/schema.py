@@ -411,11 +411,27 @@ def view_bodies(slot: str) -> dict[str, str]:
             f"NULLIF(channel, '') AS channel, {', '.join(FUNNEL_COUNTS)} "
             f"FROM lifecycle_funnel_{slot}"
         ),
+        "lifecycle_attribution": _attribution_view(f"lifecycle_attribution_{slot}"),
+        "lifecycle_attribution_revenue": _attribution_view(
+            f"lifecycle_attribution_revenue_{slot}", "currency, "
+        ),
         "lifecycle_stage_days": (
             "SELECT lead_id, step, acquired_at, NULLIF(campaign, '') AS campaign, "
             f"NULLIF(channel, '') AS channel, days FROM lifecycle_stage_days_{slot}"
         ),
     }
+
+
+def _attribution_view(table: str, currency: str = "") -> str:
+    """Credit (or credited revenue) per conversion day, campaign, channel and month.
+
+    A column per heuristic model; campaign NULL: conversions with no campaign touch.
+    """
+    models = ", ".join(HEURISTIC_MODELS)
+    return (
+        "SELECT conversion, converted_on, NULLIF(campaign, '') AS campaign, channel, month, "
+        f"{currency}{models}, conversions FROM {table}"
+    )
 
 
 # The funnel totals' dimension and spend's dimension of each grouping.

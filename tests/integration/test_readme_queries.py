@@ -9,6 +9,7 @@ from pathlib import Path
 
 import duckdb
 import duckdb_extension_sqlite
+import journeys
 import psycopg
 import pytest
 import scenario
@@ -79,4 +80,39 @@ def test_the_readme_temperature_query_counts_what_the_engine_counts_in_each_tool
         server, _, schema = views.partition("?schema=")
         with psycopg.connect(server, options=f"-c search_path={schema}") as connection:
             sql = readme_query("postgres").replace("now()", f"'{AT.isoformat()}'::timestamptz")
+            assert dict(connection.execute(sql).fetchall()) == want
+
+
+@pytest.fixture
+def journeys_views(database_url, events) -> str:
+    """The journeys of tests/journeys.py folded into the views; the database's URL."""
+    engine = wiring.engine_at(database_url)
+    engine.record(events.decode(*journeys.history(events)))
+    store = ViewStore(database_url)
+    rules = default_rulebook()
+    swap(store, fill_from_store(engine, store, rules, Settings(database_url=database_url)), rules)
+    store.close()
+    engine.close()
+    return database_url
+
+
+def test_the_readme_attribution_query_credits_what_was_worked_out_by_hand_in_each_tool(
+    journeys_views,
+):
+    sql = readme_query("attribution")
+    want = pytest.approx(journeys.CREDIT["linear"])
+    if journeys_views.startswith("sqlite"):
+        path = journeys_views.removeprefix("sqlite:///")
+        with sqlite3.connect(path) as connection:
+            assert dict(connection.execute(sql).fetchall()) == want
+        duck = duckdb.connect()
+        extension = Path(duckdb_extension_sqlite.__file__).parent / "extensions"
+        duck.execute(f"INSTALL '{next(extension.glob('*/sqlite.duckdb_extension'))}'")
+        duck.execute("LOAD sqlite")
+        duck.execute(f"ATTACH '{path}' AS v (TYPE sqlite, READ_ONLY)")
+        duck.execute("USE v")
+        assert dict(duck.execute(sql).fetchall()) == want
+    else:
+        server, _, schema = journeys_views.partition("?schema=")
+        with psycopg.connect(server, options=f"-c search_path={schema}") as connection:
             assert dict(connection.execute(sql).fetchall()) == want
