@@ -32,3 +32,17 @@ def demo_like(people: int = 300) -> list[Any]:
     """The demo's kind of history (its campaign ids, kinds and reasons), decoded."""
     encode = msgspec.json.Encoder().encode
     return [inbound.decode_structured(encode(event)) for event in generate(people=people)]
+
+
+def table_rows(tx: Any, table: str) -> list[tuple[object, ...]]:
+    """A table's rows in a stable order, to compare two builds of the views.
+
+    Sums of attribution shares are rounded where the order they were added in cannot show.
+    """
+    return sorted(
+        (
+            tuple(round(v, 9) + 0.0 if isinstance(v, float) else v for v in row)
+            for row in tx.rows(f"SELECT * FROM {table}")
+        ),
+        key=repr,
+    )

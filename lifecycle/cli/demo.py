@@ -34,10 +34,13 @@ from lifecycle.adapters.metrics import counted
 from lifecycle.cli.common import app, err, fail, open_engine, open_views, out
 from lifecycle.cli.render import print_costs, print_funnel, progress_bars
 from lifecycle.cli.serve import listen, serve_until_stopped
+from lifecycle.cli.sources import print_compared
 from lifecycle.demo.broker import LocalBroker, free_port
 from lifecycle.demo.sample import generate
+from lifecycle.domain.vocabulary import Conversion, Model
 from lifecycle.errors import LifecycleError
 from lifecycle.projections import queries
+from lifecycle.projections.attribution import Question, attribution
 from lifecycle.settings import Settings
 
 HOME = Path(".lifecycle")
@@ -140,6 +143,8 @@ def _print_views(settings: Settings) -> None:
             temperature = queries.temperature_counts(tx, slot, now)
             by_campaign = queries.cost_per_lead(tx, slot, "campaign")
             by_channel = queries.cost_per_lead(tx, slot, "channel")
+            question = Question(Conversion.CUSTOMER, "channel")
+            models = [attribution(tx, slot, model, question) for model in Model]
     finally:
         store.close()
     print_funnel(out, result)
@@ -149,6 +154,7 @@ def _print_views(settings: Settings) -> None:
     out.print(table)
     for by, rows in (("campaign", by_campaign), ("channel", by_channel)):
         print_costs(out, rows, by)
+    print_compared(models)
 
 
 @app.command()

@@ -121,7 +121,7 @@ def attribution_command(  # noqa: PLR0913 (one argument per option)
     elif csv:
         _attribution_csv(answers)
     elif compare:
-        _print_compared(answers)
+        print_compared(answers)
     else:
         _print_attribution(answers[0])
 
@@ -173,7 +173,8 @@ def _print_attribution(answer: Attribution) -> None:
     out.print(table)
 
 
-def _print_compared(answers: list[Attribution]) -> None:
+def print_compared(answers: list[Attribution]) -> None:
+    """Every model's credit per group, side by side."""
     first = answers[0]
     table = _table(
         f"{first.conversions} {first.conversion} conversions, by {first.by}: "

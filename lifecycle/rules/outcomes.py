@@ -24,7 +24,7 @@ PAID = "revenue"
 CONVERSIONS = (Conversion.MQL, Conversion.SQL, Conversion.CUSTOMER)
 
 
-class Outcome(msgspec.Struct, frozen=True, gc=False):
+class Outcome(msgspec.Struct, frozen=True, array_like=True, gc=False):
     """One thing a lead counts for, in one source, while ``valid_from <= t < valid_until``."""
 
     kind: str

@@ -12,6 +12,7 @@ import msgspec
 import pytest
 import scenario
 from kafka_testing import read_topic, running, structured, wait_for
+from seeding import table_rows
 
 from consumers.relay import Relay
 from consumers.touchpoints import TouchpointIngest
@@ -48,7 +49,7 @@ def dump(store: ViewStore, slot: str) -> dict[str, list[tuple]]:
     """Every row of a slot's views (offsets aside), for comparing two builds."""
     with store.transaction() as tx:
         return {
-            table: sorted(map(tuple, tx.rows(f"SELECT * FROM {table}_{slot}")), key=repr)
+            table: table_rows(tx, f"{table}_{slot}")
             for table in SLOT_TABLES
             if table != "lifecycle_offsets"
         }

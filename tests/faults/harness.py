@@ -31,9 +31,12 @@ from lifecycle import wiring
 from lifecycle.adapters.eventstore import count_events
 from lifecycle.cli.demo import demo_stream
 from lifecycle.contracts.inbound import InboundEvent, decode_message
+from lifecycle.domain.vocabulary import Conversion, Model
 from lifecycle.errors import ContractError
 from lifecycle.ledger.engine import LeadLifecycle
 from lifecycle.projections import queries
+from lifecycle.projections.attribution import Question, attribution
+from lifecycle.projections.quality import Asked, quality
 from lifecycle.projections.replay import fill_from_store, swap
 from lifecycle.projections.schema import instant
 from lifecycle.projections.sql import Slot
@@ -102,6 +105,10 @@ class Outcome:
     referrals: list[tuple[object, ...]] = field(repr=False)
     funnel: dict[str, object] = field(repr=False)
     cost: dict[str, list[dict[str, object]]] = field(repr=False)
+    credit: dict[str, dict[str, float]] = field(repr=False)
+    """Per model, customers credited per campaign."""
+    quality: dict[str, tuple[int, int]] = field(repr=False)
+    """Per campaign of acquisition: leads, and those who reached sql."""
 
 
 def _plain(value: object, column: str = "") -> object:
@@ -160,6 +167,19 @@ def outcome(engine: LeadLifecycle, store: ViewStore, slot: Slot | None = None) -
             ]
             for by in ("campaign", "channel", "month")
         }
+        customers = Question(Conversion.CUSTOMER, "campaign")
+        credit = {
+            model.value: {
+                str(item.group): round(item.credit, 6)
+                for item in attribution(tx, slot, model, customers).items
+            }
+            for model in Model
+        }
+        asked = Asked(Conversion.SQL, datetime(2999, 1, 1, tzinfo=UTC))
+        sources = {
+            str(item.group): (item.leads, item.conversions)
+            for item in quality(tx, slot, asked, "campaign").items
+        }
     return Outcome(
         receipts=count_events(engine.recorder, [RECEIPTS]),
         facts=count_events(engine.recorder, [FACTS]),
@@ -169,6 +189,8 @@ def outcome(engine: LeadLifecycle, store: ViewStore, slot: Slot | None = None) -
         referrals=referrals,
         funnel=funnel,
         cost=cost,
+        credit=credit,
+        quality=sources,
     )
 
 
@@ -202,6 +224,13 @@ def differences(got: Outcome, want: Outcome, *, limit: int = 8) -> list[str]:
         for by, rows in got.cost.items()
         if rows != want.cost[by]
     )
+    found.extend(
+        f"{model} credit: {credit} instead of {want.credit[model]}"
+        for model, credit in got.credit.items()
+        if credit != want.credit[model]
+    )
+    if got.quality != want.quality:
+        found.append(f"quality: {got.quality} instead of {want.quality}")
     return found[:limit]
 
 

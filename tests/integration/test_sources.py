@@ -9,6 +9,7 @@ import json
 import journeys
 import pytest
 from litestar.testing import TestClient
+from seeding import table_rows
 from statsmodels.stats.proportion import proportion_confint
 from typer.testing import CliRunner
 
@@ -17,6 +18,7 @@ from lifecycle.api.app import create_app
 from lifecycle.cli import app
 from lifecycle.demo.sample import generate
 from lifecycle.domain.vocabulary import Conversion, Model
+from lifecycle.projections.leads import LeadsProjection
 from lifecycle.projections.replay import fill_from_store, swap
 from lifecycle.projections.store import ViewStore
 from lifecycle.rules import default_rulebook
@@ -346,3 +348,37 @@ def test_a_wrong_option_is_one_line_and_exit_code_2(run, args, message):
     assert done.exit_code == 2
     assert message in done.output
     assert len(done.output.strip().splitlines()) == 1
+
+
+def test_views_made_before_attribution_get_it_from_their_facts_once(seeded):
+    store = ViewStore(seeded)
+    try:
+        with store.transaction() as tx:
+            slot = store.active_slot(tx)
+            before = {t: table_rows(tx, f"{t}_{slot}") for t in CREDIT_TABLES}
+            for table in CREDIT_TABLES:  # as views of the version before this one hold them
+                tx.execute(f"DELETE FROM {table}_{slot}")
+        projection = LeadsProjection(default_rulebook())
+        with store.transaction() as tx:
+            missing = projection.missing_credits(tx, slot)
+            projection.add_credits(tx, slot, missing)
+        with store.transaction() as tx:
+            after = {t: table_rows(tx, f"{t}_{slot}") for t in CREDIT_TABLES}
+            again = projection.missing_credits(tx, slot)
+    finally:
+        store.close()
+
+    assert len(missing) == 6  # amy, bob, cy, dot, eve, fay
+    assert after == before
+    assert again == []
+
+
+CREDIT_TABLES = (
+    "lifecycle_lead_credits",
+    "lifecycle_attribution",
+    "lifecycle_attribution_revenue",
+    "lifecycle_paths",
+    "lifecycle_path_revenue",
+    "lifecycle_outcomes",
+    "lifecycle_outcome_totals",
+)

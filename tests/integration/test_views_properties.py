@@ -8,6 +8,7 @@ import uuid
 import msgspec
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from seeding import table_rows
 
 from lifecycle import wiring
 from lifecycle.contracts.inbound import decode_structured
@@ -123,15 +124,4 @@ def published(app: LeadLifecycle, config: Settings) -> list[LeadEvent]:
 def assert_same_tables(store: ViewStore, one: str, other: str) -> None:
     with store.transaction() as tx:
         for table in (t for t in SLOT_TABLES if t != "lifecycle_offsets"):
-            assert rows_of(tx, f"{table}_{one}") == rows_of(tx, f"{table}_{other}"), table
-
-
-def rows_of(tx, table: str) -> list[tuple[object, ...]]:
-    """A table's rows in a stable order; sums of shares as far as their order cannot change."""
-    return sorted(
-        (
-            tuple(round(v, 9) + 0.0 if isinstance(v, float) else v for v in row)
-            for row in tx.rows(f"SELECT * FROM {table}")
-        ),
-        key=repr,
-    )
+            assert table_rows(tx, f"{table}_{one}") == table_rows(tx, f"{table}_{other}"), table
