@@ -38,6 +38,9 @@ ConversionOption = Annotated[
 ]
 FromOption = Annotated[str | None, typer.Option("--from", help="First day (YYYY-MM-DD, UTC).")]
 ToOption = Annotated[str | None, typer.Option("--to", help="The day after the last one.")]
+AsOfOption = Annotated[
+    str | None, typer.Option("--as-of", help="Only facts up to then (default now).")
+]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON lines instead of tables.")]
 CsvOption = Annotated[bool, typer.Option("--csv", help="Print CSV (for a spreadsheet).")]
 # Short model names for the side-by-side table (80 columns).
@@ -204,9 +207,7 @@ def quality_command(  # noqa: PLR0913 (one argument per option)
     conversion: ConversionOption = "customer",
     since: FromOption = None,
     until: ToOption = None,
-    as_of: Annotated[
-        str | None, typer.Option("--as-of", help="Only facts up to then (default now).")
-    ] = None,
+    as_of: AsOfOption = None,
     json: JsonOption = False,
     csv: CsvOption = False,
 ) -> None:
@@ -285,9 +286,7 @@ def cohorts_command(  # noqa: PLR0913 (one argument per option)
     conversion: ConversionOption = "customer",
     since: FromOption = None,
     until: ToOption = None,
-    as_of: Annotated[
-        str | None, typer.Option("--as-of", help="Only facts up to then (default now).")
-    ] = None,
+    as_of: AsOfOption = None,
     days: Annotated[str, typer.Option(help="The days to show, comma-separated.")] = "7,30,60",
     json: JsonOption = False,
 ) -> None:

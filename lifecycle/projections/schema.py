@@ -22,6 +22,16 @@ STEP_NAMES = tuple(f"{before}_to_{after}" for before, after in STEPS)
 # Columns of lifecycle_funnel: leads that reached each stage, then leads that made each step.
 FUNNEL_COUNTS = (*(f"reached_{stage}" for stage in FUNNEL), *STEP_NAMES)
 
+# Per slot: what each lead adds to attribution and lead quality, and the totals of it.
+CREDIT_TABLES = (
+    "lifecycle_lead_credits",
+    "lifecycle_attribution",
+    "lifecycle_attribution_revenue",
+    "lifecycle_paths",
+    "lifecycle_path_revenue",
+    "lifecycle_outcomes",
+    "lifecycle_outcome_totals",
+)
 # Per slot: the tables a replay rebuilds.
 SLOT_TABLES = (
     "lifecycle_leads",
@@ -34,13 +44,7 @@ SLOT_TABLES = (
     "lifecycle_stage_days",
     "lifecycle_merges",
     "lifecycle_offsets",
-    "lifecycle_lead_credits",
-    "lifecycle_attribution",
-    "lifecycle_attribution_revenue",
-    "lifecycle_paths",
-    "lifecycle_path_revenue",
-    "lifecycle_outcomes",
-    "lifecycle_outcome_totals",
+    *CREDIT_TABLES,
 )
 
 

@@ -35,6 +35,16 @@ def readme_query(tool: str) -> str:
     return found.group(1)
 
 
+def duckdb_over(path: str) -> duckdb.DuckDBPyConnection:
+    """DuckDB with the SQLite file attached as ``v`` (the extension from its wheel)."""
+    duck = duckdb.connect()
+    extension = Path(duckdb_extension_sqlite.__file__).parent / "extensions"
+    duck.execute(f"INSTALL '{next(extension.glob('*/sqlite.duckdb_extension'))}'")
+    duck.execute("LOAD sqlite")
+    duck.execute(f"ATTACH '{path}' AS v (TYPE sqlite, READ_ONLY)")
+    return duck
+
+
 def expected(database_url: str) -> dict[str, int]:
     store = ViewStore(database_url)
     try:
@@ -48,17 +58,22 @@ def expected(database_url: str) -> dict[str, int]:
     return {k: v for k, v in totals.items() if v}
 
 
-@pytest.fixture
-def views(database_url, events) -> str:
-    """The scripted history folded into the views; the database's URL."""
+def folded(database_url: str, history: list) -> str:
+    """A history recorded and folded into the views; the database's URL."""
     engine = wiring.engine_at(database_url)
-    engine.record(events.decode(*scenario.history(events)))
+    engine.record(history)
     store = ViewStore(database_url)
     rules = default_rulebook()
     swap(store, fill_from_store(engine, store, rules, Settings(database_url=database_url)), rules)
     store.close()
     engine.close()
     return database_url
+
+
+@pytest.fixture
+def views(database_url, events) -> str:
+    """The scripted history folded into the views; the database's URL."""
+    return folded(database_url, events.decode(*scenario.history(events)))
 
 
 def test_the_readme_temperature_query_counts_what_the_engine_counts_in_each_tool(views):
@@ -69,11 +84,7 @@ def test_the_readme_temperature_query_counts_what_the_engine_counts_in_each_tool
         with sqlite3.connect(path) as connection:
             sql = readme_query("sqlite3").replace("'now'", f"'{AT:%Y-%m-%d %H:%M:%S}'")
             assert dict(connection.execute(sql).fetchall()) == want
-        duck = duckdb.connect()
-        extension = Path(duckdb_extension_sqlite.__file__).parent / "extensions"
-        duck.execute(f"INSTALL '{next(extension.glob('*/sqlite.duckdb_extension'))}'")
-        duck.execute("LOAD sqlite")
-        duck.execute(f"ATTACH '{path}' AS v (TYPE sqlite, READ_ONLY)")
+        duck = duckdb_over(path)
         sql = readme_query("duckdb").replace("now()", f"TIMESTAMPTZ '{AT.isoformat()}'")
         assert dict(duck.execute(sql).fetchall()) == want
     else:
@@ -86,14 +97,7 @@ def test_the_readme_temperature_query_counts_what_the_engine_counts_in_each_tool
 @pytest.fixture
 def journeys_views(database_url, events) -> str:
     """The journeys of tests/journeys.py folded into the views; the database's URL."""
-    engine = wiring.engine_at(database_url)
-    engine.record(events.decode(*journeys.history(events)))
-    store = ViewStore(database_url)
-    rules = default_rulebook()
-    swap(store, fill_from_store(engine, store, rules, Settings(database_url=database_url)), rules)
-    store.close()
-    engine.close()
-    return database_url
+    return folded(database_url, events.decode(*journeys.history(events)))
 
 
 def test_the_readme_attribution_query_credits_what_was_worked_out_by_hand_in_each_tool(
@@ -105,11 +109,7 @@ def test_the_readme_attribution_query_credits_what_was_worked_out_by_hand_in_eac
         path = journeys_views.removeprefix("sqlite:///")
         with sqlite3.connect(path) as connection:
             assert dict(connection.execute(sql).fetchall()) == want
-        duck = duckdb.connect()
-        extension = Path(duckdb_extension_sqlite.__file__).parent / "extensions"
-        duck.execute(f"INSTALL '{next(extension.glob('*/sqlite.duckdb_extension'))}'")
-        duck.execute("LOAD sqlite")
-        duck.execute(f"ATTACH '{path}' AS v (TYPE sqlite, READ_ONLY)")
+        duck = duckdb_over(path)
         duck.execute("USE v")
         assert dict(duck.execute(sql).fetchall()) == want
     else:

@@ -20,6 +20,7 @@ from lifecycle.demo.sample import generate
 from lifecycle.domain.vocabulary import Conversion, Model
 from lifecycle.projections.leads import LeadsProjection
 from lifecycle.projections.replay import fill_from_store, swap
+from lifecycle.projections.schema import CREDIT_TABLES
 from lifecycle.projections.store import ViewStore
 from lifecycle.rules import default_rulebook
 from lifecycle.settings import Settings
@@ -371,14 +372,3 @@ def test_views_made_before_attribution_get_it_from_their_facts_once(seeded):
     assert len(missing) == 6  # amy, bob, cy, dot, eve, fay
     assert after == before
     assert again == []
-
-
-CREDIT_TABLES = (
-    "lifecycle_lead_credits",
-    "lifecycle_attribution",
-    "lifecycle_attribution_revenue",
-    "lifecycle_paths",
-    "lifecycle_path_revenue",
-    "lifecycle_outcomes",
-    "lifecycle_outcome_totals",
-)
