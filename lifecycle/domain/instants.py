@@ -9,7 +9,7 @@ seconds or offset (read as UTC).
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta, timezone
 from typing import Final
 
 # Event times outside these years are typos (and overflow date arithmetic).
@@ -71,3 +71,11 @@ def _zone(offset: str | None) -> timezone:
         raise ValueError("offset out of range")
     delta = timedelta(hours=int(hours), minutes=int(minutes))
     return timezone(-delta if sign == "-" else delta)
+
+
+def month_of(day: date) -> str:
+    """``YYYY-MM`` of a date or an instant (as its UTC calendar has it, for UTC instants).
+
+    Faster than ``strftime``, which the views called for every touch they credit.
+    """
+    return f"{day.year:04d}-{day.month:02d}"

@@ -169,29 +169,31 @@ def _markov(tx: Transaction, slot: Slot, question: Question) -> dict[str | None,
     By month, each campaign's credit is spread over the months of its credited touches as the
     linear model spreads it.
     """
-    dimension = "channel" if question.by == "channel" else "campaign"
+    # A campaign is read as its channel for the chain over channels (see credit.MoveRow).
+    state = 1 if question.by == "channel" else 0
     where, values = question.period.where("ended_on")
-    params = [question.conversion.value, dimension, *values]
+    params = [question.conversion.value, *values]
     moves: dict[tuple[str, str], float] = defaultdict(float)
     ends: dict[tuple[str, bool], float] = defaultdict(float)
-    for converted, source, target, paths in tx.rows(
-        f"SELECT converted, from_state, to_state, SUM(paths) FROM lifecycle_paths_{slot} "
-        f"WHERE conversion = ? AND dimension = ? AND {where} "
-        "GROUP BY converted, from_state, to_state",
+    for converted, *pair, paths in tx.rows(
+        "SELECT converted, from_campaign, from_channel, to_campaign, to_channel, SUM(paths) "
+        f"FROM lifecycle_paths_{slot} WHERE conversion = ? AND {where} "
+        "GROUP BY converted, from_campaign, from_channel, to_campaign, to_channel",
         params,
     ):
+        source, target = pair[state], pair[2 + state]
         if target == END:
             ends[source, bool(converted)] += float(paths)
         else:
             moves[source, target] += float(paths)
-    paid = {
-        (state, currency): float(amount)
-        for state, currency, amount in tx.rows(
-            f"SELECT last_state, currency, SUM(amount_minor) FROM lifecycle_path_revenue_{slot} "
-            f"WHERE conversion = ? AND dimension = ? AND {where} GROUP BY last_state, currency",
-            params,
-        )
-    }
+    paid: dict[tuple[str, str], float] = defaultdict(float)
+    for campaign, channel, currency, amount in tx.rows(
+        "SELECT last_campaign, last_channel, currency, SUM(amount_minor) "
+        f"FROM lifecycle_path_revenue_{slot} WHERE conversion = ? AND {where} "
+        "GROUP BY last_campaign, last_channel, currency",
+        params,
+    ):
+        paid[(campaign, channel)[state], currency] += float(amount)
     credited: dict[str | None, Credited] = {
         r.state: Credited(
             r.state,
@@ -231,13 +233,12 @@ def _spread_over_months(
             split[campaign][month] += float(credit)
     ended: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
     where, values = question.period.where("ended_on")
-    for state, day, paths in tx.rows(
-        f"SELECT from_state, ended_on, SUM(paths) FROM lifecycle_paths_{slot} "
-        f"WHERE conversion = ? AND dimension = 'campaign' AND {where} "
-        "GROUP BY from_state, ended_on",
+    for campaign, day, paths in tx.rows(
+        f"SELECT from_campaign, ended_on, SUM(paths) FROM lifecycle_paths_{slot} "
+        f"WHERE conversion = ? AND {where} GROUP BY from_campaign, ended_on",
         [question.conversion.value, *values],
     ):
-        ended[state][str(day)[:7]] += float(paths)
+        ended[campaign][str(day)[:7]] += float(paths)
     months: dict[str | None, Credited] = {}
     for campaign, item in by_campaign.items():
         shares = split.get(campaign or "") or ended[campaign or ""]

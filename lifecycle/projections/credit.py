@@ -10,26 +10,27 @@ when the lead changes or is merged away.
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from datetime import date, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import msgspec
 
+from lifecycle.domain.instants import month_of
 from lifecycle.domain.vocabulary import HEURISTIC_MODELS
 from lifecycle.rules import LeadView, Rulebook
-from lifecycle.rules.attribution import paths, shares
+from lifecycle.rules.attribution import conversions, paths, shares
+from lifecycle.rules.fold import CampaignTouch
 from lifecycle.rules.markov import START, collapse
 from lifecycle.rules.outcomes import Outcome, outcomes
 
 if TYPE_CHECKING:
     from lifecycle.projections.sql import Slot, Transaction
 
-DIMENSIONS = ("campaign", "channel")
-"""What the states of a path are, for the data-driven model."""
 END = ""
-"""The state a path moves to when it ends (converted or not, as its row says)."""
+"""The campaign (and channel) a path moves to when it ends (converted or not, as its row says)."""
 OPEN = date(9999, 12, 31)
 """The day an outcome that still holds is valid until, in the totals."""
 CHUNK = 500
@@ -53,26 +54,30 @@ class CreditRow(msgspec.Struct, frozen=True, array_like=True, gc=False):
 
 
 class MoveRow(msgspec.Struct, frozen=True, array_like=True, gc=False):
-    """One move of a lead's path.
+    """One move of a lead's path, between campaigns (each with the channel its touch gave).
 
-    ``END`` as target: the path ended there, ``converted`` or not (other moves say False).
+    From ``START`` (both ''): the path's first touch. To ``END``: the path ended there,
+    ``converted`` or not (other moves say False). The chain over channels is this one with
+    each campaign read as its channel: the moves between two campaigns of one channel become a
+    channel's moves to itself, which change no removal effect (``rules.markov``).
     """
 
     conversion: str
-    dimension: str
     ended_on: date
     converted: bool
-    source: str
-    target: str
+    from_campaign: str
+    from_channel: str
+    to_campaign: str
+    to_channel: str
 
 
 class EndValue(msgspec.Struct, frozen=True, array_like=True, gc=False):
-    """The revenue of a converted path, by the state it ended in."""
+    """The revenue of a converted path, by the campaign (and channel) it ended in."""
 
     conversion: str
-    dimension: str
     ended_on: date
-    state: str
+    campaign: str
+    channel: str
     currency: str
     amount_minor: int
 
@@ -91,11 +96,66 @@ _ENCODER = msgspec.json.Encoder()
 _DECODER = msgspec.json.Decoder(LeadCredits)
 
 
-def contribution(lead_id: str, view: LeadView, rules: Rulebook) -> LeadCredits | None:
-    """What a live lead adds (None: a visitor, or never a lead)."""
+class Inputs(NamedTuple):
+    """What each part of a lead's contribution is made of: the same inputs, the same part."""
+
+    credits: tuple[object, ...]
+    paths: tuple[object, ...]
+    outcomes: tuple[object, ...]
+
+
+def inputs(view: LeadView) -> Inputs:
+    """The inputs of each part (most facts change none, or only the paths)."""
+    made = tuple(conversions(view).items())
+    touches = view.campaign_touches
+    last = max((at for _, at in made), default=None)
+    credited = touches if last is None else touches[: bisect_right(touches, last, key=_at)]
+    revenue = tuple(view.revenue.items())
+    first = touches[0] if touches else None
+    return Inputs(
+        credits=(view.is_lead, made, credited, revenue, view.referred_at),
+        paths=(view.is_lead, made, touches, revenue),
+        outcomes=(view.is_lead, made, view.purchases, view.referred_at, first),
+    )
+
+
+def _at(touch: CampaignTouch) -> datetime:
+    return touch.at
+
+
+def contribution(
+    lead_id: str,
+    view: LeadView,
+    rules: Rulebook,
+    *,
+    before: tuple[LeadCredits, Inputs] | None = None,
+    now: Inputs | None = None,
+) -> LeadCredits | None:
+    """What a live lead adds (None: a visitor, or never a lead).
+
+    ``before``: what it added before and what that was made of; parts made of the same inputs
+    (``now``) are taken over instead of worked out again.
+    """
     if not view.is_lead:
         return None
-    credit_rows = tuple(
+    old, was = before if before is not None else (None, None)
+    same = was is not None and now is not None
+    credit_rows = (
+        old.credits
+        if same and old is not None and was.credits == now.credits  # type: ignore[union-attr]
+        else _credit_rows(view, rules)
+    )
+    if same and old is not None and was.paths == now.paths:  # type: ignore[union-attr]
+        moves, values = old.moves, old.values
+    else:
+        moves, values = _paths(view, rules)
+    kept = same and old is not None and was.outcomes == now.outcomes  # type: ignore[union-attr]
+    found = old.outcomes if kept and old is not None else tuple(outcomes(view))
+    return LeadCredits(lead_id, credit_rows, moves, values, found)
+
+
+def _credit_rows(view: LeadView, rules: Rulebook) -> tuple[CreditRow, ...]:
+    return tuple(
         CreditRow(
             c.conversion.value,
             c.converted_at.date(),
@@ -107,39 +167,31 @@ def contribution(lead_id: str, view: LeadView, rules: Rulebook) -> LeadCredits |
         )
         for c in shares(view, rules)
     )
+
+
+def _paths(view: LeadView, rules: Rulebook) -> tuple[tuple[MoveRow, ...], tuple[EndValue, ...]]:
     moves: list[MoveRow] = []
     values: list[EndValue] = []
+    collapsed: dict[int, list[tuple[str, str]]] = {}  # (the paths not converted share touches)
     for path in paths(view, rules):
         conversion, ended_on = path.conversion.value, path.ended_at.date()
-        for dimension in DIMENSIONS:
-            states = collapse(
-                t.campaign if dimension == "campaign" else t.channel for t in path.touches
+        states = collapsed.get(id(path.touches))
+        if states is None:
+            states = collapsed[id(path.touches)] = collapse(
+                (t.campaign, t.channel) for t in path.touches
             )
-            if not states:
-                continue
-            for source, target in zip([START, *states], [*states, END], strict=True):
-                converted = path.converted and target == END
-                moves.append(MoveRow(conversion, dimension, ended_on, converted, source, target))
-            if path.converted:
-                values.extend(
-                    EndValue(conversion, dimension, ended_on, states[-1], currency, amount)
-                    for currency, amount in view.revenue.items()
-                )
-    return LeadCredits(lead_id, credit_rows, tuple(moves), tuple(values), tuple(outcomes(view)))
-
-
-def inputs(view: LeadView, entered: Mapping[str, datetime]) -> tuple[object, ...]:
-    """What a lead's contribution is made of: the same inputs make the same contribution.
-
-    ``entered``: when the lead first entered each stage.
-    """
-    return (
-        view.is_lead,
-        tuple(entered.get(stage) for stage in ("lead", "mql", "sql", "pql", "customer")),
-        view.campaign_touches,
-        view.purchases,
-        view.referred_at,
-    )
+        for (source, via), (target, to) in zip(
+            [(START, START), *states], [*states, (END, END)], strict=True
+        ):
+            converted = path.converted and target == END
+            moves.append(MoveRow(conversion, ended_on, converted, source, via, target, to))
+        if path.converted:
+            campaign, channel = states[-1]
+            values.extend(
+                EndValue(conversion, ended_on, campaign, channel, currency, amount)
+                for currency, amount in view.revenue.items()
+            )
+    return tuple(moves), tuple(values)
 
 
 def read(tx: Transaction, slot: Slot, lead_ids: list[str]) -> dict[str, LeadCredits]:
@@ -156,46 +208,63 @@ def read(tx: Transaction, slot: Slot, lead_ids: list[str]) -> dict[str, LeadCred
     return found
 
 
-def update(
-    tx: Transaction, slot: Slot, removed: Iterable[LeadCredits], added: Iterable[LeadCredits]
-) -> None:
-    """Take some leads' contributions back and add others', in the totals and per lead."""
+Change = tuple[LeadCredits | None, LeadCredits | None]
+"""What a lead added before, and what it adds now (None: nothing)."""
+
+
+def update(tx: Transaction, slot: Slot, changes: Iterable[Change]) -> None:
+    """Take back what leads added before and add what they add now: totals and per-lead rows.
+
+    Only the parts that differ are written (a new campaign touch mostly changes the paths).
+    """
     totals = _Totals()
-    gone: list[LeadCredits] = []
-    kept: list[LeadCredits] = []
-    for sign, contributions in ((-1, removed), (1, added)):
-        for c in contributions:
-            totals.add(c, sign)
-            (gone if sign < 0 else kept).append(c)
+    gone: list[str] = []
+    bodies: list[LeadCredits] = []
+    moved: list[str] = []
+    outcome_rows: list[tuple[object, ...]] = []
+    for before, after in changes:
+        if before == after:
+            continue
+        totals.add(before, after)
+        if after is None:
+            gone.append(before.lead_id)  # type: ignore[union-attr]
+            continue
+        bodies.append(after)
+        if before is None or before.outcomes != after.outcomes:
+            moved.append(after.lead_id)
+            outcome_rows.extend(
+                _outcome_row(after.lead_id, seq, o) for seq, o in enumerate(after.outcomes)
+            )
     totals.write(tx, slot)
-    _delete(tx, f"lifecycle_lead_credits_{slot}", [c.lead_id for c in gone])
-    _delete(tx, f"lifecycle_outcomes_{slot}", [c.lead_id for c in gone])
+    _delete(tx, f"lifecycle_lead_credits_{slot}", gone)
+    _delete(tx, f"lifecycle_outcomes_{slot}", gone + moved)
     tx.executemany(
-        f"INSERT INTO lifecycle_lead_credits_{slot} (lead_id, body) VALUES (?, ?)",
-        [(c.lead_id, _ENCODER.encode(c).decode()) for c in kept],
+        f"INSERT INTO lifecycle_lead_credits_{slot} (lead_id, body) VALUES (?, ?) "
+        "ON CONFLICT (lead_id) DO UPDATE SET body = excluded.body",
+        [(c.lead_id, _ENCODER.encode(c).decode()) for c in bodies],
     )
     tx.executemany(
         f"INSERT INTO lifecycle_outcomes_{slot} (lead_id, seq, kind, campaign, channel, "
         "acquired_month, acquired_at, days, valid_from, valid_until, currency, amount_minor) "
         "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [
-            (
-                c.lead_id,
-                seq,
-                o.kind,
-                o.campaign or "",
-                o.channel,
-                o.acquired_at.strftime("%Y-%m"),
-                o.acquired_at,
-                o.days,
-                o.valid_from,
-                o.valid_until,
-                o.currency or "",
-                o.amount_minor or 0,
-            )
-            for c in kept
-            for seq, o in enumerate(c.outcomes)
-        ],
+        outcome_rows,
+    )
+
+
+def _outcome_row(lead_id: str, seq: int, o: Outcome) -> tuple[object, ...]:
+    return (
+        lead_id,
+        seq,
+        o.kind,
+        o.campaign or "",
+        o.channel,
+        month_of(o.acquired_at),
+        o.acquired_at,
+        o.days,
+        o.valid_from,
+        o.valid_until,
+        o.currency or "",
+        o.amount_minor or 0,
     )
 
 
@@ -217,9 +286,21 @@ class _Totals:
         self.values: dict[tuple[object, ...], list[float]] = defaultdict(lambda: [0, 0])
         self.outcomes: dict[tuple[object, ...], list[float]] = defaultdict(lambda: [0, 0])
 
-    def add(self, c: LeadCredits, sign: int) -> None:
-        """Add (``sign`` 1) or take back (-1) one lead's contribution."""
-        for r in c.credits:
+    def add(self, before: LeadCredits | None, after: LeadCredits | None) -> None:
+        """Take back what a lead added before and add what it adds now, part by part."""
+        for sign, part in ((-1, before), (1, after)):
+            if part is None:
+                continue
+            other = after if sign < 0 else before
+            if other is None or other.credits != part.credits:
+                self._credits(part.credits, sign)
+            if other is None or other.moves != part.moves or other.values != part.values:
+                self._paths(part, sign)
+            if other is None or other.outcomes != part.outcomes:
+                self._outcomes(part.outcomes, sign)
+
+    def _credits(self, rows: tuple[CreditRow, ...], sign: int) -> None:
+        for r in rows:
             key = (r.conversion, r.converted_on, r.campaign, r.channel, r.month)
             total = self.credit[key]
             for m, share in enumerate(r.shares):
@@ -230,26 +311,31 @@ class _Totals:
                 for m, share in enumerate(r.shares):
                     money[m] += sign * share * amount
                 money[-1] += sign
+
+    def _paths(self, c: LeadCredits, sign: int) -> None:
         for move in c.moves:
             self.moves[
                 move.conversion,
-                move.dimension,
                 move.ended_on,
                 int(move.converted),
-                move.source,
-                move.target,
+                move.from_campaign,
+                move.from_channel,
+                move.to_campaign,
+                move.to_channel,
             ][0] += sign
         for v in c.values:
-            money = self.values[v.conversion, v.dimension, v.ended_on, v.state, v.currency]
+            money = self.values[v.conversion, v.ended_on, v.campaign, v.channel, v.currency]
             money[0] += sign * v.amount_minor
             money[1] += sign
-        for o in c.outcomes:
+
+    def _outcomes(self, found: tuple[Outcome, ...], sign: int) -> None:
+        for o in found:
             outcome_key = (
                 o.kind,
                 o.acquired_at.date(),
                 o.campaign or "",
                 o.channel,
-                o.acquired_at.strftime("%Y-%m"),
+                month_of(o.acquired_at),
                 o.days,
                 o.valid_from.date(),
                 o.valid_until.date() if o.valid_until else OPEN,
@@ -268,14 +354,22 @@ class _Totals:
         _add(
             tx,
             f"lifecycle_paths_{slot}",
-            ("conversion", "dimension", "ended_on", "converted", "from_state", "to_state"),
+            (
+                "conversion",
+                "ended_on",
+                "converted",
+                "from_campaign",
+                "from_channel",
+                "to_campaign",
+                "to_channel",
+            ),
             ("paths",),
             self.moves,
         )
         _add(
             tx,
             f"lifecycle_path_revenue_{slot}",
-            ("conversion", "dimension", "ended_on", "last_state", "currency"),
+            ("conversion", "ended_on", "last_campaign", "last_channel", "currency"),
             ("amount_minor", "paths"),
             self.values,
         )

@@ -64,7 +64,7 @@ class _Written:
     revenue: dict[str, int]
     contribution: funnel.Contribution | None
     credits: credit.LeadCredits | None
-    credit_inputs: tuple[object, ...]
+    credit_inputs: credit.Inputs
 
 
 @dataclass
@@ -106,16 +106,8 @@ class _Writes:
     paid: dict[str, dict[str, int]] = field(default_factory=dict)
     removed: list[funnel.Contribution] = field(default_factory=list)
     added: list[funnel.Contribution] = field(default_factory=list)
-    credits_removed: list[credit.LeadCredits] = field(default_factory=list)
-    credits_added: list[credit.LeadCredits] = field(default_factory=list)
-
-    def credit(self, before: credit.LeadCredits | None, after: credit.LeadCredits | None) -> None:
-        """What a lead added to attribution and quality before, and adds now."""
-        if before != after:
-            if before is not None:
-                self.credits_removed.append(before)
-            if after is not None:
-                self.credits_added.append(after)
+    credited: list[credit.Change] = field(default_factory=list)
+    """What leads added to attribution and quality before, and add now."""
 
 
 Folded = tuple[int, LeadView, list[datetime]]
@@ -181,7 +173,7 @@ class LeadsProjection:
             credit.contribution(key, fold(facts, self.rules), self.rules)
             for key, facts in self._read_facts(tx, slot, lead_ids).items()
         ]
-        credit.update(tx, slot, [], [c for c in found if c is not None])
+        credit.update(tx, slot, [(None, c) for c in found if c is not None])
 
     def _store(self, tx: Transaction, slot: Slot, events: Sequence[LeadEvent]) -> Changes:
         """Keep the events' facts and spend; which leads must be folded again (not yet done)."""
@@ -298,7 +290,7 @@ class LeadsProjection:
             ],
         )
         funnel.update(tx, slot, writes.removed, writes.added)
-        credit.update(tx, slot, writes.credits_removed, writes.credits_added)
+        credit.update(tx, slot, writes.credited)
 
     def _plan(self, tx: Transaction, slot: Slot, leads: dict[str, Folded]) -> _Writes:
         """The rows to write for these folds, and what the funnel totals gain and lose."""
@@ -315,9 +307,10 @@ class LeadsProjection:
             contribution = None if key in merged else _contribution(key, view, entered)
             remembered = self._leads.get(key)
             written = remembered.written if remembered is not None else None
-            inputs = credit.inputs(view, entered)
+            inputs = credit.inputs(view)
+            before = written.credits if written is not None else credited.get(key)
             adds = None if key in merged else self._credits(key, view, inputs, written)
-            writes.credit(written.credits if written is not None else credited.get(key), adds)
+            writes.credited.append((before, adds))
             if written is None or written.history != view.history:
                 writes.moved[key] = view.history
             if written is None or written.revenue != view.revenue:
@@ -338,12 +331,19 @@ class LeadsProjection:
         return writes
 
     def _credits(
-        self, key: str, view: LeadView, inputs: tuple[object, ...], written: _Written | None
+        self, key: str, view: LeadView, inputs: credit.Inputs, written: _Written | None
     ) -> credit.LeadCredits | None:
-        """What a live lead adds to attribution and quality (as before, if made of the same)."""
-        if written is not None and written.credit_inputs == inputs:
-            return written.credits  # (most facts change nothing attribution reads)
-        return credit.contribution(key, view, self.rules)
+        """What a live lead adds to attribution and quality.
+
+        The parts made of what they were made of before are taken over: most facts change
+        nothing attribution reads, and a campaign touch mostly changes only the paths.
+        """
+        if written is None or written.credits is None:
+            return credit.contribution(key, view, self.rules)
+        if written.credit_inputs == inputs:
+            return written.credits
+        before = (written.credits, written.credit_inputs)
+        return credit.contribution(key, view, self.rules, before=before, now=inputs)
 
     @staticmethod
     def _upsert_leads(tx: Transaction, slot: Slot, rows: list[dict[str, object]]) -> None:
@@ -371,7 +371,8 @@ class LeadsProjection:
             self._leads.pop(lead_id, None)  # (its rows change here, and only here)
         live, _ = funnel.read_contributions(tx, slot, list(changes.merged))
         funnel.update(tx, slot, live, [])
-        credit.update(tx, slot, credit.read(tx, slot, list(changes.merged)).values(), [])
+        gone = credit.read(tx, slot, list(changes.merged)).values()
+        credit.update(tx, slot, [(before, None) for before in gone])
         tx.executemany(
             f"UPDATE lifecycle_leads_{slot} SET merged_into = ? WHERE lead_id = ?",
             [(survivor, lead_id) for lead_id, survivor in changes.merged.items()],

@@ -221,7 +221,7 @@ def credit_tables(slot: str, dialect: str) -> list[str]:
     attributed_key = "conversion, converted_on, campaign, channel, month"
     # One column per heuristic model, then how many leads' credit is in the row.
     models = ", ".join(f"{model} {t['float']} NOT NULL" for model in HEURISTIC_MODELS)
-    path = f"conversion TEXT NOT NULL, dimension TEXT NOT NULL, ended_on {t['date']} NOT NULL"
+    path = f"conversion TEXT NOT NULL, ended_on {t['date']} NOT NULL"
     return [
         # What each live lead adds to the totals below (taken back when it changes).
         f"""CREATE TABLE IF NOT EXISTS lifecycle_lead_credits_{slot} (
@@ -244,23 +244,28 @@ def credit_tables(slot: str, dialect: str) -> list[str]:
             conversions INTEGER NOT NULL,
             PRIMARY KEY ({attributed_key}, currency)
         )""",
-        # The data-driven model's paths, as moves between states ('' from: the start; '' to:
-        # the end, a conversion if the path converted), by the day the path ended.
+        # The data-driven model's paths, as moves between campaigns (with their touches'
+        # channel: '' and '' from: the start; to: the end, a conversion if the path converted),
+        # by the day the path ended.
         f"""CREATE TABLE IF NOT EXISTS lifecycle_paths_{slot} (
             {path},
             converted INTEGER NOT NULL,
-            from_state TEXT NOT NULL,
-            to_state TEXT NOT NULL,
+            from_campaign TEXT NOT NULL,
+            from_channel TEXT NOT NULL,
+            to_campaign TEXT NOT NULL,
+            to_channel TEXT NOT NULL,
             paths INTEGER NOT NULL,
-            PRIMARY KEY (conversion, dimension, ended_on, converted, from_state, to_state)
+            PRIMARY KEY (conversion, ended_on, converted, from_campaign, from_channel,
+                         to_campaign, to_channel)
         )""",
         f"""CREATE TABLE IF NOT EXISTS lifecycle_path_revenue_{slot} (
             {path},
-            last_state TEXT NOT NULL,
+            last_campaign TEXT NOT NULL,
+            last_channel TEXT NOT NULL,
             currency TEXT NOT NULL,
             amount_minor {t["big"]} NOT NULL,
             paths INTEGER NOT NULL,
-            PRIMARY KEY (conversion, dimension, ended_on, last_state, currency)
+            PRIMARY KEY (conversion, ended_on, last_campaign, last_channel, currency)
         )""",
         # Lead quality: what each lead counts for (acquired, a conversion, a purchase) in the
         # source it had from valid_from until valid_until (NULL: it still has it).

@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 
 import msgspec
 
+from lifecycle.domain.instants import month_of
 from lifecycle.domain.vocabulary import HEURISTIC_MODELS, Conversion, Model, Stage
 from lifecycle.rules.fold import CampaignTouch, LeadView
 from lifecycle.rules.rulebook import Rulebook
@@ -194,13 +195,13 @@ def shares(view: LeadView, rules: Rulebook) -> list[Credit]:
                     at,
                     touch.campaign if touch else None,
                     touch.channel if touch else fallback_channel(view, at),
-                    (touch.at if touch else at).strftime("%Y-%m"),
+                    month_of(touch.at if touch else at),
                     _ALL,
                 )
             )
             continue
         groups: dict[tuple[str, str, str], list[float]] = {}
-        keys = [(t.campaign, t.channel, t.at.strftime("%Y-%m")) for t in touches]
+        keys = [(t.campaign, t.channel, month_of(t.at)) for t in touches]
         for m, model in enumerate(HEURISTIC_MODELS):
             given = weights(
                 model,
@@ -226,6 +227,7 @@ def paths(view: LeadView, rules: Rulebook) -> list[Path]:
         return found
     made = conversions(view)
     last = view.campaign_touches[-1].at
+    open_touches = credited_touches(view, last, rules.lookback)
     for conversion in Conversion:
         at = made.get(conversion)
         if at is not None:
@@ -233,6 +235,5 @@ def paths(view: LeadView, rules: Rulebook) -> list[Path]:
             if touches:
                 found.append(Path(conversion, touches, converted=True, ended_at=at))
         else:
-            touches = credited_touches(view, last, rules.lookback)
-            found.append(Path(conversion, touches, converted=False, ended_at=last))
+            found.append(Path(conversion, open_touches, converted=False, ended_at=last))
     return found

@@ -19,9 +19,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 
+State = TypeVar("State")
 START = ""
 """The state every path starts from (no campaign id or channel is empty)."""
 
@@ -52,9 +54,9 @@ class Removal:
     """The revenue credited to it, per currency."""
 
 
-def collapse(states: Iterable[str]) -> list[str]:
+def collapse(states: Iterable[State]) -> list[State]:
     """The states of a path with consecutive repeats counted once."""
-    path: list[str] = []
+    path: list[State] = []
     for state in states:
         if not path or path[-1] != state:
             path.append(state)

@@ -219,13 +219,13 @@ def test_credit_goes_to_the_month_of_each_touch(campaign_touch, touch, rules):
 # --- the data-driven model -------------------------------------------------------------------
 
 
-def chain(paths: list[tuple[list[str], bool, float]]) -> Transitions:
+def chain(paths: list[tuple[list[str], bool, float]], *, collapsed: bool = True) -> Transitions:
     """Transitions of paths given as (states, converted, revenue in EUR)."""
     moves: dict[tuple[str, str], float] = {}
     ends: dict[tuple[str, bool], float] = {}
     values: dict[tuple[str, str], float] = {}
     for states, converted, revenue in paths:
-        path = collapse(states)
+        path = collapse(states) if collapsed else states
         for move in zip([START, *path], path, strict=False):
             moves[move] = moves.get(move, 0) + 1
         ends[path[-1], converted] = ends.get((path[-1], converted), 0) + 1
@@ -350,3 +350,23 @@ def test_the_data_driven_model_shares_out_every_conversion_and_its_revenue(paths
     revenue = sum(revenue for _, revenue in converted)
     if revenue:
         assert sum(r.value.get("EUR", 0.0) for r in found) == pytest.approx(revenue)
+
+
+def test_moves_of_a_state_to_itself_change_no_removal_effect():
+    # The chain over channels reads each campaign as its channel: two campaigns of one channel
+    # in a row become that channel's move to itself. It must credit as the collapsed path does.
+    paths = [(["A", "B", "C"], True, 10), (["B", "C"], False, 0), (["A", "C", "C"], True, 30)]
+    looped = {r.state: r for r in removals(chain_with_repeats(paths))}
+
+    for r in removals(chain(paths)):
+        assert looped[r.state].removal_effect == pytest.approx(r.removal_effect)
+        assert looped[r.state].conversions == pytest.approx(r.conversions)
+        assert looped[r.state].value == pytest.approx(r.value)
+
+
+def chain_with_repeats(paths: list[tuple[list[str], bool, float]]) -> Transitions:
+    """As ``chain``, each state repeated in a row (a move to itself after every move in)."""
+    return chain(
+        [([s for state in states for s in (state, state)], done, v) for states, done, v in paths],
+        collapsed=False,
+    )
