@@ -1,6 +1,6 @@
 """Which sources bring customers: attribution by model, lead quality, cohort curves, trends.
 
-Each answer reads the totals the views worker keeps (``projections.credits``); none folds the
+Each answer reads the totals the views worker keeps (``projections.credit``); none folds the
 leads. ``from`` and ``to`` are days (UTC): the period is [from, to), of conversion days for
 attribution and of acquisition days for quality, cohorts and the trend.
 """

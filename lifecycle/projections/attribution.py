@@ -1,6 +1,6 @@
 """Attribution answers: the conversions of a period credited to campaigns, channels or months.
 
-Heuristic models sum the credits the views keep per conversion day (``projections.credits``).
+Heuristic models sum the credits the views keep per conversion day (``projections.credit``).
 The data-driven model (markov) solves the chain of the period's paths when asked: it is a few
 milliseconds for tens of states, so the answer is as fresh as the views. Conversions with no
 campaign touch in the lookback are credited to no campaign under every model.

@@ -212,7 +212,7 @@ def tables(slot: str, dialect: str) -> list[str]:
 
 
 def credit_tables(slot: str, dialect: str) -> list[str]:
-    """Attribution and quality (``lifecycle.projections.credits``): per lead, and the totals."""
+    """Attribution and quality (``lifecycle.projections.credit``): per lead, and the totals."""
     t = _types(dialect)
     attributed = (
         f"conversion TEXT NOT NULL, converted_on {t['date']} NOT NULL, "
