@@ -889,3 +889,41 @@ def test_rulebook_that_is_not_toml_is_rejected(tmp_path):
 def test_missing_rulebook_file_is_rejected(tmp_path):
     with pytest.raises(RulebookError, match="cannot read"):
         load_rulebook(tmp_path / "absent.toml")
+
+
+def test_the_default_attribution_is_first_touch_with_90_days_of_lookback_and_a_week_of_decay():
+    rules = default_rulebook()
+
+    assert rules.attribution_model == "first_touch"
+    assert rules.lookback == timedelta(days=90)
+    assert rules.time_decay_half_life == timedelta(days=7)
+
+
+def test_a_rulebook_overrides_the_attribution_model_and_windows(tmp_path):
+    custom = load_rulebook(
+        write_rulebook(
+            tmp_path,
+            '[attribution]\nmodel = "markov"\nlookback_days = 30\ntime_decay_half_life_days = 3\n',
+        )
+    )
+
+    assert (custom.attribution_model, custom.lookback, custom.time_decay_half_life) == (
+        "markov",
+        timedelta(days=30),
+        timedelta(days=3),
+    )
+
+
+@pytest.mark.parametrize(
+    ("body", "named"),
+    [
+        ('[attribution]\nmodel = "last_click"\n', "attribution.model must be one of first_touch"),
+        ("[attribution]\nlookback_days = 0\n", "must be positive"),
+        ("[attribution]\ntime_decay_half_life_days = -7\n", "must be positive"),
+    ],
+)
+def test_a_rulebook_with_an_unknown_model_or_a_window_of_no_length_is_refused(
+    tmp_path, body, named
+):
+    with pytest.raises(RulebookError, match=named):
+        load_rulebook(write_rulebook(tmp_path, body))
