@@ -180,8 +180,16 @@ def _settings(bootstrap: str, database_url: str, views_url: str, master_key: str
     )
 
 
-def _run_until(worker: Any, consumed: Callable[[], int], expected: int) -> float:  # noqa: ANN401
-    """Seconds from the first message consumed to the last (the group join is not counted)."""
+def _run_until(
+    worker: Any,  # noqa: ANN401
+    consumed: Callable[[], int],
+    expected: int,
+    settled: Callable[[], bool] = lambda: True,
+) -> float:
+    """Seconds from the first message consumed to the last (the group join is not counted).
+
+    ``settled``: what must also hold before the clock stops (the views: nothing left to credit).
+    """
     stop = threading.Event()
     thread = threading.Thread(target=worker.run, args=(stop,))
     thread.start()
@@ -190,7 +198,7 @@ def _run_until(worker: Any, consumed: Callable[[], int], expected: int) -> float
     while consumed() == 0:
         time.sleep(0.01)
     started = time.perf_counter()
-    while consumed() < expected:
+    while consumed() < expected or not settled():
         if not thread.is_alive():
             raise RuntimeError(f"{worker.name} stopped early")
         time.sleep(0.01)
@@ -239,7 +247,13 @@ def views(
     settings = replace(_settings(bootstrap, database_url, views_url), announce_changes=announce)
     store = wiring.views(settings)
     worker = wiring.views_worker(settings, store)
-    seconds = _run_until(worker, lambda: counted(settings.lead_events_topic, "consumed"), expected)
+    seconds = _run_until(
+        worker,
+        lambda: counted(settings.lead_events_topic, "consumed"),
+        expected,
+        # Attribution and quality are worked out a transaction later: they are part of it.
+        settled=lambda: worker.projection.credits.due == 0,
+    )
     with store.reading() as tx:
         announced = int(tx.value("SELECT COUNT(*) FROM lifecycle_changes"))
     store.close()

@@ -48,6 +48,11 @@ log = structlog.get_logger()
 MAX_RECORDS = 2_000
 # Leads remembered between batches (their folds: about 2 kB each).
 REMEMBERED_LEADS = 50_000
+# Attribution and quality are worked out for the leads folded since the last time when the
+# stream is idle, every tick, or once this many are due; a step credits at most CREDIT_STEP,
+# between batches, so that no batch waits long behind it.
+CREDIT_AFTER_LEADS = 10_000
+CREDIT_STEP = 1_000
 
 Batches = dict[TopicPartition, list[ConsumerRecord]]
 
@@ -73,7 +78,13 @@ class ViewsWorker:
         self.store = store
         self.settings = settings
         self.topic = settings.lead_events_topic
-        self.projection = LeadsProjection(rules, remember=REMEMBERED_LEADS)
+        # Attribution a transaction after the lead rows: the API sees a lead at once, and a
+        # lead folded many times meanwhile is credited once (projections/credit_keeper.py).
+        self.projection = LeadsProjection(rules, remember=REMEMBERED_LEADS, defer_credits=True)
+        self._credited_at = 0.0
+        self._crediting = False
+        self._credits_unsure = True
+        """Whether leads may be due that this process did not mark (at start, after a fault)."""
         self.announcer = Announcer(sla_hours=settings.sla_hours, clock=clock)
         self._ticked_at = 0.0
         self._slot: Slot | None = None
@@ -111,9 +122,23 @@ class ViewsWorker:
                     stop.wait(delay)
                 else:
                     failures = 0
+            self._credit_on_stop()
         finally:
             consumer.close(autocommit=False)
             log.info("views_stopped", topic=self.topic)
+
+    def _credit_on_stop(self) -> None:
+        """Stopped views are whole: what is due is credited (failing that, at the next start)."""
+        if self._slot is None:
+            return
+        try:
+            self._credits_unsure = True
+            while self._credits_unsure or self._crediting:
+                self._credit_due(idle=True)
+        except Exception as error:
+            if not transient(error):
+                raise
+            log.warning("leads_credited_at_next_start", error=describe(error))
 
     def _step(self, consumer: KafkaConsumer) -> None:
         if self._slot is None:
@@ -131,6 +156,7 @@ class ViewsWorker:
         batches = {p: m for p, m in batches.items() if p not in self._unlocated}
         if batches:
             self._handle(consumer, batches)
+        self._credit_due(idle=not batches)
         if (
             self.settings.announce_changes
             and time.monotonic() - self._ticked_at >= self.settings.tick_seconds
@@ -148,6 +174,30 @@ class ViewsWorker:
             with self.store.transaction() as tx:
                 self.projection.add_credits(tx, slot, lead_ids[start : start + FOLDS_PER_QUERY])
         log.info("attribution_views_filled", leads=len(lead_ids))
+
+    def _credit_due(self, *, idle: bool) -> None:
+        """Attribution and quality of the leads folded since: a step of them, once ripe."""
+        due = self.projection.credits.due
+        ripe = (
+            due >= CREDIT_AFTER_LEADS
+            or idle
+            or (time.monotonic() - self._credited_at >= self.settings.tick_seconds)
+        )
+        if not (self._crediting or self._credits_unsure or (due and ripe)):
+            return
+        with self.store.transaction() as tx:
+            slot = self.store.active_slot(tx)
+            if slot != self._slot:
+                # (The next batch relocates, and the new slot's leads are credited there.)
+                self._credits_unsure = self._crediting = False
+                return
+            credited = self.projection.credit_due(tx, slot, limit=CREDIT_STEP)
+        self._credits_unsure = False
+        self._crediting = credited == CREDIT_STEP  # (more may be left: the next step goes on)
+        if not self._crediting:
+            self._credited_at = time.monotonic()
+        if credited:
+            log.debug("leads_credited", leads=credited)
 
     def _tick(self) -> None:
         """Announce what time changed: leads that cooled, hand-offs that became overdue."""
@@ -174,6 +224,7 @@ class ViewsWorker:
     def _relocate(self, consumer: KafkaConsumer) -> None:
         """Every partition is sought again to the offsets the views hold."""
         self.projection.forget()  # its folds may have gone on with what was rolled back
+        self._credits_unsure = True
         self._assigned = [p for p in self._assigned if p in consumer.assignment()]
         self._unlocated = set(self._assigned)
 

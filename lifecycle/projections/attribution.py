@@ -171,7 +171,7 @@ def _markov(tx: Transaction, slot: Slot, question: Question) -> dict[str | None,
     """
     # A campaign is read as its channel for the chain over channels (see credit.MoveRow).
     state = 1 if question.by == "channel" else 0
-    where, values = question.period.where("ended_on")
+    where, values = question.period.where("dated_on")
     params = [question.conversion.value, *values]
     moves: dict[tuple[str, str], float] = defaultdict(float)
     ends: dict[tuple[str, bool], float] = defaultdict(float)
@@ -220,7 +220,7 @@ def _spread_over_months(
     """Each campaign's credit spread over months as the linear model spreads it.
 
     A campaign the linear model credits nothing in the period (it lies only on paths that did
-    not convert, and the chain still finds it helps) goes to the months its paths ended in.
+    not convert, and the chain still finds it helps) goes to the months its paths are dated in.
     """
     where, values = question.period.where("converted_on")
     split: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
@@ -231,17 +231,17 @@ def _spread_over_months(
     ):
         if credit:
             split[campaign][month] += float(credit)
-    ended: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
-    where, values = question.period.where("ended_on")
+    dated: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+    where, values = question.period.where("dated_on")
     for campaign, day, paths in tx.rows(
-        f"SELECT from_campaign, ended_on, SUM(paths) FROM lifecycle_paths_{slot} "
-        f"WHERE conversion = ? AND {where} GROUP BY from_campaign, ended_on",
+        f"SELECT from_campaign, dated_on, SUM(paths) FROM lifecycle_paths_{slot} "
+        f"WHERE conversion = ? AND {where} GROUP BY from_campaign, dated_on",
         [question.conversion.value, *values],
     ):
-        ended[campaign][str(day)[:7]] += float(paths)
+        dated[campaign][str(day)[:7]] += float(paths)
     months: dict[str | None, Credited] = {}
     for campaign, item in by_campaign.items():
-        shares = split.get(campaign or "") or ended[campaign or ""]
+        shares = split.get(campaign or "") or dated[campaign or ""]
         total = sum(shares.values())
         for month, share in shares.items():
             target = months.setdefault(month, Credited(month, 0.0))

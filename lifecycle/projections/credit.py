@@ -21,7 +21,7 @@ import msgspec
 from lifecycle.domain.instants import month_of
 from lifecycle.domain.vocabulary import HEURISTIC_MODELS
 from lifecycle.rules import LeadView, Rulebook
-from lifecycle.rules.attribution import conversions, paths, shares
+from lifecycle.rules.attribution import Path, conversions, paths, shares
 from lifecycle.rules.fold import CampaignTouch
 from lifecycle.rules.markov import START, collapse
 from lifecycle.rules.outcomes import Outcome, outcomes
@@ -53,29 +53,28 @@ class CreditRow(msgspec.Struct, frozen=True, array_like=True, gc=False):
     revenue: dict[str, int]
 
 
-class MoveRow(msgspec.Struct, frozen=True, array_like=True, gc=False):
-    """One move of a lead's path, between campaigns (each with the channel its touch gave).
+class PathRow(msgspec.Struct, frozen=True, array_like=True, gc=False):
+    """A lead's path for the data-driven model, for each of ``conversions``.
 
-    From ``START`` (both ''): the path's first touch. To ``END``: the path ended there,
-    ``converted`` or not (other moves say False). The chain over channels is this one with
-    each campaign read as its channel: the moves between two campaigns of one channel become a
-    channel's moves to itself, which change no removal effect (``rules.markov``).
+    The path goes from the start through its campaigns (each with the channel its touch gave,
+    repeats in a row counted once) to a conversion (``converted``) or not. A path that did not
+    convert is the same for every kind the lead has not made: one row says it for them all.
+    The chain over channels is the chain over these campaigns with each read as its channel:
+    moves between two campaigns of one channel become a channel's moves to itself, which change
+    no removal effect (``rules.markov``).
     """
 
-    conversion: str
-    ended_on: date
+    conversions: tuple[str, ...]
+    dated_on: date
     converted: bool
-    from_campaign: str
-    from_channel: str
-    to_campaign: str
-    to_channel: str
+    states: tuple[tuple[str, str], ...]
 
 
 class EndValue(msgspec.Struct, frozen=True, array_like=True, gc=False):
     """The revenue of a converted path, by the campaign (and channel) it ended in."""
 
     conversion: str
-    ended_on: date
+    dated_on: date
     campaign: str
     channel: str
     currency: str
@@ -87,7 +86,7 @@ class LeadCredits(msgspec.Struct, frozen=True, array_like=True, gc=False):
 
     lead_id: str
     credits: tuple[CreditRow, ...]
-    moves: tuple[MoveRow, ...]
+    paths: tuple[PathRow, ...]
     values: tuple[EndValue, ...]
     outcomes: tuple[Outcome, ...]
 
@@ -146,12 +145,12 @@ def contribution(
         else _credit_rows(view, rules)
     )
     if same and old is not None and was.paths == now.paths:  # type: ignore[union-attr]
-        moves, values = old.moves, old.values
+        path_rows, values = old.paths, old.values
     else:
-        moves, values = _paths(view, rules)
+        path_rows, values = _paths(view, rules)
     kept = same and old is not None and was.outcomes == now.outcomes  # type: ignore[union-attr]
     found = old.outcomes if kept and old is not None else tuple(outcomes(view))
-    return LeadCredits(lead_id, credit_rows, moves, values, found)
+    return LeadCredits(lead_id, credit_rows, path_rows, values, found)
 
 
 def _credit_rows(view: LeadView, rules: Rulebook) -> tuple[CreditRow, ...]:
@@ -169,29 +168,29 @@ def _credit_rows(view: LeadView, rules: Rulebook) -> tuple[CreditRow, ...]:
     )
 
 
-def _paths(view: LeadView, rules: Rulebook) -> tuple[tuple[MoveRow, ...], tuple[EndValue, ...]]:
-    moves: list[MoveRow] = []
+def _paths(view: LeadView, rules: Rulebook) -> tuple[tuple[PathRow, ...], tuple[EndValue, ...]]:
+    rows: list[PathRow] = []
     values: list[EndValue] = []
-    collapsed: dict[int, list[tuple[str, str]]] = {}  # (the paths not converted share touches)
+    not_converted: list[str] = []
+    open_path: Path | None = None  # (the same touches for every kind not made)
     for path in paths(view, rules):
-        conversion, ended_on = path.conversion.value, path.ended_at.date()
-        states = collapsed.get(id(path.touches))
-        if states is None:
-            states = collapsed[id(path.touches)] = collapse(
-                (t.campaign, t.channel) for t in path.touches
-            )
-        for (source, via), (target, to) in zip(
-            [(START, START), *states], [*states, (END, END)], strict=True
-        ):
-            converted = path.converted and target == END
-            moves.append(MoveRow(conversion, ended_on, converted, source, via, target, to))
-        if path.converted:
-            campaign, channel = states[-1]
-            values.extend(
-                EndValue(conversion, ended_on, campaign, channel, currency, amount)
-                for currency, amount in view.revenue.items()
-            )
-    return tuple(moves), tuple(values)
+        if not path.converted:
+            not_converted.append(path.conversion.value)
+            open_path = path
+            continue
+        states = tuple(collapse((t.campaign, t.channel) for t in path.touches))
+        conversion, dated_on = path.conversion.value, path.dated_at.date()
+        rows.append(PathRow((conversion,), dated_on, converted=True, states=states))
+        campaign, channel = states[-1]
+        values.extend(
+            EndValue(conversion, dated_on, campaign, channel, currency, amount)
+            for currency, amount in view.revenue.items()
+        )
+    if open_path is not None:
+        states = tuple(collapse((t.campaign, t.channel) for t in open_path.touches))
+        dated_on = open_path.dated_at.date()
+        rows.append(PathRow(tuple(not_converted), dated_on, converted=False, states=states))
+    return tuple(rows), tuple(values)
 
 
 def read(tx: Transaction, slot: Slot, lead_ids: list[str]) -> dict[str, LeadCredits]:
@@ -294,7 +293,7 @@ class _Totals:
             other = after if sign < 0 else before
             if other is None or other.credits != part.credits:
                 self._credits(part.credits, sign)
-            if other is None or other.moves != part.moves or other.values != part.values:
+            if other is None or other.paths != part.paths or other.values != part.values:
                 self._paths(part, sign)
             if other is None or other.outcomes != part.outcomes:
                 self._outcomes(part.outcomes, sign)
@@ -313,18 +312,16 @@ class _Totals:
                 money[-1] += sign
 
     def _paths(self, c: LeadCredits, sign: int) -> None:
-        for move in c.moves:
-            self.moves[
-                move.conversion,
-                move.ended_on,
-                int(move.converted),
-                move.from_campaign,
-                move.from_channel,
-                move.to_campaign,
-                move.to_channel,
-            ][0] += sign
+        for path in c.paths:
+            ends = (*path.states, (END, END))
+            for conversion in path.conversions:
+                source = (START, START)
+                for i, target in enumerate(ends):
+                    converted = int(path.converted and i == len(path.states))
+                    self.moves[conversion, path.dated_on, converted, *source, *target][0] += sign
+                    source = target
         for v in c.values:
-            money = self.values[v.conversion, v.ended_on, v.campaign, v.channel, v.currency]
+            money = self.values[v.conversion, v.dated_on, v.campaign, v.channel, v.currency]
             money[0] += sign * v.amount_minor
             money[1] += sign
 
@@ -356,7 +353,7 @@ class _Totals:
             f"lifecycle_paths_{slot}",
             (
                 "conversion",
-                "ended_on",
+                "dated_on",
                 "converted",
                 "from_campaign",
                 "from_channel",
@@ -369,7 +366,7 @@ class _Totals:
         _add(
             tx,
             f"lifecycle_path_revenue_{slot}",
-            ("conversion", "ended_on", "last_campaign", "last_channel", "currency"),
+            ("conversion", "dated_on", "last_campaign", "last_channel", "currency"),
             ("amount_minor", "paths"),
             self.values,
         )

@@ -18,6 +18,7 @@ from lifecycle.contracts.lead_events import PUBLISHED, LeadEvent
 from lifecycle.domain.facts import Fact, Qualification, Spend, Touch, ordered
 from lifecycle.domain.vocabulary import Stage
 from lifecycle.projections import credit, funnel
+from lifecycle.projections.credit_keeper import CreditKeeper
 from lifecycle.projections.schema import STAGES
 from lifecycle.projections.sql import Slot, Transaction
 from lifecycle.rules import LeadFold, LeadView, Rulebook, StageMove, fold, folded
@@ -63,8 +64,6 @@ class _Written:
     history: tuple[StageMove, ...]
     revenue: dict[str, int]
     contribution: funnel.Contribution | None
-    credits: credit.LeadCredits | None
-    credit_inputs: credit.Inputs
 
 
 @dataclass
@@ -106,8 +105,8 @@ class _Writes:
     paid: dict[str, dict[str, int]] = field(default_factory=dict)
     removed: list[funnel.Contribution] = field(default_factory=list)
     added: list[funnel.Contribution] = field(default_factory=list)
-    credited: list[credit.Change] = field(default_factory=list)
-    """What leads added to attribution and quality before, and add now."""
+    folded: dict[str, LeadView | None] = field(default_factory=dict)
+    """The leads folded (None: merged away), for attribution and quality."""
 
 
 Folded = tuple[int, LeadView, list[datetime]]
@@ -124,14 +123,45 @@ class LeadsProjection:
     behind it.
     """
 
-    def __init__(self, rules: Rulebook, *, remember: int = 0) -> None:
+    def __init__(self, rules: Rulebook, *, remember: int = 0, defer_credits: bool = False) -> None:
+        """``defer_credits``: attribution and quality a transaction later (``credit_due``)."""
         self.rules = rules
         self._remember = remember
         self._leads: OrderedDict[str, _Remembered] = OrderedDict()
+        self.credits = CreditKeeper(rules, remember=remember, defer=defer_credits)
 
     def forget(self) -> None:
         """Drop the remembered leads (after a rollback, a rebalance, or a replay swapped in)."""
         self._leads.clear()
+        self.credits.forget()
+
+    def credit_due(self, tx: Transaction, slot: Slot, *, limit: int = 0) -> int:
+        """Credit the leads whose attribution and quality were deferred (at most ``limit``)."""
+        return self.credits.credit_due(tx, slot, self._newest, limit=limit)
+
+    def _newest(self, tx: Transaction, slot: Slot, keys: list[str]) -> dict[str, LeadView | None]:
+        """The newest fold of these leads (None: merged away): remembered, or from their facts."""
+        marks = ", ".join("?" * len(keys))
+        live = {
+            str(lead_id)
+            for lead_id, merged_into in tx.rows(
+                f"SELECT lead_id, merged_into FROM lifecycle_leads_{slot} "
+                f"WHERE lead_id IN ({marks})",
+                keys,
+            )
+            if merged_into is None
+        }
+        found: dict[str, LeadView | None] = dict.fromkeys(keys)
+        unread = []
+        for key in live:
+            remembered = self._leads.get(key)
+            if remembered is not None:
+                found[key] = remembered.fold.view()
+            else:
+                unread.append(key)
+        for key, facts in self._read_facts(tx, slot, unread).items():
+            found[key] = fold(facts, self.rules)
+        return found
 
     def apply(self, tx: Transaction, slot: Slot, events: Sequence[LeadEvent]) -> Changes:
         """Apply events in one transaction; which leads were folded again, which merged."""
@@ -290,13 +320,12 @@ class LeadsProjection:
             ],
         )
         funnel.update(tx, slot, writes.removed, writes.added)
-        credit.update(tx, slot, writes.credited)
+        self.credits.folded(tx, slot, writes.folded)
 
     def _plan(self, tx: Transaction, slot: Slot, leads: dict[str, Folded]) -> _Writes:
         """The rows to write for these folds, and what the funnel totals gain and lose."""
         unknown = [key for key in leads if (r := self._leads.get(key)) is None or not r.written]
         removed, merged = funnel.read_contributions(tx, slot, unknown)
-        credited = credit.read(tx, slot, unknown)
         writes = _Writes(removed=removed)
         for key, (version, view, contacts) in leads.items():
             entered: dict[str, datetime] = {}
@@ -307,10 +336,7 @@ class LeadsProjection:
             contribution = None if key in merged else _contribution(key, view, entered)
             remembered = self._leads.get(key)
             written = remembered.written if remembered is not None else None
-            inputs = credit.inputs(view)
-            before = written.credits if written is not None else credited.get(key)
-            adds = None if key in merged else self._credits(key, view, inputs, written)
-            writes.credited.append((before, adds))
+            writes.folded[key] = None if key in merged else view
             if written is None or written.history != view.history:
                 writes.moved[key] = view.history
             if written is None or written.revenue != view.revenue:
@@ -321,29 +347,12 @@ class LeadsProjection:
                 if contribution is not None:
                     writes.added.append(contribution)
             if remembered is not None:
-                remembered.written = _Written(
-                    view.history, view.revenue, contribution, adds, inputs
-                )
+                remembered.written = _Written(view.history, view.revenue, contribution)
         for key in merged:
             # Not remembered: that it is merged is only known from its row, so a later batch
             # must read that again (else its facts would count it in the funnel once more).
             self._leads.pop(key, None)
         return writes
-
-    def _credits(
-        self, key: str, view: LeadView, inputs: credit.Inputs, written: _Written | None
-    ) -> credit.LeadCredits | None:
-        """What a live lead adds to attribution and quality.
-
-        The parts made of what they were made of before are taken over: most facts change
-        nothing attribution reads, and a campaign touch mostly changes only the paths.
-        """
-        if written is None or written.credits is None:
-            return credit.contribution(key, view, self.rules)
-        if written.credit_inputs == inputs:
-            return written.credits
-        before = (written.credits, written.credit_inputs)
-        return credit.contribution(key, view, self.rules, before=before, now=inputs)
 
     @staticmethod
     def _upsert_leads(tx: Transaction, slot: Slot, rows: list[dict[str, object]]) -> None:
@@ -371,8 +380,7 @@ class LeadsProjection:
             self._leads.pop(lead_id, None)  # (its rows change here, and only here)
         live, _ = funnel.read_contributions(tx, slot, list(changes.merged))
         funnel.update(tx, slot, live, [])
-        gone = credit.read(tx, slot, list(changes.merged)).values()
-        credit.update(tx, slot, [(before, None) for before in gone])
+        self.credits.folded(tx, slot, dict.fromkeys(changes.merged))
         tx.executemany(
             f"UPDATE lifecycle_leads_{slot} SET merged_into = ? WHERE lead_id = ?",
             [(survivor, lead_id) for lead_id, survivor in changes.merged.items()],

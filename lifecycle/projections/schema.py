@@ -24,6 +24,7 @@ FUNNEL_COUNTS = (*(f"reached_{stage}" for stage in FUNNEL), *STEP_NAMES)
 
 # Per slot: what each lead adds to attribution and lead quality, and the totals of it.
 CREDIT_TABLES = (
+    "lifecycle_credits_due",
     "lifecycle_lead_credits",
     "lifecycle_attribution",
     "lifecycle_attribution_revenue",
@@ -221,8 +222,13 @@ def credit_tables(slot: str, dialect: str) -> list[str]:
     attributed_key = "conversion, converted_on, campaign, channel, month"
     # One column per heuristic model, then how many leads' credit is in the row.
     models = ", ".join(f"{model} {t['float']} NOT NULL" for model in HEURISTIC_MODELS)
-    path = f"conversion TEXT NOT NULL, ended_on {t['date']} NOT NULL"
+    path = f"conversion TEXT NOT NULL, dated_on {t['date']} NOT NULL"
     return [
+        # Leads folded since their attribution and quality were last worked out (the views
+        # worker does it a transaction later: projections/credit_keeper.py).
+        f"""CREATE TABLE IF NOT EXISTS lifecycle_credits_due_{slot} (
+            lead_id TEXT PRIMARY KEY
+        )""",
         # What each live lead adds to the totals below (taken back when it changes).
         f"""CREATE TABLE IF NOT EXISTS lifecycle_lead_credits_{slot} (
             lead_id TEXT PRIMARY KEY,
@@ -246,7 +252,7 @@ def credit_tables(slot: str, dialect: str) -> list[str]:
         )""",
         # The data-driven model's paths, as moves between campaigns (with their touches'
         # channel: '' and '' from: the start; to: the end, a conversion if the path converted),
-        # by the day the path ended.
+        # by the day a path counts on: its conversion's, or (not converted) its first touch's.
         f"""CREATE TABLE IF NOT EXISTS lifecycle_paths_{slot} (
             {path},
             converted INTEGER NOT NULL,
@@ -255,7 +261,7 @@ def credit_tables(slot: str, dialect: str) -> list[str]:
             to_campaign TEXT NOT NULL,
             to_channel TEXT NOT NULL,
             paths INTEGER NOT NULL,
-            PRIMARY KEY (conversion, ended_on, converted, from_campaign, from_channel,
+            PRIMARY KEY (conversion, dated_on, converted, from_campaign, from_channel,
                          to_campaign, to_channel)
         )""",
         f"""CREATE TABLE IF NOT EXISTS lifecycle_path_revenue_{slot} (
@@ -265,7 +271,7 @@ def credit_tables(slot: str, dialect: str) -> list[str]:
             currency TEXT NOT NULL,
             amount_minor {t["big"]} NOT NULL,
             paths INTEGER NOT NULL,
-            PRIMARY KEY (conversion, ended_on, last_campaign, last_channel, currency)
+            PRIMARY KEY (conversion, dated_on, last_campaign, last_channel, currency)
         )""",
         # Lead quality: what each lead counts for (acquired, a conversion, a purchase) in the
         # source it had from valid_from until valid_until (NULL: it still has it).

@@ -45,6 +45,8 @@ class ViewStore:
             # lose the last batches, but their offsets go with them, so they are read again.
             self._sqlite.execute("PRAGMA synchronous=NORMAL")
             self._sqlite.execute(f"PRAGMA busy_timeout={(parsed.lock_timeout or 30) * 1000}")
+            self._sqlite.execute("PRAGMA cache_size=-65536")
+            self._sqlite.execute("PRAGMA wal_autocheckpoint=10000")
         else:
             self._conninfo = parsed.conninfo
             self._connect_timeout = parsed.connect_timeout

@@ -141,14 +141,15 @@ class Credit(msgspec.Struct, frozen=True, gc=False):
 class Path(msgspec.Struct, frozen=True, gc=False):
     """The campaign touches a lead went through, for the data-driven model.
 
-    Converted: the credited touches up to the conversion, which ``ended_at`` is. Not
-    converted: the touches within the lookback before its latest one (``ended_at``).
+    Converted: the credited touches up to the conversion, dated on the conversion. Not
+    converted: the touches within the lookback before its latest one, dated on the first of
+    them (so that a later touch only adds a move at the end).
     """
 
     conversion: Conversion
     touches: tuple[CampaignTouch, ...]
     converted: bool
-    ended_at: datetime
+    dated_at: datetime
 
 
 def conversions(view: LeadView) -> dict[Conversion, datetime]:
@@ -233,7 +234,9 @@ def paths(view: LeadView, rules: Rulebook) -> list[Path]:
         if at is not None:
             touches = credited_touches(view, at, rules.lookback)
             if touches:
-                found.append(Path(conversion, touches, converted=True, ended_at=at))
+                found.append(Path(conversion, touches, converted=True, dated_at=at))
         else:
-            found.append(Path(conversion, open_touches, converted=False, ended_at=last))
+            found.append(
+                Path(conversion, open_touches, converted=False, dated_at=open_touches[0].at)
+            )
     return found

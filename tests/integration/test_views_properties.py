@@ -52,9 +52,10 @@ def recorded(tmp_path, seed: int, disorder: float) -> tuple[LeadLifecycle, ViewS
     cuts=st.lists(st.integers(1, 50), min_size=1, max_size=6),
     remember=st.sampled_from([0, 3, 10_000]),
     disorder=st.sampled_from([0.0, 0.1, 1.0]),
+    credit_every=st.sampled_from([0, 1, 3]),
 )
-def test_views_applied_in_any_batches_equal_a_full_replay_and_the_time_travel_fold(
-    tmp_path, seed, cuts, remember, disorder
+def test_views_applied_in_any_batches_equal_a_full_replay_and_the_time_travel_fold(  # noqa: PLR0917 (hypothesis passes what it draws by name)
+    tmp_path, seed, cuts, remember, disorder, credit_every
 ):
     app, store, config = recorded(tmp_path, seed, disorder)
     try:
@@ -63,14 +64,22 @@ def test_views_applied_in_any_batches_equal_a_full_replay_and_the_time_travel_fo
         rng = random.Random(seed)  # noqa: S311
         for event in rng.sample(events, len(events) // 10):  # the relay delivers at least once
             events.insert(rng.randrange(events.index(event), len(events) + 1), event)
-        # Remembering some or all folds between batches changes nothing.
-        projection, start = LeadsProjection(RULES, remember=remember), 0
-        for cut in [*cuts, len(events)]:  # as a live worker would, in batches of any size
+        # Remembering some or all folds between batches changes nothing; nor does crediting
+        # attribution a transaction later (every so many batches, in steps), as the worker does.
+        projection = LeadsProjection(RULES, remember=remember, defer_credits=credit_every > 0)
+        start = 0
+        for batch, cut in enumerate([*cuts, len(events)]):  # in batches of any size
             with store.transaction() as tx:
                 projection.apply(tx, live, events[start : start + cut])
+            if credit_every and batch % credit_every == 0:
+                with store.transaction() as tx:
+                    projection.credit_due(tx, live, limit=7)
             start += cut
             if start >= len(events):
                 break
+        if credit_every:
+            with store.transaction() as tx:
+                projection.credit_due(tx, live)
         replayed = fill_from_store(app, store, RULES, config)
 
         assert_same_tables(store, live, replayed)
