@@ -28,8 +28,8 @@ from lifecycle.projections.sql import Slot, Transaction
 from lifecycle.rules.outcomes import ACQUIRED, PAID
 
 By = Literal["campaign", "channel", "month"]
-# The columns of an outcome, as the totals and the one-by-one rows both give them.
-_COLUMNS = ("kind", "campaign", "channel", "acquired_month", "acquired_on", "days", "currency")
+# The column of the outcomes that names a source, for each way of naming sources.
+SOURCE = {"campaign": "campaign", "channel": "channel", "month": "acquired_month"}
 
 
 class Key(NamedTuple):
@@ -43,11 +43,24 @@ class Key(NamedTuple):
     acquired_on: date
     days: int
     currency: str
+    happened_on: date
+    """The day it happened: ``acquired_on`` + ``days``."""
 
     def group(self, by: By) -> str | None:
         """The source it counts in, as ``by`` names sources (None: no campaign)."""
         value = {"campaign": self.campaign, "channel": self.channel}.get(by, self.acquired_month)
         return value or None
+
+
+# A key's columns that an answer does not group by hold these.
+_ANY = Key("", "", "", "", date.min, 0, "", date.min)
+# Columns computed from the totals' own, as each database writes it.
+_COMPUTED = {
+    "happened_on": {
+        "sqlite": "date(acquired_on, '+' || days || ' days')",
+        "postgres": "acquired_on + days",
+    }
+}
 
 
 @dataclass(frozen=True)
@@ -63,21 +76,31 @@ Counts = dict[Key, list[int]]
 """Outcomes -> [how many, their amount]."""
 
 
-def outcome_counts(tx: Transaction, slot: Slot, asked: Asked, kinds: tuple[str, ...]) -> Counts:
-    """The outcomes of these kinds that held at ``asked.as_of``, summed per their columns."""
+def outcome_counts(
+    tx: Transaction, slot: Slot, asked: Asked, kinds: tuple[str, ...], columns: tuple[str, ...]
+) -> Counts:
+    """The outcomes of these kinds that held at ``asked.as_of``, summed per kind and ``columns``.
+
+    (Grouping by no more than an answer needs keeps the totals' query and its rows few.)
+    """
     counts: Counts = defaultdict(lambda: [0, 0])
     day = asked.as_of.astimezone(UTC).date()
     where, values = asked.period.where("acquired_on")
     marks = ", ".join("?" * len(kinds))
-    for kind, campaign, channel, month, acquired_on, days, currency, leads, amount in tx.rows(
-        f"SELECT {', '.join(_COLUMNS)}, SUM(leads), SUM(amount_minor) "
+    grouped = ", ".join(("kind", *(_COMPUTED.get(c, {}).get(tx.dialect, c) for c in columns)))
+    for *found, leads, amount in tx.rows(
+        f"SELECT {grouped}, SUM(leads), SUM(amount_minor) "
         f"FROM lifecycle_outcome_totals_{slot} WHERE kind IN ({marks}) AND {where} "
-        "AND valid_from_on < ? AND valid_until_on > ? "
-        f"GROUP BY {', '.join(_COLUMNS)}",
+        f"AND valid_from_on < ? AND valid_until_on > ? GROUP BY {grouped}",
         [*kinds, *values, day, day],
     ):
-        key = Key(kind, campaign, channel, month, _day(acquired_on), int(days), currency)
-        total = counts[key]
+        fields = dict(zip(("kind", *columns), found, strict=True))
+        for column in ("acquired_on", "happened_on"):
+            if column in fields:
+                fields[column] = _day(fields[column])
+        if "days" in fields:
+            fields["days"] = int(fields["days"])
+        total = counts[_ANY._replace(**fields)]
         total[0] += int(leads)
         total[1] += int(amount)
     midnight = datetime.combine(day, time(), UTC)
@@ -93,7 +116,9 @@ def outcome_counts(tx: Transaction, slot: Slot, asked: Asked, kinds: tuple[str, 
         acquired_on = _day(instant(acquired_at))
         if (since and acquired_on < since) or (until and acquired_on >= until):
             continue
-        total = counts[Key(kind, campaign, channel, month, acquired_on, int(days), currency)]
+        happened_on = acquired_on + timedelta(days=int(days))
+        full = Key(kind, campaign, channel, month, acquired_on, int(days), currency, happened_on)
+        total = counts[_ANY._replace(kind=kind, **{c: getattr(full, c) for c in columns})]
         total[0] += 1
         total[1] += int(amount)
     return counts
@@ -140,7 +165,7 @@ class Quality:
 def quality(tx: Transaction, slot: Slot, asked: Asked, by: By) -> Quality:
     """Per source: leads, conversions, rate with its interval, revenue per lead, and a test."""
     conversion = asked.conversion.value
-    counts = outcome_counts(tx, slot, asked, (ACQUIRED, conversion, PAID))
+    counts = outcome_counts(tx, slot, asked, (ACQUIRED, conversion, PAID), (SOURCE[by], "currency"))
     leads: dict[str | None, int] = defaultdict(int)
     converted: dict[str | None, int] = defaultdict(int)
     revenue: dict[str | None, dict[str, int]] = defaultdict(dict)
@@ -204,34 +229,32 @@ def cohorts(tx: Transaction, slot: Slot, asked: Asked, by: By) -> Cohorts:
     Leads too young to have converted by ``as_of`` are censored at their age, not counted as
     failures: a lead acquired 3 days before says nothing about day 10.
     """
-    conversion = asked.conversion.value
-    counts = outcome_counts(tx, slot, asked, (ACQUIRED, conversion))
+    conversion, source = asked.conversion.value, SOURCE[by]
     today = asked.as_of.astimezone(UTC).date()
+    # Conversions by the day after acquisition they came on; leads and conversions by the day
+    # of acquisition (what is left is censored at its age): two lists of days, not their product.
+    events: dict[str | None, dict[int, int]] = defaultdict(lambda: defaultdict(int))
+    for key, (n, _) in outcome_counts(tx, slot, asked, (conversion,), (source, "days")).items():
+        events[key.group(by)][key.days] += n
     acquired: dict[str | None, dict[date, int]] = defaultdict(lambda: defaultdict(int))
-    converted: dict[str | None, dict[date, dict[int, int]]] = defaultdict(
-        lambda: defaultdict(lambda: defaultdict(int))
-    )
-    for key, (n, _) in counts.items():
-        group = key.group(by)
+    converted: dict[str | None, dict[date, int]] = defaultdict(lambda: defaultdict(int))
+    kinds = (ACQUIRED, conversion)
+    for key, (n, _) in outcome_counts(tx, slot, asked, kinds, (source, "acquired_on")).items():
         if key.kind == ACQUIRED:
-            acquired[group][key.acquired_on] += n
-        if key.kind == conversion:
-            converted[group][key.acquired_on][key.days] += n
+            acquired[key.group(by)][key.acquired_on] += n
+        if key.kind == conversion:  # (``lead``: every lead converted, on day 0)
+            converted[key.group(by)][key.acquired_on] += n
     items = []
     for group in sorted(acquired, key=lambda g: (g is None, g or "")):
-        events: dict[int, int] = defaultdict(int)
         censored: dict[int, int] = defaultdict(int)
         for day, leads in acquired[group].items():
-            done = converted[group].get(day, {})
-            for days, n in done.items():
-                events[days] += n
-            censored[(today - day).days] += leads - sum(done.values())
-        curve = kaplan_meier(events, censored)
+            censored[(today - day).days] += leads - converted[group].get(day, 0)
+        curve = kaplan_meier(events[group], censored)
         items.append(
             Cohort(
                 group=group,
                 leads=sum(acquired[group].values()),
-                conversions=sum(events.values()),
+                conversions=sum(events[group].values()),
                 median_days=median_day(curve),
                 curve=curve,
             )
@@ -253,12 +276,12 @@ def trend(tx: Transaction, slot: Slot, asked: Asked) -> list[Week]:
     """New leads per week of acquisition and conversions per week of converting, per channel."""
     conversion = asked.conversion.value
     weeks: dict[tuple[date, str], list[int]] = defaultdict(lambda: [0, 0])
-    for key, (n, _) in outcome_counts(tx, slot, asked, (ACQUIRED, conversion)).items():
-        if key.kind == ACQUIRED:
-            weeks[_monday(key.acquired_on), key.channel][0] += n
+    columns = ("channel", "happened_on")
+    for key, (n, _) in outcome_counts(tx, slot, asked, (ACQUIRED, conversion), columns).items():
+        if key.kind == ACQUIRED:  # (acquired on the day it happened)
+            weeks[_monday(key.happened_on), key.channel][0] += n
         if key.kind == conversion:
-            converted_on = key.acquired_on + timedelta(days=key.days)
-            weeks[_monday(converted_on), key.channel][1] += n
+            weeks[_monday(key.happened_on), key.channel][1] += n
     return [
         Week(week, channel, leads, converted)
         for (week, channel), (leads, converted) in sorted(weeks.items())

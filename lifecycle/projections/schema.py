@@ -70,8 +70,21 @@ def instant(value: object) -> datetime | None:
 
 def _types(dialect: str) -> dict[str, str]:
     if dialect == "postgres":
-        return {"ts": "TIMESTAMPTZ", "float": "DOUBLE PRECISION", "big": "BIGINT", "date": "DATE"}
-    return {"ts": "TEXT", "float": "REAL", "big": "INTEGER", "date": "TEXT"}
+        return {
+            "ts": "TIMESTAMPTZ",
+            "float": "DOUBLE PRECISION",
+            "big": "BIGINT",
+            "date": "DATE",
+            "clustered": "",
+        }
+    # A table of totals read in key order: its rows kept in its key's B-tree (no rowid).
+    return {
+        "ts": "TEXT",
+        "float": "REAL",
+        "big": "INTEGER",
+        "date": "TEXT",
+        "clustered": " WITHOUT ROWID",
+    }
 
 
 def state_table() -> str:
@@ -241,7 +254,7 @@ def credit_tables(slot: str, dialect: str) -> list[str]:
             {models},
             conversions INTEGER NOT NULL,
             PRIMARY KEY ({attributed_key})
-        )""",
+        ){t["clustered"]}""",
         # The revenue (minor units) each model credits, per currency.
         f"""CREATE TABLE IF NOT EXISTS lifecycle_attribution_revenue_{slot} (
             {attributed},
@@ -249,7 +262,7 @@ def credit_tables(slot: str, dialect: str) -> list[str]:
             {models},
             conversions INTEGER NOT NULL,
             PRIMARY KEY ({attributed_key}, currency)
-        )""",
+        ){t["clustered"]}""",
         # The data-driven model's paths, as moves between campaigns (with their touches'
         # channel: '' and '' from: the start; to: the end, a conversion if the path converted),
         # by the day a path counts on: its conversion's, or (not converted) its first touch's.
@@ -263,7 +276,7 @@ def credit_tables(slot: str, dialect: str) -> list[str]:
             paths INTEGER NOT NULL,
             PRIMARY KEY (conversion, dated_on, converted, from_campaign, from_channel,
                          to_campaign, to_channel)
-        )""",
+        ){t["clustered"]}""",
         f"""CREATE TABLE IF NOT EXISTS lifecycle_path_revenue_{slot} (
             {path},
             last_campaign TEXT NOT NULL,
@@ -272,7 +285,7 @@ def credit_tables(slot: str, dialect: str) -> list[str]:
             amount_minor {t["big"]} NOT NULL,
             paths INTEGER NOT NULL,
             PRIMARY KEY (conversion, dated_on, last_campaign, last_channel, currency)
-        )""",
+        ){t["clustered"]}""",
         # Lead quality: what each lead counts for (acquired, a conversion, a purchase) in the
         # source it had from valid_from until valid_until (NULL: it still has it).
         f"""CREATE TABLE IF NOT EXISTS lifecycle_outcomes_{slot} (
@@ -315,7 +328,7 @@ def credit_tables(slot: str, dialect: str) -> list[str]:
             amount_minor {t["big"]} NOT NULL,
             PRIMARY KEY (kind, acquired_on, campaign, channel, acquired_month, days,
                          valid_from_on, valid_until_on, currency)
-        )""",
+        ){t["clustered"]}""",
     ]
 
 
