@@ -9,6 +9,7 @@ ended on the day of ``as_of`` itself are read one by one, to compare with the in
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Literal, NamedTuple
@@ -88,19 +89,19 @@ def outcome_counts(
     where, values = asked.period.where("acquired_on")
     marks = ", ".join("?" * len(kinds))
     grouped = ", ".join(("kind", *(_COMPUTED.get(c, {}).get(tx.dialect, c) for c in columns)))
+    # Where each selected column goes in a key, and how it is read.
+    places = [Key._fields.index(c) for c in ("kind", *columns)]
+    readers = [_READ.get(c, _same) for c in ("kind", *columns)]
+    template = list(_ANY)
     for *found, leads, amount in tx.rows(
         f"SELECT {grouped}, SUM(leads), SUM(amount_minor) "
         f"FROM lifecycle_outcome_totals_{slot} WHERE kind IN ({marks}) AND {where} "
         f"AND valid_from_on < ? AND valid_until_on > ? GROUP BY {grouped}",
         [*kinds, *values, day, day],
     ):
-        fields = dict(zip(("kind", *columns), found, strict=True))
-        for column in ("acquired_on", "happened_on"):
-            if column in fields:
-                fields[column] = _day(fields[column])
-        if "days" in fields:
-            fields["days"] = int(fields["days"])
-        total = counts[_ANY._replace(**fields)]
+        for place, read, value in zip(places, readers, found, strict=True):
+            template[place] = read(value)
+        total = counts[Key._make(template)]
         total[0] += int(leads)
         total[1] += int(amount)
     midnight = datetime.combine(day, time(), UTC)
@@ -124,11 +125,27 @@ def outcome_counts(
     return counts
 
 
+def _same(value: object) -> object:
+    return value
+
+
+def _int(value: object) -> object:
+    return int(value)  # type: ignore[call-overload]
+
+
 def _day(value: object) -> date:
     """A day as the databases give it back (a date, or ISO text on SQLite), or of an instant."""
     if isinstance(value, datetime):
         return value.astimezone(UTC).date()
     return value if isinstance(value, date) else date.fromisoformat(str(value))
+
+
+# How a column of the totals is read back (dates are text on SQLite).
+_READ: dict[str, Callable[[object], object]] = {
+    "acquired_on": _day,
+    "happened_on": _day,
+    "days": _int,
+}
 
 
 @dataclass
